@@ -1,0 +1,52 @@
+"""The `rag` application: one place that registers every command and maps errors to exit codes.
+
+Every command module is light to import: heavy libraries load inside the
+library functions the commands call, so `rag --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from rag.cli import output
+from rag.errors import RagError
+
+
+class _RagGroup(TyperGroup):
+    """Turns a `RagError` from any command into its message and exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RagError as exc:
+            output.error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_RagGroup,
+    name="rag",
+    help="pocketrag: a local model that answers from web search and your own files, with citations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# --- command registration: one line per command module ---------------------------------
+from rag.cli import ask_commands, model_commands  # noqa: E402
+
+app.command("ask")(ask_commands.ask)
+app.add_typer(model_commands.app, name="models")
+
+
+def main() -> None:
+    app(prog_name="rag")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

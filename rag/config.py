@@ -1,0 +1,122 @@
+"""Settings, resolved as flag > `RAG_*` environment > config file > default.
+
+`RAG_HOME` moves all state (config, indexes, caches); tests point it at a
+temporary folder. The config file is `$RAG_HOME/config.toml` with the same keys
+as the `Settings` fields, e.g. `model = "smollm2-135m"`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from rag.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_PREFIX = "RAG_"
+CONFIG_FILE = "config.toml"
+
+
+def rag_home() -> Path:
+    """Where pocketrag keeps its state: `$RAG_HOME`, else `~/.pocketrag`."""
+    return Path(os.environ.get("RAG_HOME") or Path.home() / ".pocketrag").expanduser()
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=rag_home)
+    # model runtime
+    model: str = "phi-3-mini"
+    max_tokens: int = 512
+    temperature: float = 0.0
+    context_cap: int = 4096
+    threads: int = 0  # 0: llama.cpp's own choice
+    seed: int = 0
+    openai_api_key: str = ""
+    # retrieval
+    k: int = 5
+    engine: str = "ddgs"
+    searxng_url: str = ""
+    region: str = "wt-wt"
+    safesearch: str = "moderate"
+    timelimit: str = ""
+    fetch: int = 0
+    allow_private_fetch: bool = False
+    search_cache_ttl: int = 86400
+    embedder: str = "all-MiniLM-L6-v2"
+    hybrid: bool = True
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.home / "indexes"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    def with_overrides(self, **flags: Any) -> Settings:
+        """Apply command-line flags; a flag left at None keeps the lower layer's value."""
+        return replace(self, **{k: v for k, v in flags.items() if v is not None})
+
+
+def _coerce(name: str, raw: Any, kind: type, origin: str) -> Any:
+    if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
+        return raw
+    text = str(raw).strip()
+    try:
+        if kind is bool:
+            lowered = text.lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(text)
+        return kind(text)
+    except ValueError:
+        raise UsageError(
+            f"{origin}: {name} must be a {kind.__name__}, got {raw!r}."
+        ) from None
+
+
+_TYPES: dict[str, type] = {
+    f.name: type(f.default) for f in fields(Settings) if f.name != "home"
+}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Cannot read config file {path}: {exc}. Fix or remove it.") from None
+    unknown = sorted(set(data) - set(_TYPES))
+    if unknown:
+        raise UsageError(
+            f"Unknown setting(s) in {path}: {', '.join(unknown)}. "
+            f"Known settings: {', '.join(sorted(_TYPES))}."
+        )
+    return data
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Resolve every setting through the four layers; `flags` are the top layer."""
+    home = Path(flags.pop("home", None) or rag_home()).expanduser()
+    file_values = read_config_file(home / CONFIG_FILE)
+    values: dict[str, Any] = {}
+    for name, kind in _TYPES.items():
+        env_name = ENV_PREFIX + name.upper()
+        if flags.get(name) is not None:
+            values[name] = flags[name]
+        elif env_name in os.environ:
+            values[name] = _coerce(name, os.environ[env_name], kind, env_name)
+        elif name in file_values:
+            values[name] = _coerce(name, file_values[name], kind, str(home / CONFIG_FILE))
+    return Settings(home=home, **values)

@@ -1,0 +1,68 @@
+"""Plain dataclasses that cross the seams between parts (DESIGN.md)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass
+class Passage:
+    """One piece of evidence. `origin` is `web` or `index:NAME`; `location` a URL or path#chunk."""
+
+    text: str
+    title: str
+    location: str
+    origin: str
+    score: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    """A passage as it was numbered in the prompt; `id` is the number the answer cites."""
+
+    id: int
+    title: str
+    location: str
+    origin: str
+    score: float
+    text: str
+
+    @classmethod
+    def from_passage(cls, number: int, passage: Passage) -> Source:
+        return cls(
+            id=number,
+            title=passage.title,
+            location=passage.location,
+            origin=passage.origin,
+            score=round(float(passage.score), 6),
+            text=passage.text,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Timings:
+    """What one generation cost. Token counts are in the model's own tokens."""
+
+    load_s: float = 0.0
+    prompt_tokens: int = 0
+    ttft_s: float = 0.0
+    completion_tokens: int = 0
+    tokens_per_s: float = 0.0
+    total_s: float = 0.0
+    cached_prompt_tokens: int = 0
