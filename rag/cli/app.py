@@ -38,9 +38,10 @@ app = typer.Typer(
 )
 
 # --- command registration: one line per command module ---------------------------------
-from rag.cli import ask_commands, model_commands  # noqa: E402
+from rag.cli import ask_commands, model_commands, search_command  # noqa: E402
 
 app.command("ask")(ask_commands.ask)
+app.command("search")(search_command.search)
 app.add_typer(model_commands.app, name="models")
 
 

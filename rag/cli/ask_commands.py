@@ -1,0 +1,76 @@
+"""`rag ask`: one question, answered from the requested sources, streamed."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from rag.cli import output
+from rag.cli.options import (
+    EngineOption,
+    FetchOption,
+    IndexOption,
+    JsonOption,
+    KOption,
+    MaxTokensOption,
+    ModelOption,
+    SearchOption,
+    TemperatureOption,
+)
+from rag.config import load_settings
+
+
+def ask(
+    question: str = typer.Argument(..., help="The question to answer."),
+    search: SearchOption = False,
+    index: IndexOption = None,
+    model: ModelOption = None,
+    k: KOption = None,
+    max_tokens: MaxTokensOption = None,
+    temperature: TemperatureOption = None,
+    engine: EngineOption = None,
+    fetch: FetchOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Answer QUESTION with a local model, citing web results (--search) or your index (--index)."""
+    from rag.orchestrator import ask as answer_question
+    from rag.retrieval import source_specs
+
+    settings = load_settings(
+        model=model, k=k, max_tokens=max_tokens, temperature=temperature, engine=engine, fetch=fetch
+    )
+    streaming = not json_output
+
+    def stream(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    result = answer_question(
+        question,
+        settings=settings,
+        sources=source_specs(web=search, indexes=index),
+        on_text=stream if streaming else None,
+    )
+    if json_output:
+        output.print_json(result.as_dict())
+        return
+    sys.stdout.write("\n")
+    print_sources(result.sources)
+    for warning in result.warnings:
+        output.warn(warning)
+    t = result.timings
+    output.err.print(
+        f"{result.model}: {t['prompt_tokens']} prompt tokens, first token after {t['ttft_s']:.2f}s, "
+        f"{t['completion_tokens']} tokens at {t['tokens_per_s']:.1f}/s, {t['total_s']:.2f}s in all",
+        style="dim",
+        markup=False,
+    )
+
+
+def print_sources(sources: list) -> None:
+    if not sources:
+        return
+    output.out.print("\nSources:", style="bold", markup=False)
+    for source in sources:
+        output.out.print(f"[{source.id}] {source.title} — {source.location}", markup=False)

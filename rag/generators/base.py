@@ -1,0 +1,96 @@
+"""The Generator seam: one small protocol, a streamed result, and a registry by name."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from rag.config import Settings
+from rag.types import Message, Timings
+
+
+class Generation:
+    """A streamed answer. Iterate for text chunks as they arrive; once the stream
+    ends, `text` is the whole answer and `timings` is complete."""
+
+    def __init__(self, chunks: Iterator[str], timings: Timings) -> None:
+        self._chunks = chunks
+        self._parts: list[str] = []
+        self._done = False
+        self.timings = timings
+
+    def __iter__(self) -> Iterator[str]:
+        if self._done:
+            yield from self._parts
+            return
+        for chunk in self._chunks:
+            self._parts.append(chunk)
+            yield chunk
+        self._done = True
+
+    @property
+    def text(self) -> str:
+        if not self._done:
+            for _ in self:
+                pass
+        return "".join(self._parts)
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A chat model. Token counts are in the model's own tokens, so prompt packing is exact."""
+
+    model_name: str
+    context_size: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens the rendered chat prompt takes, template included."""
+        ...
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+    ) -> Generation: ...
+
+
+GeneratorFactory = Callable[[str, Settings], Generator]
+
+#: Generator backends keyed by the prefix of a model spec (`openai:URL#MODEL`).
+#: Specs without a registered prefix go to `llama` (a local GGUF via llama-cpp-python).
+REGISTRY: dict[str, GeneratorFactory] = {}
+
+
+def register_generator(prefix: str, factory: GeneratorFactory) -> None:
+    REGISTRY[prefix] = factory
+
+
+class TimedStream:
+    """Fills `Timings` from a stream of (text, tokens_in_chunk) pairs as a caller consumes it."""
+
+    def __init__(self, timings: Timings) -> None:
+        self.timings = timings
+
+    def wrap(self, pieces: Iterator[tuple[str, int]]) -> Iterator[str]:
+        """Time starts when the caller first asks for text, not when the stream was made."""
+        timings = self.timings
+        started = time.perf_counter()
+        first_at: float | None = None
+        for text, n_tokens in pieces:
+            now = time.perf_counter()
+            if first_at is None:
+                first_at = now
+                timings.ttft_s = now - started
+            timings.completion_tokens += n_tokens
+            if text:
+                yield text
+        ended = time.perf_counter()
+        timings.total_s = ended - started
+        decode_s = ended - (first_at or ended)
+        if timings.completion_tokens > 1 and decode_s > 0:
+            timings.tokens_per_s = (timings.completion_tokens - 1) / decode_s

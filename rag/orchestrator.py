@@ -1,0 +1,184 @@
+"""question -> retrievers -> merge -> pack into the token budget -> prompt -> streamed answer.
+
+`ask` is the one entry point for `rag ask`, `rag chat` and the eval suite, so
+closed-book and retrieval-augmented answers go through identical code and only
+the evidence differs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import prompts
+from rag.config import Settings
+from rag.errors import PromptTooLong, SearchUnavailable, UsageError
+from rag.generators import Generator, load_generator
+from rag.packing import format_sources, pack_passages
+from rag.ranking import merge_ranked
+from rag.retrieval import Retriever, build_retriever
+from rag.types import Message, Passage, Source
+
+#: Tokens kept free besides the answer, for template joins the per-part counts cannot see.
+SAFETY_MARGIN_TOKENS = 16
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    model: str
+    sources: list[Source]
+    timings: dict[str, float | int]
+    warnings: list[str] = field(default_factory=list)
+    prompt: list[Message] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `rag ask --json` object (DESIGN.md)."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "model": self.model,
+            "sources": [s.as_dict() for s in self.sources],
+            "timings": self.timings,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class Retrieved:
+    passages: list[Passage]
+    warnings: list[str]
+    seconds: float
+
+
+def validate_question(question: str) -> str:
+    text = question.strip()
+    if not text:
+        raise UsageError("The question is empty. Ask something, e.g. rag ask \"Who wrote Emma?\"")
+    return text
+
+
+def retrieve_all(retrievers: Sequence[Retriever], query: str, k: int) -> Retrieved:
+    """Ask every source at once. A source that is down becomes a warning while another
+    source still answers; when every source is down, that is an error, never a silently
+    ungrounded answer."""
+    started = time.perf_counter()
+    if not retrievers:
+        return Retrieved([], [], 0.0)
+
+    def run(retriever: Retriever) -> list[Passage] | SearchUnavailable:
+        try:
+            return retriever.retrieve(query, k)
+        except SearchUnavailable as exc:
+            return exc
+
+    if len(retrievers) == 1:
+        outcomes = [run(retrievers[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=len(retrievers)) as pool:
+            outcomes = list(pool.map(run, retrievers))
+    failures = [o for o in outcomes if isinstance(o, SearchUnavailable)]
+    if failures and len(failures) == len(outcomes):
+        raise failures[0]
+    lists = [o for o in outcomes if not isinstance(o, SearchUnavailable)]
+    warnings = [f"{exc} Answering from the other sources." for exc in failures]
+    return Retrieved(merge_ranked(lists), warnings, time.perf_counter() - started)
+
+
+def build_prompt(
+    question: str,
+    passages: Sequence[Passage],
+    generator: Generator,
+    *,
+    max_tokens: int,
+    family: str,
+    history: Sequence[Message] = (),
+) -> tuple[list[Message], list[Passage]]:
+    """The messages and the passages that fit, numbered 1..n in rank order."""
+    if not passages:
+        template = prompts.load(f"{family}_closed_book")
+        return template.render(list(history), question=question), []
+    template = prompts.load(f"{family}_with_sources")
+    frame = generator.count_prompt_tokens(template.render(list(history), question=question, sources=""))
+    budget = generator.context_size - frame - max_tokens - SAFETY_MARGIN_TOKENS
+    packed = pack_passages(passages, budget=budget, count_tokens=generator.count_tokens)
+    messages = template.render(list(history), question=question, sources=format_sources(packed))
+    return messages, packed
+
+
+def ask(
+    question: str,
+    *,
+    settings: Settings,
+    sources: Sequence[str] = (),
+    retrievers: Sequence[Retriever] | None = None,
+    generator: Generator | None = None,
+    history: Sequence[Message] = (),
+    search_query: str | None = None,
+    family: str = "answer",
+    on_text: Callable[[str], None] | None = None,
+    retrieved: Retrieved | None = None,
+) -> Answer:
+    """Answer `question` from the given sources (none: closed-book).
+
+    `sources` are specs (`web`, `index:NAME`); `retrievers` overrides them with
+    ready objects (tests, evals). `search_query` is what the retrievers get when it
+    differs from the question (a chat follow-up rewritten to stand alone).
+    `retrieved` lets a caller that already searched (an eval replay) skip retrieval.
+    """
+    question = validate_question(question)
+    started = time.perf_counter()
+    if retrieved is None:
+        if retrievers is None:
+            retrievers = [build_retriever(spec, settings) for spec in sources]
+        retrieved = retrieve_all(retrievers, search_query or question, settings.k)
+    warnings = list(retrieved.warnings)
+    if (retrievers or sources) and not retrieved.passages:
+        warnings.append("No passages were found; answering without sources.")
+    generator = generator or load_generator(settings)
+
+    candidates = list(retrieved.passages)
+    while True:
+        messages, packed = build_prompt(
+            question, candidates, generator,
+            max_tokens=settings.max_tokens, family=family, history=history,
+        )
+        try:
+            generation = generator.generate(
+                messages, max_tokens=settings.max_tokens, temperature=settings.temperature
+            )
+            break
+        except PromptTooLong:
+            if not packed:
+                raise
+            candidates = packed[:-1]  # the per-block estimate was off by a few tokens
+    for chunk in generation:
+        if on_text:
+            on_text(chunk)
+    text = generation.text.strip()
+    t = generation.timings
+    timings = {
+        "retrieval_s": round(retrieved.seconds, 4),
+        "prompt_tokens": t.prompt_tokens,
+        "ttft_s": round(t.ttft_s, 4),
+        "completion_tokens": t.completion_tokens,
+        "tokens_per_s": round(t.tokens_per_s, 2),
+        "total_s": round(time.perf_counter() - started, 4),
+        "load_s": round(t.load_s, 4),
+        "cached_prompt_tokens": t.cached_prompt_tokens,
+    }
+    return Answer(
+        question=question,
+        answer=text,
+        model=generator.model_name,
+        sources=[Source.from_passage(i, p) for i, p in enumerate(packed, start=1)],
+        timings=timings,
+        warnings=warnings,
+        prompt=messages,
+    )
+
+
