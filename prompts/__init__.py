@@ -60,7 +60,7 @@ def load(name: str) -> PromptTemplate:
     text = path.read_text(encoding="utf-8")
     parts = _SECTION.split(text)
     sections = tuple(
-        (role, body.strip("\n")) for role, body in zip(parts[1::2], parts[2::2])
+        (role, body.strip("\n")) for role, body in zip(parts[1::2], parts[2::2], strict=True)
     )
     if not sections:
         raise UsageError(f"Prompt template {path} has no [system] or [user] section.")

@@ -80,14 +80,11 @@ def _coerce(name: str, raw: Any, kind: type, origin: str) -> Any:
             raise ValueError(text)
         return kind(text)
     except ValueError:
-        raise UsageError(
-            f"{origin}: {name} must be a {kind.__name__}, got {raw!r}."
-        ) from None
+        wanted = {int: "a whole number", float: "a number", bool: "true or false"}.get(kind, "text")
+        raise UsageError(f"{origin}: {name} must be {wanted}, got {raw!r}.") from None
 
 
-_TYPES: dict[str, type] = {
-    f.name: type(f.default) for f in fields(Settings) if f.name != "home"
-}
+_TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(Settings) if f.name != "home"}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -12,9 +12,12 @@ Hub files go to the standard Hugging Face cache, so `HF_HOME` and `HF_HUB_OFFLIN
 from __future__ import annotations
 
 import importlib.metadata
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlparse
 
 from rag.errors import ModelUnavailable, UsageError
 
@@ -58,8 +61,10 @@ class HubModel:
         found = self.locate()
         if found:
             return found
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import constants, hf_hub_download
 
+        if not constants.HF_HUB_OFFLINE:
+            _check_reachable(constants.ENDPOINT, self._unavailable_message)
         try:
             return Path(hf_hub_download(self.repo_id, self.filename))
         except Exception as exc:  # the hub raises many kinds; all mean "not here, can't get it"
@@ -76,6 +81,19 @@ class HubModel:
             f"When online, run `rag models pull {self.name}`; to answer offline now, "
             f"use the bundled model: `--model {OFFLINE_MODEL}` (or RAG_MODEL={OFFLINE_MODEL})."
         )
+
+
+def _check_reachable(endpoint: str, message: Callable[[Exception], str]) -> None:
+    """Fail in a second when the hub's host cannot be reached at all, instead of letting
+    the hub client retry with back-off for half a minute before saying the same."""
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=10).close()
+    except OSError as exc:
+        raise ModelUnavailable(
+            message(ConnectionError(f"cannot connect to {url.hostname}:{port}: {exc}"))
+        ) from exc
 
 
 @dataclass(frozen=True)

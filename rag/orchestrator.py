@@ -58,7 +58,7 @@ class Retrieved:
 def validate_question(question: str) -> str:
     text = question.strip()
     if not text:
-        raise UsageError("The question is empty. Ask something, e.g. rag ask \"Who wrote Emma?\"")
+        raise UsageError('The question is empty. Ask something, e.g. rag ask "Who wrote Emma?"')
     return text
 
 
@@ -103,7 +103,9 @@ def build_prompt(
         template = prompts.load(f"{family}_closed_book")
         return template.render(list(history), question=question), []
     template = prompts.load(f"{family}_with_sources")
-    frame = generator.count_prompt_tokens(template.render(list(history), question=question, sources=""))
+    frame = generator.count_prompt_tokens(
+        template.render(list(history), question=question, sources="")
+    )
     budget = generator.context_size - frame - max_tokens - SAFETY_MARGIN_TOKENS
     packed = pack_passages(passages, budget=budget, count_tokens=generator.count_tokens)
     messages = template.render(list(history), question=question, sources=format_sources(packed))
@@ -144,8 +146,12 @@ def ask(
     candidates = list(retrieved.passages)
     while True:
         messages, packed = build_prompt(
-            question, candidates, generator,
-            max_tokens=settings.max_tokens, family=family, history=history,
+            question,
+            candidates,
+            generator,
+            max_tokens=settings.max_tokens,
+            family=family,
+            history=history,
         )
         try:
             generation = generator.generate(
@@ -180,5 +186,3 @@ def ask(
         warnings=warnings,
         prompt=messages,
     )
-
-

@@ -59,12 +59,16 @@ class FakeGenerator:
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
         return sum(self.count_tokens(m.content) + 4 for m in messages)
 
-    def generate(self, messages: Sequence[Message], *, max_tokens: int, temperature: float = 0.0) -> Generation:
+    def generate(
+        self, messages: Sequence[Message], *, max_tokens: int, temperature: float = 0.0
+    ) -> Generation:
         from rag.errors import PromptTooLong
 
         prompt_tokens = self.count_prompt_tokens(messages)
         if prompt_tokens + max_tokens > self.context_size:
-            raise PromptTooLong("too long", prompt_tokens=prompt_tokens, limit=self.context_size - max_tokens)
+            raise PromptTooLong(
+                "too long", prompt_tokens=prompt_tokens, limit=self.context_size - max_tokens
+            )
         self.calls.append(list(messages))
         words = self.reply(list(messages)).split(" ")[:max_tokens]
 

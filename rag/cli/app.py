@@ -30,7 +30,8 @@ class _RagGroup(TyperGroup):
 app = typer.Typer(
     cls=_RagGroup,
     name="rag",
-    help="pocketrag: a local model that answers from web search and your own files, with citations.",
+    help="pocketrag: a local model that answers from web search and your own files, "
+    "with citations.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -43,6 +44,10 @@ from rag.cli import ask_commands, model_commands, search_command  # noqa: E402
 app.command("ask")(ask_commands.ask)
 app.command("search")(search_command.search)
 app.add_typer(model_commands.app, name="models")
+from rag.cli import index_commands  # noqa: E402
+
+app.command("index")(index_commands.index)
+app.add_typer(index_commands.indexes_app, name="indexes")
 
 
 def main() -> None:

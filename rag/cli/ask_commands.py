@@ -61,7 +61,8 @@ def ask(
         output.warn(warning)
     t = result.timings
     output.err.print(
-        f"{result.model}: {t['prompt_tokens']} prompt tokens, first token after {t['ttft_s']:.2f}s, "
+        f"{result.model}: {t['prompt_tokens']} prompt tokens, "
+        f"first token after {t['ttft_s']:.2f}s, "
         f"{t['completion_tokens']} tokens at {t['tokens_per_s']:.1f}/s, {t['total_s']:.2f}s in all",
         style="dim",
         markup=False,

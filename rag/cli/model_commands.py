@@ -7,7 +7,9 @@ import typer
 from rag.cli import output
 from rag.cli.options import JsonOption
 
-app = typer.Typer(help="List and download models.", invoke_without_command=True, no_args_is_help=False)
+app = typer.Typer(
+    help="List and download models.", invoke_without_command=True, no_args_is_help=False
+)
 
 
 @app.callback()

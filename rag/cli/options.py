@@ -5,41 +5,42 @@ A flag left unset is None, so the lower settings layers (env, config file) apply
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 SearchOption = Annotated[bool, typer.Option("--search", "-s", help="Search the web for evidence.")]
 IndexOption = Annotated[
-    Optional[list[str]],  # noqa: UP007 - typer needs Optional here on Python 3.10
+    list[str] | None,  # noqa: UP007 - typer needs Optional here on Python 3.10
     typer.Option("--index", "-i", help="Draw on this local index (repeatable)."),
 ]
 ModelOption = Annotated[
-    Optional[str],  # noqa: UP007
+    str | None,  # noqa: UP007
     typer.Option(
-        "--model", "-m",
+        "--model",
+        "-m",
         help="Alias (phi-3-mini, smollm2-135m), a .gguf path, hf:OWNER/REPO/FILE.gguf, "
         "or openai:URL#MODEL. Env: RAG_MODEL.",
     ),
 ]
 KOption = Annotated[
-    Optional[int],  # noqa: UP007
+    int | None,  # noqa: UP007
     typer.Option("--k", "-k", min=1, max=100, help="Passages to retrieve per source. Env: RAG_K."),
 ]
 MaxTokensOption = Annotated[
-    Optional[int],  # noqa: UP007
+    int | None,  # noqa: UP007
     typer.Option("--max-tokens", min=1, help="Longest answer, in tokens. Env: RAG_MAX_TOKENS."),
 ]
 TemperatureOption = Annotated[
-    Optional[float],  # noqa: UP007
+    float | None,  # noqa: UP007
     typer.Option("--temperature", min=0.0, help="0 is greedy (default). Env: RAG_TEMPERATURE."),
 ]
 EngineOption = Annotated[
-    Optional[str],  # noqa: UP007
+    str | None,  # noqa: UP007
     typer.Option("--engine", help="Web search engine: ddgs or searxng. Env: RAG_ENGINE."),
 ]
 FetchOption = Annotated[
-    Optional[int],  # noqa: UP007
+    int | None,  # noqa: UP007
     typer.Option("--fetch", min=0, max=10, help="Read the top N result pages, not only snippets."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]

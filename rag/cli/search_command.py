@@ -40,7 +40,9 @@ def search(
         output.err.print("No results.", markup=False)
         return
     for r in results:
-        output.out.print(f"[{r.id}] {r.title}  ({r.origin}, score {r.score:.3f})", style="bold", markup=False)
+        output.out.print(
+            f"[{r.id}] {r.title}  ({r.origin}, score {r.score:.3f})", style="bold", markup=False
+        )
         output.out.print(f"    {r.location}", style="cyan", markup=False)
         snippet = " ".join(r.text.split())
         output.out.print(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}\n", markup=False)

@@ -165,7 +165,7 @@ class LlamaGenerator:
 
 def _common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
     n = 0
-    for a, b in zip(cached, tokens):
+    for a, b in zip(cached, tokens, strict=False):
         if a != b:
             break
         n += 1

@@ -1,0 +1,107 @@
+"""`rag ask` and friends through the CLI: JSON shape, exit codes, no tracebacks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FakeGenerator
+from typer.testing import CliRunner
+
+from rag.cli.app import app
+
+runner = CliRunner()
+
+
+def test_help_lists_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("ask", "search", "models"):
+        assert command in result.stdout
+
+
+def test_ask_json_with_fake_model(fake_model: FakeGenerator) -> None:
+    result = runner.invoke(app, ["ask", "Who wrote Emma?", "--model", "fake:", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["answer"] == "Jane Austen wrote it [1]."
+    assert payload["sources"] == [] and payload["warnings"] == []
+
+
+@pytest.mark.parametrize("question", ["", "   "])
+def test_empty_question_exits_2(question: str, fake_model: FakeGenerator) -> None:
+    result = runner.invoke(app, ["ask", question, "--model", "fake:"])
+    assert result.exit_code == 2
+    assert "question is empty" in result.output
+    assert fake_model.calls == []
+
+
+def test_unknown_model_exits_2() -> None:
+    result = runner.invoke(app, ["ask", "q", "--model", "no-such-model"])
+    assert result.exit_code == 2 and "Unknown model" in result.output
+
+
+def test_search_needs_a_source() -> None:
+    result = runner.invoke(app, ["search", "q"])
+    assert result.exit_code == 2 and "--index" in result.output
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env["RAG_HOME"] = str(tmp_path / "home")
+    return env
+
+
+def test_ask_streams_a_real_answer_with_smollm2(tmp_path: Path) -> None:
+    """End to end in a fresh process: the bundled model really generates tokens."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rag.cli.app",
+            "ask",
+            "Who wrote Pride and Prejudice?",
+            "--model",
+            "smollm2-135m",
+            "--max-tokens",
+            "32",
+            "--json",
+        ],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"question", "answer", "model", "sources", "timings", "warnings"}
+    assert payload["model"] == "smollm2-135m"
+    assert payload["answer"].strip()
+    timings = payload["timings"]
+    for key in (
+        "retrieval_s",
+        "prompt_tokens",
+        "ttft_s",
+        "completion_tokens",
+        "tokens_per_s",
+        "total_s",
+    ):
+        assert key in timings
+    assert 1 <= timings["completion_tokens"] <= 32 and timings["prompt_tokens"] > 10
+    assert timings["tokens_per_s"] > 0
+
+
+def test_ask_plain_output_streams_to_stdout_and_stats_to_stderr(tmp_path: Path) -> None:
+    env = _env(tmp_path) | {"RAG_MODEL": "smollm2-135m", "RAG_MAX_TOKENS": "16"}
+    result = subprocess.run(
+        [sys.executable, "-m", "rag.cli.app", "ask", "Name a colour."],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert "smollm2-135m:" in result.stderr and "tokens at" in result.stderr

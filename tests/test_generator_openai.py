@@ -1,0 +1,108 @@
+"""The OpenAI-compatible generator against a real llama-cpp-python server on 127.0.0.1."""
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli.app import app
+from rag.config import load_settings
+from rag.errors import GenerationError, PromptTooLong
+from rag.generators import load_generator
+from rag.generators.openai_http import OpenAIGenerator, wait_until_ready
+from rag.types import Message
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from rag.models import ALIASES
+
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(ALIASES["smollm2-135m"].fetch()),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "1024",
+                "--model_alias",
+                "smol",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        if not wait_until_ready(url, timeout_s=120):
+            pytest.fail(f"llama_cpp.server did not start: {Path(log).read_text()[-2000:]}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_streams_from_a_real_server(server_url: str) -> None:
+    generator = load_generator(load_settings(context_cap=1024), f"openai:{server_url}#smol")
+    assert isinstance(generator, OpenAIGenerator)
+    messages = [Message("user", "What is the capital of France?")]
+    generation = generator.generate(messages, max_tokens=20)
+    chunks = list(generation)
+    assert "".join(chunks).strip()
+    assert 1 <= generation.timings.completion_tokens <= 20
+    assert generation.timings.prompt_tokens > 5
+    # The server's own tokenizer counts tokens, not an estimate.
+    assert generator.exact_token_counts
+    assert generator.count_tokens("hello world") in (2, 3)
+
+
+def test_prompt_over_the_context_is_refused(server_url: str) -> None:
+    generator = OpenAIGenerator(server_url, "smol", context_size=256)
+    with pytest.raises(PromptTooLong):
+        generator.generate([Message("user", "word " * 400)], max_tokens=16)
+
+
+def test_cli_ask_through_the_server(server_url: str) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "ask",
+            "Name a fruit.",
+            "--model",
+            f"openai:{server_url}#smol",
+            "--max-tokens",
+            "12",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["answer"] and payload["timings"]["completion_tokens"] >= 1
+
+
+def test_unreachable_server_is_a_clear_runtime_error() -> None:
+    generator = OpenAIGenerator(f"http://127.0.0.1:{_free_port()}/v1", "x")
+    with pytest.raises(GenerationError, match="Cannot reach the model server"):
+        _ = generator.generate([Message("user", "hi")], max_tokens=4).text
+    result = CliRunner().invoke(
+        app, ["ask", "hi", "--model", f"openai:http://127.0.0.1:{_free_port()}/v1"]
+    )
+    assert result.exit_code == 1 and "Cannot reach the model server" in result.output

@@ -1,0 +1,81 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.errors import ModelUnavailable, UsageError
+from rag.models import ALIASES, FileModel, HubModel, PackagedModel, resolve_model
+
+
+def test_aliases_and_specs(tmp_path: Path) -> None:
+    assert resolve_model("phi-3-mini") is ALIASES["phi-3-mini"]
+    hub = resolve_model("hf:owner/repo/sub/model-q4.gguf")
+    assert isinstance(hub, HubModel)
+    assert (hub.repo_id, hub.filename) == ("owner/repo", "sub/model-q4.gguf")
+    local = resolve_model(str(tmp_path / "m.gguf"))
+    assert isinstance(local, FileModel) and local.locate() is None
+    with pytest.raises(UsageError, match="No model file"):
+        local.fetch()
+    for bad in ("hf:owner/repo", "hf:owner/repo/file.bin", "no-such-model"):
+        with pytest.raises(UsageError):
+            resolve_model(bad)
+
+
+def test_bundled_model_is_found_without_network(smollm2_path: Path) -> None:
+    assert smollm2_path.suffix == ".gguf" and smollm2_path.stat().st_size > 50_000_000
+    missing = PackagedModel(name="x", distribution="no-such-distribution")
+    assert missing.locate() is None
+    with pytest.raises(ModelUnavailable, match="pip install no-such-distribution"):
+        missing.fetch()
+
+
+def _offline_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "HF_"))}
+    env.update(
+        RAG_HOME=str(tmp_path / "home"),
+        HF_HOME=str(tmp_path / "hf"),
+        HF_ENDPOINT="http://127.0.0.1:9",
+    )  # nothing listens on the discard port
+    return env
+
+
+def test_missing_default_model_with_unreachable_hub_exits_1(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rag.cli.app", "ask", "Who wrote Emma?"],
+        env=_offline_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "rag models pull phi-3-mini" in result.stderr
+    assert "--model smollm2-135m" in result.stderr
+
+
+def test_models_pull_offline_exits_1_and_list_shows_availability(tmp_path: Path) -> None:
+    env = _offline_env(tmp_path)
+    pull = subprocess.run(
+        [sys.executable, "-m", "rag.cli.app", "models", "pull", "phi-3-mini"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert pull.returncode == 1 and "Traceback" not in pull.stderr
+    listing = subprocess.run(
+        [sys.executable, "-m", "rag.cli.app", "models", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listing.returncode == 0, listing.stderr
+    import json
+
+    rows = {row["name"]: row for row in json.loads(listing.stdout)["models"]}
+    assert rows["phi-3-mini"]["available"] is False
+    assert rows["smollm2-135m"]["available"] is True
+    assert rows["smollm2-135m"]["size_bytes"] > 50_000_000
