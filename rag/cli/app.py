@@ -48,6 +48,9 @@ from rag.cli import index_commands  # noqa: E402
 
 app.command("index")(index_commands.index)
 app.add_typer(index_commands.indexes_app, name="indexes")
+from rag.cli import eval_commands  # noqa: E402
+
+app.add_typer(eval_commands.app, name="eval")
 
 
 def main() -> None:

@@ -1,0 +1,152 @@
+"""Documents -> chunks sized in the embedder's own tokens, cut on paragraph/sentence boundaries.
+
+Why token-aware: MiniLM reads at most 256 word pieces and silently drops the rest,
+so a chunk sized in characters or words could lose its tail. Chunks are about
+`max_tokens` long with `overlap` tokens of context repeated from the previous
+chunk, and keep character offsets into the document so a citation can point back.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from indexers.loaders import Document
+
+MAX_TOKENS = 230  # leaves room for the title line and [CLS]/[SEP] within MiniLM's 256
+OVERLAP_TOKENS = 40
+
+CountTokens = Callable[[Sequence[str]], list[int]]
+
+_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
+_SENTENCE = re.compile(r"(?<=[.!?。！？])[\"')\]]*\s+")
+_LINE = re.compile(r"\n")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    title: str
+    location: str
+    start: int
+    end: int
+    tokens: int
+
+
+def embedding_text(title: str, text: str) -> str:
+    """What gets embedded and BM25-indexed: the title gives a short passage its topic."""
+    if not title or text.lstrip().startswith(title):
+        return text
+    return f"{title}\n{text}"
+
+
+def _spans(text: str, start: int, end: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+    """Split text[start:end] at `pattern`, returning non-blank (start, end) spans."""
+    spans, pos = [], start
+    for m in pattern.finditer(text, start, end):
+        spans.append((pos, m.start()))
+        pos = m.end()
+    spans.append((pos, end))
+    out = []
+    for a, b in spans:
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b > a:
+            out.append((a, b))
+    return out
+
+
+def _units(text: str, count: CountTokens, max_tokens: int) -> list[tuple[int, int, int]]:
+    """(start, end, tokens) pieces no longer than max_tokens: paragraphs, else sentences,
+    else lines, else runs of words."""
+    pending = _spans(text, 0, len(text), _PARAGRAPH)
+    result: list[tuple[int, int, int]] = []
+    for pattern in (_SENTENCE, _LINE, None):
+        counts = count([text[a:b] for a, b in pending]) if pending else []
+        too_long = []
+        for (a, b), n in zip(pending, counts, strict=False):
+            if n <= max_tokens:
+                result.append((a, b, n))
+            elif pattern is None:
+                result.extend(_split_words(text, a, b, n, max_tokens))
+            else:
+                too_long.append((a, b))
+        pending = [s for a, b in too_long for s in _spans(text, a, b, pattern)] if pattern else []
+    result.sort()
+    return result
+
+
+def _split_words(text: str, a: int, b: int, n: int, max_tokens: int) -> list[tuple[int, int, int]]:
+    """Last resort for a run with no breaks: cut by words, assuming tokens spread evenly."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text, a, b)]
+    per_word = max(n / max(len(words), 1), 1.0)
+    step = max(int(max_tokens / per_word), 1)
+    pieces = []
+    for i in range(0, len(words), step):
+        group = words[i : i + step]
+        if len(group) == 1 and per_word > max_tokens:  # one giant "word": cut by characters
+            ws, we = group[0]
+            size = max(int((we - ws) * max_tokens / per_word), 1)
+            pieces += [(s, min(s + size, we), max_tokens) for s in range(ws, we, size)]
+        else:
+            pieces.append((group[0][0], group[-1][1], min(int(len(group) * per_word), max_tokens)))
+    return pieces
+
+
+def _pack(
+    units: list[tuple[int, int, int]], max_tokens: int, overlap: int
+) -> list[tuple[int, int, int]]:
+    """Greedy: fill a chunk with whole units; start the next with the last ~overlap tokens."""
+    chunks: list[tuple[int, int, int]] = []
+    current: list[tuple[int, int, int]] = []
+    total = 0
+    for unit in units:
+        if current and total + unit[2] > max_tokens:
+            chunks.append((current[0][0], current[-1][1], total))
+            keep: list[tuple[int, int, int]] = []
+            kept = 0
+            for prev in reversed(current[1:]):  # never carry the whole chunk over
+                if kept + prev[2] > overlap or kept + prev[2] + unit[2] > max_tokens:
+                    break
+                keep.insert(0, prev)
+                kept += prev[2]
+            current, total = keep, kept
+        current.append(unit)
+        total += unit[2]
+    if current:
+        chunks.append((current[0][0], current[-1][1], total))
+    return chunks
+
+
+def _title_at(doc: Document, offset: int) -> str:
+    if not doc.headings:
+        return doc.title
+    i = bisect.bisect_right([h[0] for h in doc.headings], offset) - 1
+    return doc.headings[i][1] if i >= 0 else doc.title
+
+
+def chunk_documents(
+    docs: Sequence[Document],
+    path: str,
+    count: CountTokens,
+    max_tokens: int = MAX_TOKENS,
+    overlap: int = OVERLAP_TOKENS,
+) -> list[Chunk]:
+    """Chunks of every document of one file; `location` is `path#[anchor:]chunkN`."""
+    whole = count([d.text for d in docs])
+    chunks: list[Chunk] = []
+    for doc, n in zip(docs, whole, strict=False):
+        if n <= max_tokens:
+            a, b = _spans(doc.text, 0, len(doc.text), re.compile(r"(?!)"))[0]
+            spans = [(a, b, n)]
+        else:
+            spans = _pack(_units(doc.text, count, max_tokens), max_tokens, overlap)
+        prefix = f"{path}#{doc.anchor + ':' if doc.anchor else ''}chunk"
+        for i, (a, b, tokens) in enumerate(spans):
+            chunks.append(Chunk(doc.text[a:b], _title_at(doc, a), f"{prefix}{i}", a, b, tokens))
+    return chunks

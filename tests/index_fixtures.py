@@ -1,0 +1,178 @@
+"""Shared pieces for the index tests: a fast fake embedder, fixture docs, a CLI runner,
+and a child-process entry point for the lock and SIGKILL tests.
+
+The fake embedder hashes words into a small vector (so lexical overlap gives real,
+deterministic similarity) and counts whitespace words as tokens. Run as a script,
+this module builds an index in a separate process with the fake registered:
+
+    python tests/index_fixtures.py build NAME PATH [--pause-at embed|commit]
+
+`--pause-at` writes $FAKE_MARKER and sleeps at that point so a test can kill it there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+FIXTURE_DOCS = HERE / "fixtures" / "index" / "docs"
+REPO = HERE.parent
+_WORD = re.compile(r"\w+")
+
+
+class FakeEmbedder:
+    """Hashed bag of words; `texts` records every text embedded (to check what was re-embedded)."""
+
+    def __init__(self, name: str = "fake", dim: int = 64, max_tokens: int = 80) -> None:
+        self.id = f"test/{name}"
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts.extend(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                h = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
+                out[row, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else out[row]
+            if not norm:
+                out[row, 0] = 1.0
+        marker = os.environ.get("FAKE_MARKER")
+        if marker and os.environ.get("FAKE_PAUSE_AT") == "embed":
+            Path(marker).write_text("embedding")
+            time.sleep(600)
+        return out
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+
+class RandomEmbedder(FakeEmbedder):
+    """Vectors from a hash of the whole text: no semantic signal at all, so only BM25 can
+    find a passage by its words."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts.extend(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            v = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+            out[row] = v / np.linalg.norm(v)
+        return out
+
+
+def register_fake(name: str = "fake", **kwargs: int) -> FakeEmbedder:
+    from indexers.embedders import register_embedder
+
+    embedder = FakeEmbedder(name, **kwargs)
+    register_embedder(name, lambda _name: embedder)
+    return embedder
+
+
+@pytest.fixture
+def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEmbedder]:
+    """Registers `fake` and makes it the configured embedder (RAG_EMBEDDER=fake)."""
+    from indexers.embedders import unregister_embedder
+
+    embedder = register_fake("fake")
+    monkeypatch.setenv("RAG_EMBEDDER", "fake")
+    yield embedder
+    unregister_embedder("fake")
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    """A private copy of the fixture docs, safe to edit."""
+    target = tmp_path / "docs"
+    shutil.copytree(FIXTURE_DOCS, target)
+    return target
+
+
+def settings():  # noqa: ANN201 - rag.config.Settings, imported lazily
+    from rag.config import load_settings
+
+    return load_settings()
+
+
+def cli(*args: str):  # noqa: ANN201 - click Result
+    from typer.testing import CliRunner
+
+    from rag.cli.app import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+def spawn_build(name: str, path: Path, *extra: str, **env: str) -> subprocess.Popen[bytes]:
+    """A child process building index `name` with the fake embedder."""
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "build", name, str(path), *extra],
+        env=child_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"child exited early: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("child never reached the pause point")
+        time.sleep(0.05)
+
+
+def _child_main(argv: list[str]) -> int:
+    """Entry point of the child process (see module docstring)."""
+    from indexers import store
+    from indexers.build import build_index
+    from rag.config import load_settings
+    from rag.errors import RagError
+
+    register_fake("fake")
+    name, path = argv[1], argv[2]
+    pause_at = argv[argv.index("--pause-at") + 1] if "--pause-at" in argv else ""
+    marker = os.environ.get("FAKE_MARKER", "")
+    os.environ["FAKE_PAUSE_AT"] = pause_at
+    if pause_at == "commit":
+        real_commit = store.commit_generation
+
+        def paused_commit(index_dir: Path, tmp_dir: Path) -> Path:
+            Path(marker).write_text(str(tmp_dir))
+            time.sleep(600)
+            return real_commit(index_dir, tmp_dir)
+
+        store.commit_generation = paused_commit
+    try:
+        report = build_index([path], name, load_settings(embedder="fake"))
+    except RagError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(report.chunks_total)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

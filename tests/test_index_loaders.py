@@ -1,0 +1,167 @@
+"""Discovery, loaders and chunking: what gets read, how, and how it is cut."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from index_fixtures import FIXTURE_DOCS, docs  # noqa: F401
+
+from indexers.chunking import chunk_documents, embedding_text
+from indexers.discovery import discover
+from indexers.loaders import Document, LoadError, decode, load_file
+from rag.errors import UsageError
+
+
+def words(texts):
+    return [len(t.split()) for t in texts]
+
+
+def test_discovery_skips_hidden_secrets_and_binaries() -> None:
+    found = discover([FIXTURE_DOCS])
+    names = sorted(p.name for p in found.files)
+    assert names == [
+        "broken.pdf", "fib.py", "latin1.txt", "notes.md", "page.html", "records.jsonl",
+        "voyager.pdf",
+    ]  # fmt: skip
+    reasons = {Path(s.path.rstrip("/")).name: s.reason for s in found.skipped}
+    assert reasons[".env"] == "likely secret"
+    assert reasons[".hidden"] == "hidden folder"
+    assert reasons["pixel.png"] == "binary"
+    assert reasons["blob.dat"] == "binary"  # sniffed: NUL bytes, unknown suffix
+
+
+def test_discovery_exclude_globs_and_explicit_secret(docs: Path) -> None:  # noqa: F811
+    found = discover([docs], exclude=["*.pdf", "sub"])
+    names = {p.name for p in found.files}
+    assert names == {"notes.md", "page.html", "records.jsonl"}
+    assert any(s.reason == "excluded" and s.path.endswith("sub/") for s in found.skipped)
+    (docs / "server.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    explicit = discover([docs / "server.pem", docs / "notes.md"])
+    assert [p.name for p in explicit.files] == ["notes.md"]
+    assert explicit.skipped[0].reason == "likely secret"
+
+
+def test_discovery_nonexistent_path_is_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="No such file or folder"):
+        discover([tmp_path / "nope"])
+
+
+def test_latin1_text_is_decoded_not_rejected() -> None:
+    doc = load_file(FIXTURE_DOCS / "sub" / "latin1.txt").documents[0]
+    assert "Café crème" in doc.text and "Genève" in doc.text and "Gödel" in doc.text
+    assert decode("naïve".encode("utf-16")) == "naïve"
+    assert decode(b"\xef\xbb\xbfbom") == "bom"
+
+
+def test_html_keeps_main_text_only() -> None:
+    doc = load_file(FIXTURE_DOCS / "page.html").documents[0]
+    assert doc.title == "The Lighthouse Keeper"
+    assert "Margaret Flett" in doc.text
+    assert "tracking" not in doc.text and "Contact us" not in doc.text
+    assert "All rights reserved" not in doc.text
+
+
+def test_pdf_pages_and_corrupt_pdf() -> None:
+    pages = load_file(FIXTURE_DOCS / "voyager.pdf").documents
+    assert [p.anchor for p in pages] == ["page1"]
+    assert "heliopause" in pages[0].text
+    with pytest.raises(LoadError, match="PDF"):
+        load_file(FIXTURE_DOCS / "broken.pdf")
+
+
+def test_jsonl_one_document_per_record_with_line_anchor() -> None:
+    loaded = load_file(FIXTURE_DOCS / "records.jsonl")
+    assert [(d.title, d.anchor) for d in loaded.documents] == [
+        ("Mount Kilimanjaro", "L1"),
+        ("Lake Baikal", "L2"),
+        ("Atacama Desert", "L4"),  # `contents` is a text field too
+    ]
+    assert loaded.warnings == ["2 record(s) without a text field or not JSON"]
+
+
+def test_gzipped_jsonl_and_json_list(tmp_path: Path) -> None:
+    rows = [{"title": f"T{i}", "text": f"body number {i}"} for i in range(3)]
+    gz = tmp_path / "c.jsonl.gz"
+    gz.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in rows).encode()))
+    assert [d.anchor for d in load_file(gz).documents] == ["L1", "L2", "L3"]
+    js = tmp_path / "list.json"
+    js.write_text(json.dumps(rows + [{"no": "text"}]))
+    loaded = load_file(js)
+    assert [d.title for d in loaded.documents] == ["T0", "T1", "T2"]
+    assert loaded.warnings
+    (tmp_path / "bad.json").write_text('{"text": ')
+    with pytest.raises(LoadError, match="invalid JSON"):
+        load_file(tmp_path / "bad.json")
+    (tmp_path / "notext.jsonl").write_text('{"a": 1}\n')
+    with pytest.raises(LoadError, match="text field"):
+        load_file(tmp_path / "notext.jsonl")
+
+
+def test_markdown_chunks_are_titled_by_nearest_heading() -> None:
+    loaded = load_file(FIXTURE_DOCS / "notes.md")
+    chunks = chunk_documents(loaded.documents, "/x/notes.md", words, max_tokens=30, overlap=5)
+    assert len(chunks) >= 3
+    titles = [c.title for c in chunks]
+    assert titles[0] == "Gardening notes"
+    assert "Composting" in titles and "Pests" in titles
+    pests = next(c for c in chunks if "Ladybirds" in c.text)
+    assert pests.title == "Pests"
+    assert [c.location for c in chunks] == [f"/x/notes.md#chunk{i}" for i in range(len(chunks))]
+
+
+def test_chunks_respect_budget_overlap_and_offsets() -> None:
+    sentences = [f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(60)]
+    text = " ".join(sentences[:30]) + "\n\n" + " ".join(sentences[30:])
+    doc = Document(text, "t")
+    chunks = chunk_documents([doc], "/p", words, max_tokens=40, overlap=12)
+    assert len(chunks) > 5
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.start < a.end, "consecutive chunks overlap"
+        assert b.start > a.start, "chunking makes progress"
+    for c in chunks:
+        assert text[c.start : c.end] == c.text
+        assert len(c.text.split()) <= 40
+        assert c.text.rstrip().endswith("."), "cut on sentence boundaries"
+    assert chunks[0].start == 0 and chunks[-1].end == len(text)
+
+
+def test_a_giant_unbroken_run_is_still_cut() -> None:
+    text = " ".join(f"w{i}" for i in range(500))  # no punctuation, no newlines
+    chunks = chunk_documents([Document(text, "t")], "/p", words, max_tokens=50, overlap=0)
+    assert all(len(c.text.split()) <= 50 for c in chunks)
+    assert " ".join(c.text for c in chunks).split() == text.split()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="abcdefgh ", min_size=1, max_size=40),
+            st.sampled_from([". ", "! ", "\n", "\n\n", " "]),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(min_value=3, max_value=30),
+)
+def test_chunking_invariants(pieces: list[tuple[str, str]], max_tokens: int) -> None:
+    text = "".join(a + b for a, b in pieces)
+    if not text.strip():
+        return
+    chunks = chunk_documents([Document(text, "t")], "/p", words, max_tokens, max_tokens // 3)
+    covered: set[int] = set()
+    for c in chunks:
+        assert text[c.start : c.end] == c.text and c.text.strip()
+        assert len(c.text.split()) <= max_tokens
+        covered.update(range(c.start, c.end))
+    assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
+
+
+def test_embedding_text_adds_title_once() -> None:
+    assert embedding_text("Lake Baikal", "Deep lake.") == "Lake Baikal\nDeep lake."
+    assert embedding_text("Lake", "Lake Baikal is deep.") == "Lake Baikal is deep."
