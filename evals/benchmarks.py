@@ -1,0 +1,301 @@
+"""Benchmark loaders: a local file first, the official file when online, a clear error offline.
+
+Every loader yields `Question(id, question, answers)`; `answers` is every gold
+string (TriviaQA aliases, PopQA possible answers), since scoring takes the best
+match over them. A known benchmark name (`nq_open`, `triviaqa`, `popqa`,
+`simpleqa`) is looked for in `<cache>/benchmarks/`, then downloaded there;
+anything else is a path whose format is sniffed from its name and columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.config import Settings
+from rag.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+
+
+@dataclass
+class Benchmark:
+    """Questions plus where they came from; `sha256` of the file goes into the manifest."""
+
+    name: str
+    path: Path
+    questions: list[Question]
+    sha256: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KnownBenchmark:
+    """An official file: where to get it and the name it is cached under."""
+
+    name: str
+    filename: str
+    url: str | None = None
+    hf_dataset: tuple[str, str] | None = None  # (repo_id, file in repo)
+    hint: str = ""
+
+
+KNOWN: dict[str, KnownBenchmark] = {
+    "nq_open": KnownBenchmark(
+        "nq_open",
+        "NQ-open.dev.jsonl",
+        url="https://raw.githubusercontent.com/google-research-datasets/natural-questions/"
+        "master/nq_open/NQ-open.dev.jsonl",
+        hint="NQ-open dev JSONL with `question` and `answer` (list)",
+    ),
+    "triviaqa": KnownBenchmark(
+        "triviaqa",
+        "triviaqa-rc.nocontext-validation.parquet",
+        hf_dataset=("mandarjoshi/trivia_qa", "rc.nocontext/validation-00000-of-00001.parquet"),
+        hint="TriviaQA rc.nocontext validation (parquet or JSONL rows, or the official "
+        "JSON with `Data`)",
+    ),
+    "popqa": KnownBenchmark(
+        "popqa",
+        "popQA.tsv",
+        url="https://raw.githubusercontent.com/AlexTMallen/adaptive-retrieval/main/data/popQA.tsv",
+        hint="PopQA TSV with `question` and `possible_answers`",
+    ),
+    "simpleqa": KnownBenchmark(
+        "simpleqa",
+        "simple_qa_test_set.csv",
+        url="https://openaipublic.blob.core.windows.net/simple-evals/simple_qa_test_set.csv",
+        hint="SimpleQA CSV with `problem` and `answer`",
+    ),
+}
+ALIASES = {"nq": "nq_open", "nq-open": "nq_open", "trivia_qa": "triviaqa", "simple_qa": "simpleqa"}
+
+
+def load_benchmark(name_or_file: str, settings: Settings) -> Benchmark:
+    """A benchmark by known name or by path. Raises UsageError when it cannot be had."""
+    key = ALIASES.get(name_or_file.lower(), name_or_file.lower())
+    path = Path(name_or_file).expanduser()
+    if path.is_file():
+        return _load_path(path, name=path.name, kind=None)
+    if key in KNOWN:
+        known = KNOWN[key]
+        return _load_path(fetch_known(known, settings), name=known.name, kind=known.name)
+    if path.suffix or "/" in name_or_file:
+        raise UsageError(f"No benchmark file at {path}. Check the path given to --benchmark.")
+    raise UsageError(
+        f"Unknown benchmark {name_or_file!r}: use one of {', '.join(KNOWN)} or a path to a "
+        "JSONL/CSV/TSV/JSON/parquet file with questions and answers."
+    )
+
+
+def cached_path(known: KnownBenchmark, settings: Settings) -> Path:
+    return settings.cache_dir / "benchmarks" / known.filename
+
+
+def fetch_known(known: KnownBenchmark, settings: Settings) -> Path:
+    """The cached official file, downloading it when the network allows."""
+    target = cached_path(known, settings)
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if known.hf_dataset:
+            _download_hf(known.hf_dataset, target)
+        elif known.url:
+            _download_url(known.url, target)
+    except Exception as exc:  # offline, DNS, HTTP errors: all mean "provide the file yourself"
+        cause = " ".join(str(exc).split())[:200] or type(exc).__name__
+        source = known.url or f"the Hugging Face dataset {known.hf_dataset[0]}"  # type: ignore[index]
+        raise UsageError(
+            f"Benchmark {known.name!r} is not cached and could not be downloaded from {source} "
+            f"({type(exc).__name__}: {cause}). Provide the file yourself: put {known.hint} at "
+            f"{target}, or pass its path: --benchmark PATH."
+        ) from None
+    return target
+
+
+def _download_url(url: str, target: Path) -> None:
+    import httpx
+
+    partial = target.with_name(target.name + ".part")
+    with httpx.stream("GET", url, follow_redirects=True, timeout=30.0) as response:
+        response.raise_for_status()
+        with partial.open("wb") as fh:
+            for chunk in response.iter_bytes():
+                fh.write(chunk)
+    partial.replace(target)
+
+
+def _download_hf(dataset: tuple[str, str], target: Path) -> None:
+    import shutil
+
+    from huggingface_hub import hf_hub_download
+
+    found = hf_hub_download(dataset[0], dataset[1], repo_type="dataset")
+    shutil.copyfile(found, target)
+
+
+# --- formats -------------------------------------------------------------------------------
+
+
+def _load_path(path: Path, *, name: str, kind: str | None) -> Benchmark:
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    lower = path.name.lower().removesuffix(".gz")
+    if lower.endswith(".parquet"):
+        rows = _parquet_rows(path)
+    elif lower.endswith((".jsonl", ".ndjson")):
+        rows = _jsonl_rows(data, path)
+    elif lower.endswith(".json"):
+        rows = _json_rows(data, path)
+    elif lower.endswith((".tsv", ".csv")):
+        rows = _csv_rows(data, delimiter="\t" if lower.endswith(".tsv") else ",")
+    else:
+        raise UsageError(
+            f"Cannot tell the format of {path}: name it .jsonl, .json, .csv, .tsv or .parquet."
+        )
+    questions = [q for i, row in enumerate(rows) if (q := question_from_row(row, i)) is not None]
+    if not questions:
+        raise UsageError(
+            f"{path} has no usable questions: each row needs a question (`question`, `problem` "
+            "or `Question`) and gold answers (`answers`, `answer`, `possible_answers` or a "
+            "TriviaQA `Answer`/`answer` object with aliases)."
+        )
+    _dedupe_ids(questions)
+    return Benchmark(name=kind or name, path=path, questions=questions, sha256=digest)
+
+
+def _jsonl_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(data.decode("utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path} line {number} is not JSON ({exc.msg}).") from None
+    return rows
+
+
+def _json_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not JSON ({exc.msg} at line {exc.lineno}).") from None
+    if isinstance(doc, dict) and isinstance(doc.get("Data"), list):  # official TriviaQA
+        return doc["Data"]
+    if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+        return doc["data"]
+    if isinstance(doc, list):
+        return doc
+    raise UsageError(f"{path}: expected a list of questions or an object with `Data`.")
+
+
+def _csv_rows(data: bytes, *, delimiter: str) -> list[dict[str, Any]]:
+    csv.field_size_limit(10_000_000)
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=delimiter))
+
+
+def _parquet_rows(path: Path) -> list[dict[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError(
+            f"Reading {path} needs pyarrow: pip install pyarrow (or convert it to JSONL)."
+        ) from None
+    return pq.read_table(path).to_pylist()
+
+
+def _answers_value(value: Any) -> list[str]:
+    """Gold answers from a list, a JSON list in a string (PopQA), TriviaQA answer object, str."""
+    if value is None:
+        return []
+    if isinstance(value, dict):  # TriviaQA: official `Answer` or HF `answer`
+        found: list[str] = []
+        for key in (
+            "Value",
+            "value",
+            "Aliases",
+            "aliases",
+            "NormalizedAliases",
+            "normalized_aliases",
+        ):
+            found.extend(_answers_value(value.get(key)))
+        return found
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if str(v).strip()]
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                import ast
+
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                parsed = None
+        if isinstance(parsed, list):
+            return _answers_value(parsed)
+    return [text] if text else []
+
+
+_QUESTION_KEYS = ("question", "Question", "problem", "query")
+_ANSWER_KEYS = ("answers", "answer", "possible_answers", "Answer", "golds", "gold_answers")
+_ID_KEYS = ("id", "question_id", "QuestionId", "qid")
+
+
+def question_from_row(row: Any, index: int) -> Question | None:
+    """One benchmark row -> Question, or None when it has no question or no answer."""
+    if not isinstance(row, dict):
+        return None
+    text = next((str(row[k]).strip() for k in _QUESTION_KEYS if row.get(k)), "")
+    answers: list[str] = []
+    for key in _ANSWER_KEYS:
+        if key in row:
+            answers = _answers_value(row[key])
+            if answers:
+                break
+    if not text or not answers:
+        return None
+    qid = next((str(row[k]) for k in _ID_KEYS if row.get(k) not in (None, "")), f"q{index}")
+    unique = tuple(dict.fromkeys(a.strip() for a in answers if a.strip()))
+    return Question(id=qid, question=text, answers=unique)
+
+
+def _dedupe_ids(questions: list[Question]) -> None:
+    seen: dict[str, int] = {}
+    for i, q in enumerate(questions):
+        if q.id in seen:
+            seen[q.id] += 1
+            questions[i] = Question(f"{q.id}#{seen[q.id]}", q.question, q.answers)
+        else:
+            seen[q.id] = 0
+
+
+def sample_questions(questions: Sequence[Question], n: int | None, seed: int) -> list[Question]:
+    """`n` questions drawn with `random.Random(seed)`, kept in file order; None or n >= all: all.
+
+    The same file, n and seed always give the same questions, on any machine.
+    """
+    if n is None or n >= len(questions):
+        return list(questions)
+    if n < 1:
+        raise UsageError("--n must be at least 1.")
+    picked = sorted(random.Random(seed).sample(range(len(questions)), n))
+    return [questions[i] for i in picked]

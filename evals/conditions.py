@@ -1,0 +1,185 @@
+"""Conditions (where the evidence comes from) and the retrieval snapshot that pins them down.
+
+A condition is `closed` (no evidence), `web`, `index:NAME`, or a `+`-joined
+combination (`web+index:wiki`). Every condition uses the same model, decoding
+and prompt family; only the passages differ, so differences in accuracy are
+attributable to the evidence.
+
+A snapshot is a JSONL file with one line per (condition, question): the query,
+k and the passages returned. Replaying it answers the same questions from the
+same evidence without touching the search engine or the index, e.g. to re-run
+a web eval with another model, or to re-score it after a prompt change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.errors import UsageError
+from rag.orchestrator import Retrieved, retrieve_all
+from rag.retrieval import Retriever
+from rag.types import Passage
+
+CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`name` is spelled as the user gave it; `sources` are retriever specs (empty: closed)."""
+
+    name: str
+    sources: tuple[str, ...]
+
+    @property
+    def closed(self) -> bool:
+        return not self.sources
+
+
+def _valid_source(spec: str) -> bool:
+    return spec == "web" or (spec.startswith("index:") and len(spec) > len("index:"))
+
+
+def parse_conditions(text: str) -> list[Condition]:
+    """`closed,index:wiki,web+index:wiki` -> Conditions, in the given order, no duplicates."""
+    conditions: list[Condition] = []
+    for raw in text.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name == CLOSED:
+            condition = Condition(CLOSED, ())
+        else:
+            parts = tuple(p.strip() for p in name.split("+"))
+            bad = [p for p in parts if not _valid_source(p)]
+            if bad:
+                raise UsageError(
+                    f"Unknown condition part {bad[0]!r} in {name!r}: use closed, web, "
+                    "index:NAME, or a combination such as web+index:NAME."
+                )
+            if len(set(parts)) != len(parts):
+                raise UsageError(f"Condition {name!r} names the same source twice.")
+            condition = Condition(name, parts)
+        if condition.name in {c.name for c in conditions}:
+            raise UsageError(f"Condition {condition.name!r} is given twice.")
+        conditions.append(condition)
+    if not conditions:
+        raise UsageError("No conditions given: e.g. --conditions closed,index:wiki")
+    return conditions
+
+
+def passage_to_dict(passage: Passage) -> dict[str, Any]:
+    return asdict(passage)
+
+
+def passage_from_dict(data: dict[str, Any]) -> Passage:
+    return Passage(
+        text=data["text"],
+        title=data.get("title", ""),
+        location=data.get("location", ""),
+        origin=data.get("origin", ""),
+        score=float(data.get("score", 0.0)),
+        meta=dict(data.get("meta") or {}),
+    )
+
+
+class Snapshot:
+    """Recorded retrieval results keyed by (condition, question text).
+
+    Keyed by the question text rather than an id so a snapshot made on one
+    sample still serves a run on an overlapping sample of the same benchmark.
+    """
+
+    def __init__(self, records: dict[tuple[str, str], Retrieved] | None = None) -> None:
+        self.records = records or {}
+
+    @classmethod
+    def load(cls, path: Path) -> Snapshot:
+        if not path.is_file():
+            raise UsageError(f"No snapshot file at {path}. Record one with --snapshot FILE.")
+        records: dict[tuple[str, str], Retrieved] = {}
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                records[(row["condition"], row["question"])] = Retrieved(
+                    [passage_from_dict(p) for p in row["passages"]],
+                    list(row.get("warnings", [])),
+                    float(row.get("seconds", 0.0)),
+                )
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                if number == len(lines):
+                    continue  # a last line cut short by an interrupted run
+                raise UsageError(
+                    f"{path} line {number} is not a snapshot record ({exc})."
+                ) from None
+        return cls(records)
+
+    def get(self, condition: str, question: str) -> Retrieved:
+        found = self.records.get((condition, question))
+        if found is None:
+            raise UsageError(
+                f"The replay snapshot has no retrieval for condition {condition!r} and question "
+                f"{question!r}. Replay only the conditions and questions it recorded, or record "
+                "a new snapshot with --snapshot."
+            )
+        return found
+
+
+def append_snapshot(path: Path, condition: str, question: str, k: int, got: Retrieved) -> None:
+    """Add one retrieval result; flushed per line so an interrupted run keeps what it did."""
+    row = {
+        "condition": condition,
+        "question": question,
+        "k": k,
+        "seconds": round(got.seconds, 4),
+        "warnings": got.warnings,
+        "passages": [passage_to_dict(p) for p in got.passages],
+    }
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+class EvidenceSource:
+    """Retrieves a condition's passages: live, or from a replayed snapshot (never both)."""
+
+    def __init__(
+        self,
+        conditions: Sequence[Condition],
+        *,
+        k: int,
+        build: Callable[[str], Retriever],
+        replay: Snapshot | None = None,
+        snapshot_path: Path | None = None,
+    ) -> None:
+        self.k = k
+        self.replay = replay
+        self.snapshot_path = snapshot_path
+        self._retrievers: dict[str, list[Retriever]] = {}
+        if replay is None:
+            # Build up front, so an unknown index fails before the model spends any time.
+            built: dict[str, Retriever] = {}
+            for condition in conditions:
+                for spec in condition.sources:
+                    if spec not in built:
+                        built[spec] = build(spec)
+                self._retrievers[condition.name] = [built[s] for s in condition.sources]
+
+    def retrieve(self, condition: Condition, question: str) -> Retrieved:
+        if condition.closed:
+            return Retrieved([], [], 0.0)
+        if self.replay is not None:
+            got = self.replay.get(condition.name, question)
+            # The recorded search time stands in for the search, so latencies stay comparable.
+            return Retrieved(
+                got.passages[: self.k * len(condition.sources)], got.warnings, got.seconds
+            )
+        got = retrieve_all(self._retrievers[condition.name], question, self.k)
+        if self.snapshot_path is not None:
+            append_snapshot(self.snapshot_path, condition.name, question, self.k, got)
+        return got

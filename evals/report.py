@@ -1,0 +1,236 @@
+"""Summaries of a run: results.json (DESIGN.md shape), report.md, report.png, a rich table.
+
+Everything is recomputed from predictions.jsonl and manifest.json, so `rag eval
+report DIR` re-scores a run (e.g. after a metric fix) without re-running a model.
+Each condition is compared with `closed` (or, without it, the first condition) on
+the questions both answered, with an exact McNemar test on the paired outcomes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evals.metrics import bootstrap_ci, mcnemar_exact, mean
+from rag.errors import UsageError
+
+ALPHA = 0.05
+
+
+def load_run(out_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The manifest and predictions of a run folder; UsageError when it is not one."""
+    from evals.runner import MANIFEST, read_predictions
+
+    path = out_dir / MANIFEST
+    if not path.is_file():
+        raise UsageError(
+            f"{out_dir} is not an eval run folder (no {MANIFEST}); run `rag eval run`."
+        )
+    return json.loads(path.read_text(encoding="utf-8")), read_predictions(out_dir)
+
+
+def _r(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, digits)
+
+
+def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """results.json: per-condition metrics with 95% intervals, and paired comparisons."""
+    wanted = set(manifest["question_ids"])
+    by_condition: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in manifest["conditions"]}
+    for row in predictions:
+        if row["qid"] in wanted and row["condition"] in by_condition:
+            by_condition[row["condition"]][row["qid"]] = row
+    conditions: dict[str, Any] = {}
+    for name, rows in by_condition.items():
+        values = list(rows.values())
+        correct = [float(r["correct"]) for r in values]
+        hits = [float(r["hit"]) for r in values if r.get("hit") is not None]
+        low, high = bootstrap_ci(correct)
+        conditions[name] = {
+            "n": len(values),
+            "accuracy": _r(mean(correct)),
+            "accuracy_ci": [_r(low), _r(high)],
+            "em": _r(mean([float(r["em"]) for r in values])),
+            "f1": _r(mean([float(r["f1"]) for r in values])),
+            "hit_at_k": _r(mean(hits)) if hits else None,
+            "mean_latency_s": _r(mean([float(r["latency_s"]) for r in values]), 3),
+            "mean_prompt_tokens": _r(mean([float(r["prompt_tokens"]) for r in values]), 1),
+        }
+    names = list(by_condition)
+    baseline = "closed" if "closed" in by_condition else (names[0] if names else None)
+    comparisons = []
+    for name in names:
+        if name == baseline or baseline is None:
+            continue
+        shared = [q for q in by_condition[baseline] if q in by_condition[name]]
+        base = [float(by_condition[baseline][q]["correct"]) for q in shared]
+        other = [float(by_condition[name][q]["correct"]) for q in shared]
+        test = mcnemar_exact(base, other)
+        diffs = [o - b for b, o in zip(base, other, strict=False)]
+        low, high = bootstrap_ci(diffs)
+        comparisons.append(
+            {
+                "condition": name,
+                "baseline": baseline,
+                "n": len(shared),
+                "delta": _r(mean(diffs)),
+                "delta_ci": [_r(low), _r(high)],
+                "only_baseline_correct": test.b,
+                "only_condition_correct": test.c,
+                "p_value": _r(test.p_value, 6),
+                "significant": bool(shared) and test.p_value < ALPHA,
+            }
+        )
+    return {
+        "benchmark": manifest["benchmark"],
+        "model": manifest["model"],
+        "n": len(manifest["question_ids"]),
+        "k": manifest.get("k"),
+        "seed": manifest.get("seed"),
+        "conditions": conditions,
+        "comparisons": comparisons,
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _rows(results: dict[str, Any]) -> list[list[str]]:
+    sig = {c["condition"]: c for c in results["comparisons"]}
+    rows = []
+    for name, m in results["conditions"].items():
+        ci = m["accuracy_ci"]
+        comp = sig.get(name)
+        versus = (
+            "baseline"
+            if comp is None
+            else (
+                f"{'+' if (comp['delta'] or 0) >= 0 else ''}{_pct(comp['delta'])} "
+                f"p={comp['p_value']:.2g}{'*' if comp['significant'] else ''}"
+            )
+        )
+        rows.append(
+            [
+                name,
+                str(m["n"]),
+                _pct(m["accuracy"]),
+                f"{_pct(ci[0])}–{_pct(ci[1])}",
+                _pct(m["em"]),
+                _pct(m["f1"]),
+                _pct(m["hit_at_k"]),
+                "-" if m["mean_latency_s"] is None else f"{m['mean_latency_s']:.2f}",
+                "-" if m["mean_prompt_tokens"] is None else f"{m['mean_prompt_tokens']:.0f}",
+                versus,
+            ]
+        )
+    return rows
+
+
+HEADERS = [
+    "condition",
+    "n",
+    "acc %",
+    "95% CI",
+    "EM %",
+    "F1 %",
+    "hit@k %",
+    "lat s",
+    "p.tok",
+    "vs base",
+]
+
+
+def rich_table(results: dict[str, Any]):  # noqa: ANN201 - rich.table.Table, imported lazily
+    from rich.table import Table
+
+    table = Table(
+        padding=(0, 1),
+        title=f"{results['benchmark']} · {results['model']} · {results['n']} questions",
+    )
+    for i, header in enumerate(HEADERS):
+        table.add_column(header, justify="left" if i in (0, 9) else "right")
+    for row in _rows(results):
+        table.add_row(*row)
+    return table
+
+
+def markdown(results: dict[str, Any], manifest: dict[str, Any]) -> str:
+    lines = [
+        f"# Eval: {results['benchmark']} with {results['model']}",
+        "",
+        f"{results['n']} questions (seed {manifest.get('seed')}), k={manifest.get('k')}, "
+        f"greedy decoding, at most {manifest.get('max_tokens')} answer tokens.",
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "|".join("---" for _ in HEADERS) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(results)]
+    lines += [
+        "",
+        "Accuracy is contains-answer accuracy (a normalised gold answer appears in the "
+        "normalised output); the interval is a 95% bootstrap interval. EM and F1 are "
+        "SQuAD-normalised, best over gold answers. hit@k: a gold answer appears in the passages "
+        "given to the model. `*`: the paired exact McNemar test against the baseline gives "
+        f"p < {ALPHA}.",
+        "",
+        "## Provenance",
+        "",
+        f"- benchmark file: `{manifest.get('benchmark_file')}` "
+        f"(sha256 `{manifest.get('benchmark_sha256')}`)",
+        f"- model file: `{manifest.get('model_file')}` (sha256 `{manifest.get('model_sha256')}`)",
+        "- prompts: "
+        + ", ".join(f"`{k}` {v[:12]}" for k, v in manifest.get("prompts", {}).items()),
+        "- packages: "
+        + ", ".join(f"{k} {v}" for k, v in manifest.get("packages", {}).items() if v),
+    ]
+    if manifest.get("replay"):
+        lines.append(f"- retrieval replayed from `{manifest['replay']}`")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Bar chart of accuracy per condition with 95% interval whiskers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results["conditions"])
+    acc = [100 * (results["conditions"][n]["accuracy"] or 0) for n in names]
+    low = [100 * (results["conditions"][n]["accuracy_ci"][0] or 0) for n in names]
+    high = [100 * (results["conditions"][n]["accuracy_ci"][1] or 0) for n in names]
+    err = [
+        [max(a - lo, 0) for a, lo in zip(acc, low, strict=False)],
+        [max(h - a, 0) for a, h in zip(acc, high, strict=False)],
+    ]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(names) + 2), 4))
+    bars = ax.bar(names, acc, yerr=err, capsize=6, color="#4c78a8", ecolor="#333333")
+    for bar, value in zip(bars, acc, strict=False):
+        ax.annotate(
+            f"{value:.1f}",
+            (bar.get_x() + bar.get_width() / 2, value),
+            xytext=(4, 3),
+            textcoords="offset points",
+            fontsize=9,
+        )
+    ax.set_ylabel("contains-answer accuracy (%)")
+    ax.set_ylim(0, min(100, max(high + [10]) * 1.2))
+    ax.set_title(f"{results['benchmark']} · {results['model']} · n={results['n']} (95% CI)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_reports(out_dir: Path, *, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Recompute and write results.json, report.md and report.png; return the results."""
+    loaded_manifest, predictions = load_run(out_dir)
+    manifest = manifest or loaded_manifest
+    results = summarize(manifest, predictions)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "report.md").write_text(markdown(results, manifest), encoding="utf-8")
+    plot(results, out_dir / "report.png")
+    return results
