@@ -40,18 +40,21 @@ def ask(
     settings = load_settings(
         model=model, k=k, max_tokens=max_tokens, temperature=temperature, engine=engine, fetch=fetch
     )
-    streaming = not json_output
+    specs = source_specs(web=search, indexes=index)
+    # A spinner on stderr (terminals only) until the first token: searching and loading take time.
+    status = output.working(f"Searching {', '.join(specs)}…" if specs else "Thinking…")
 
     def stream(text: str) -> None:
+        status.stop()
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    result = answer_question(
-        question,
-        settings=settings,
-        sources=source_specs(web=search, indexes=index),
-        on_text=stream if streaming else None,
-    )
+    try:
+        result = answer_question(
+            question, settings=settings, sources=specs, on_text=None if json_output else stream
+        )
+    finally:
+        status.stop()
     if json_output:
         output.print_json(result.as_dict())
         return

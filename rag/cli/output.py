@@ -18,6 +18,20 @@ def print_json(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+class _Quiet:
+    def stop(self) -> None:
+        pass
+
+
+def working(message: str) -> Any:
+    """A transient spinner on stderr while something slow runs; nothing when stderr is piped."""
+    if not err.is_terminal:
+        return _Quiet()
+    status = err.status(message, spinner="dots")
+    status.start()
+    return status
+
+
 def warn(message: str) -> None:
     err.print(f"Warning: {message}", style="yellow", markup=False)
 
