@@ -86,6 +86,13 @@ def retrieve_all(retrievers: Sequence[Retriever], query: str, k: int) -> Retriev
         raise failures[0]
     lists = [o for o in outcomes if not isinstance(o, SearchUnavailable)]
     warnings = [f"{exc} Answering from the other sources." for exc in failures]
+    # A retriever that degraded without failing (a page that could not be fetched)
+    # says so in `meta["warning"]`.
+    for passages in lists:
+        for passage in passages:
+            note = passage.meta.get("warning")
+            if note and note not in warnings:
+                warnings.append(note)
     return Retrieved(merge_ranked(lists), warnings, time.perf_counter() - started)
 
 
@@ -162,6 +169,12 @@ def ask(
             if not packed:
                 raise
             candidates = packed[:-1]  # the per-block estimate was off by a few tokens
+    if retrieved.passages and not packed:
+        warnings.append(
+            f"None of the {len(retrieved.passages)} passages fit in {generator.model_name}'s "
+            "context next to the question and the answer; lower --max-tokens or raise "
+            "RAG_CONTEXT_CAP."
+        )
     for chunk in generation:
         if on_text:
             on_text(chunk)

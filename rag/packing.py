@@ -2,8 +2,11 @@
 
 Retrieved text is untrusted: each passage goes into the prompt inside
 `<source id="N">` delimiters, with anything in it that looks like those
-delimiters (or other markup) neutralised, so a page cannot close its own block
-and speak as the instructions.
+delimiters neutralised, so a page cannot close its own block and speak as the
+instructions. Text that is HTML (a search snippet with `<b>` tags, a page the
+extractor could not read) is reduced to its visible text first: scripts, styles,
+comments and tags never reach the model, and entities are decoded before the
+delimiter check so `&lt;/source&gt;` cannot sneak through either.
 """
 
 from __future__ import annotations
@@ -12,17 +15,100 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from html.parser import HTMLParser
 
 from rag.types import Passage
 
 #: A passage is cut to fit only when at least this many tokens of room are left.
 MIN_PARTIAL_TOKENS = 48
-_TAG_LIKE = re.compile(r"<\s*/?\s*source\b[^>]*>", re.IGNORECASE)
+#: `<source ...>`, `</source>`, and unclosed `<source` / `</source` fragments.
+_TAG_LIKE = re.compile(r"<\s*/?\s*source\b[^<>]*>?", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\r\f\v]+")
+#: Markup that makes a text HTML rather than prose that mentions a `<` or two.
+_LOOKS_LIKE_HTML = re.compile(
+    r"<\s*(?:!--|!doctype|/?(?:html|head|body|script|style|div|span|p|a|b|i|em|strong|br|li|ul|"
+    r"ol|table|tr|td|th|h[1-6]|article|section|nav|footer|header|img|meta|link|noscript|iframe|"
+    r"form|input|button|svg|code|pre|blockquote)\b)",
+    re.IGNORECASE,
+)
+_INVISIBLE = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object"}
+_BLOCK = {
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "tr",
+    "table",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "nav",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "pre",
+    "blockquote",
+    "hr",
+    "title",
+}
+
+
+class _VisibleText(HTMLParser):
+    """Collects the text a browser would show: no scripts, styles, comments or attributes."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in _INVISIBLE:
+            self._hidden += 1
+        elif tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list) -> None:
+        if tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _INVISIBLE:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def looks_like_html(text: str) -> bool:
+    return bool(_LOOKS_LIKE_HTML.search(text))
+
+
+def html_to_text(markup: str) -> str:
+    """The visible text of an HTML document or fragment, entities decoded."""
+    parser = _VisibleText()
+    parser.feed(markup)
+    parser.close()
+    text = "".join(parser.parts)
+    text = _SPACES.sub(" ", text)
+    return re.sub(r" *\n[ \n]*", lambda m: "\n\n" if m.group().count("\n") > 1 else "\n", text)
 
 
 def clean_text(text: str) -> str:
-    """Visible text only: no source-tag look-alikes, collapsed spaces, bounded blank lines."""
+    """Visible text only: HTML reduced to what a reader sees, no source-tag look-alikes,
+    collapsed spaces, bounded blank lines."""
+    if looks_like_html(text):
+        text = html_to_text(text)
+    elif "&" in text:
+        text = html.unescape(text)
     text = _TAG_LIKE.sub(" ", text)
     text = _SPACES.sub(" ", text)
     return re.sub(r"\n\s*\n\s*\n+", "\n\n", text).strip()
@@ -49,14 +135,20 @@ def pack_passages(
     budget: int,
     count_tokens: Callable[[str], int],
 ) -> list[Passage]:
-    """The best-ranked passages whose formatted blocks fit in `budget` tokens, in order.
+    """The best-ranked passages whose formatted blocks fit in `budget` tokens, in rank order.
 
-    The last one may be cut short when enough room is left; the sum of the
-    blocks' token counts (plus one separator token each) never exceeds `budget`.
+    A passage too long for the room left is cut at a word boundary when at least
+    `MIN_PARTIAL_TOKENS` remain (and packing stops: the budget is spent); with
+    less room it is skipped and a shorter, lower-ranked passage may still fit.
+    Blocks are numbered by their final position, so `[n]` in the prompt is the
+    n-th packed passage. The sum of the blocks' token counts (plus two tokens
+    each for the separator) never exceeds `budget`.
     """
     packed: list[Passage] = []
     remaining = budget
     for passage in passages:
+        if remaining <= 2:
+            break
         number = len(packed) + 1
         cost = count_tokens(format_source(number, passage)) + 2
         if cost <= remaining:
@@ -67,7 +159,7 @@ def pack_passages(
             cut = _truncate_to_fit(passage, number, remaining, count_tokens)
             if cut is not None:
                 packed.append(cut)
-        break
+                break
     return packed
 
 
@@ -75,7 +167,7 @@ def _truncate_to_fit(
     passage: Passage, number: int, room: int, count_tokens: Callable[[str], int]
 ) -> Passage | None:
     """The longest word-boundary prefix of the passage whose block fits in `room` tokens."""
-    words = passage.text.split(" ")
+    words = clean_text(passage.text).split(" ")
     lo, hi, best = 1, len(words) - 1, None
     while lo <= hi:
         mid = (lo + hi) // 2

@@ -51,6 +51,9 @@ app.add_typer(index_commands.indexes_app, name="indexes")
 from rag.cli import eval_commands  # noqa: E402
 
 app.add_typer(eval_commands.app, name="eval")
+from rag.cli import chat_command  # noqa: E402
+
+app.command("chat")(chat_command.chat)
 
 
 def main() -> None:

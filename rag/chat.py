@@ -1,0 +1,130 @@
+"""`rag chat`: a conversation whose follow-ups are searched as standalone queries.
+
+Why rewrite: "When did he die?" finds nothing on a search engine; "When did Jane
+Austen die?" does. Before each follow-up is searched, the model turns it into a
+standalone query using the conversation (`prompts/rewrite_query.txt`). The
+answer itself still sees the original question and the recent turns.
+
+History is kept short (the last few turns, and at most a quarter of the context),
+so retrieved evidence keeps most of the prompt. Assistant turns are stored
+without their `[n]` citations: source numbers restart every turn, and an old
+`[2]` would point at a different page now.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import prompts
+from rag.config import Settings
+from rag.errors import RagError
+from rag.generators import Generator, load_generator
+from rag.orchestrator import Answer, ask
+from rag.retrieval import Retriever, build_retriever
+from rag.types import Message
+
+MAX_HISTORY_TURNS = 4
+REWRITE_MAX_TOKENS = 40
+#: Answers are cut to this many characters when shown to the query rewriter.
+REWRITE_ANSWER_CHARS = 300
+_CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+_LABEL = re.compile(r"^(?:standalone\s+)?(?:search\s+)?query\s*:\s*", re.IGNORECASE)
+
+
+@dataclass
+class ChatTurn:
+    answer: Answer
+    search_query: str
+
+
+@dataclass
+class ChatSession:
+    """One conversation. `retrievers`/`generator` override what `sources`/`settings` would build."""
+
+    settings: Settings
+    sources: Sequence[str] = ()
+    retrievers: list[Retriever] | None = None
+    generator: Generator | None = None
+    max_history_turns: int = MAX_HISTORY_TURNS
+    history: list[Message] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.retrievers is None:
+            self.retrievers = [build_retriever(spec, self.settings) for spec in self.sources]
+
+    def model(self) -> Generator:
+        if self.generator is None:
+            self.generator = load_generator(self.settings)
+        return self.generator
+
+    def reset(self) -> None:
+        self.history.clear()
+
+    def rewrite_query(self, question: str) -> str:
+        """The follow-up as a standalone search query; the question itself on the first
+        turn, without sources, or when the model's rewrite is unusable."""
+        if not self.history or not self.retrievers:
+            return question
+        template = prompts.load("rewrite_query")
+        messages = template.render(conversation=self._conversation_text(), question=question)
+        try:
+            generation = self.model().generate(
+                messages, max_tokens=REWRITE_MAX_TOKENS, temperature=0.0
+            )
+            text = generation.text
+        except RagError:
+            return question
+        return clean_query(text) or question
+
+    def ask(
+        self,
+        question: str,
+        *,
+        on_text: Callable[[str], None] | None = None,
+        search_query: str | None = None,
+    ) -> ChatTurn:
+        """Answer one turn; `search_query` skips the rewrite (a caller that already did it)."""
+        query = search_query or self.rewrite_query(question.strip())
+        answer = ask(
+            question,
+            settings=self.settings,
+            retrievers=self.retrievers,
+            generator=self.model(),
+            history=self.history,
+            search_query=query,
+            on_text=on_text,
+        )
+        self.history += [
+            Message("user", answer.question),
+            Message("assistant", _CITATION.sub("", answer.answer).strip()),
+        ]
+        self._trim_history()
+        return ChatTurn(answer=answer, search_query=query)
+
+    def _conversation_text(self) -> str:
+        lines = []
+        for message in self.history:
+            content = " ".join(message.content.split())
+            if message.role == "assistant" and len(content) > REWRITE_ANSWER_CHARS:
+                content = content[:REWRITE_ANSWER_CHARS] + " ..."
+            lines.append(f"{'User' if message.role == 'user' else 'Assistant'}: {content}")
+        return "\n".join(lines)
+
+    def _trim_history(self) -> None:
+        """Drop the oldest turns beyond the turn limit or a quarter of the context."""
+        limit = self.model().context_size // 4
+        while len(self.history) > 2 * self.max_history_turns or (
+            len(self.history) > 2 and self.model().count_prompt_tokens(self.history) > limit
+        ):
+            del self.history[:2]
+
+
+def clean_query(text: str) -> str:
+    """The first non-empty line of the model's reply, without labels or quotes."""
+    for line in text.strip().splitlines():
+        line = _LABEL.sub("", line.strip()).strip().strip("\"'`“”").strip()
+        if line:
+            return line[:300]
+    return ""

@@ -1,0 +1,107 @@
+"""`rag chat`: a multi-turn REPL with the same options as `rag ask`.
+
+Reads one question per line from stdin (`/reset` forgets the conversation,
+`/exit` or end of input quits). Answers stream to stdout; prompts, the rewritten
+search query, warnings and errors go to stderr. With `--json`, each turn prints
+one JSON object on its own line (the `rag ask --json` object plus `search_query`).
+A turn whose search fails prints the error and the conversation goes on; the
+exit code is 1 when every turn failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from rag.cli import output
+from rag.cli.options import (
+    EngineOption,
+    FetchOption,
+    IndexOption,
+    JsonOption,
+    KOption,
+    MaxTokensOption,
+    ModelOption,
+    SearchOption,
+    TemperatureOption,
+)
+from rag.config import load_settings
+
+PROMPT = "you> "
+
+
+def chat(
+    search: SearchOption = False,
+    index: IndexOption = None,
+    model: ModelOption = None,
+    k: KOption = None,
+    max_tokens: MaxTokensOption = None,
+    temperature: TemperatureOption = None,
+    engine: EngineOption = None,
+    fetch: FetchOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Talk with a local model; follow-ups are searched as standalone questions."""
+    from rag.chat import ChatSession
+    from rag.cli.ask_commands import print_sources
+    from rag.errors import PromptTooLong, SearchUnavailable
+    from rag.retrieval import source_specs
+
+    settings = load_settings(
+        model=model, k=k, max_tokens=max_tokens, temperature=temperature, engine=engine, fetch=fetch
+    )
+    session = ChatSession(settings, sources=source_specs(web=search, indexes=index))
+    session.model()  # load now: a missing model should stop us before the first question
+    output.err.print(
+        "Ask a question; /reset forgets the conversation, /exit (or Ctrl-D) quits.",
+        style="dim",
+        markup=False,
+    )
+
+    def stream(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    answered = failed = 0
+    while True:
+        sys.stderr.write(PROMPT)
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
+            break
+        question = line.strip()
+        if not question:
+            continue
+        if question in {"/exit", "/quit"}:
+            break
+        if question == "/reset":
+            session.reset()
+            output.err.print("(conversation forgotten)", style="dim", markup=False)
+            continue
+        try:
+            query = session.rewrite_query(question)
+            if query != question and not json_output:
+                output.err.print(f"(searching for: {query})", style="dim", markup=False)
+            turn = session.ask(
+                question, search_query=query, on_text=None if json_output else stream
+            )
+        except (SearchUnavailable, PromptTooLong) as exc:
+            failed += 1
+            output.error(str(exc))
+            continue
+        answered += 1
+        result = turn.answer
+        if json_output:
+            payload = {**result.as_dict(), "search_query": turn.search_query}
+            sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            sys.stdout.write("\n")
+            print_sources(result.sources)
+            sys.stdout.write("\n")
+        for warning in result.warnings:
+            output.warn(warning)
+    if failed and not answered:
+        raise typer.Exit(1)

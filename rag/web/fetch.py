@@ -1,0 +1,206 @@
+"""Read the top result pages (`--fetch N`) so the prompt gets more than a snippet.
+
+Why so careful: the URLs come from the internet, and a search result (or a
+redirect from one) can point at `http://127.0.0.1:8080/admin` or a cloud metadata
+address. So a page is fetched only when its scheme is http/https and every
+address its host resolves to is public, re-checked on every redirect hop; bodies
+are capped in size and time; only HTML and plain text are read. Loopback and
+private addresses are allowed only with `allow_private_fetch` (tests, intranets).
+Known limit: the host is resolved once for the check and again by the HTTP
+client, so a DNS-rebinding host could still switch addresses in between.
+
+Main text comes from trafilatura (drops menus, footers, scripts); when it finds
+no main content, the page is reduced to its visible text instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from rag.errors import RagError
+from rag.packing import html_to_text
+
+DEFAULT_TIMEOUT_S = 8.0
+MAX_BYTES = 2_000_000
+MAX_REDIRECTS = 5
+#: How much of a page goes into one passage; packing trims further to the token budget.
+MAX_PAGE_CHARS = 4000
+_READABLE = ("text/html", "application/xhtml+xml", "text/plain")
+_WORD = re.compile(r"\w+")
+
+Resolver = Callable[..., list[tuple[Any, ...]]]
+
+
+class FetchError(RagError):
+    """A page could not be read, or was refused; its snippet is used instead."""
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    url: str
+    title: str
+    text: str
+
+
+def check_url(url: str, *, allow_private: bool, resolver: Resolver = socket.getaddrinfo) -> None:
+    """Raise `FetchError` unless `url` is http(s) and its host resolves only to public addresses."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"}:
+        raise FetchError(f"refused {url!r}: only http and https pages are fetched")
+    host = parts.hostname
+    if not host:
+        raise FetchError(f"refused {url!r}: no host name")
+    if allow_private:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise FetchError(f"refused {url!r}: bad port") from None
+    try:
+        infos = resolver(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:
+        raise FetchError(f"cannot resolve {host}: {exc}") from None
+    if not infos:
+        raise FetchError(f"cannot resolve {host}")
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            raise FetchError(
+                f"refused {url!r}: {host} resolves to the non-public address {address} "
+                "(loopback, private, link-local or reserved); set RAG_ALLOW_PRIVATE_FETCH=1 "
+                "to allow it"
+            )
+
+
+def fetch_page(
+    url: str,
+    *,
+    allow_private: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_bytes: int = MAX_BYTES,
+    client: Any = None,
+    resolver: Resolver = socket.getaddrinfo,
+) -> FetchedPage:
+    """Download one page (following checked redirects) and extract its main text."""
+    import httpx
+
+    own_client = client is None
+    if own_client:
+        client = httpx.Client(
+            timeout=timeout_s,
+            follow_redirects=False,
+            headers={"User-Agent": "Mozilla/5.0 (compatible; pocketrag)", "Accept": "text/html"},
+        )
+    try:
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            check_url(current, allow_private=allow_private, resolver=resolver)
+            try:
+                with client.stream("GET", current, timeout=timeout_s) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        current = urljoin(current, response.headers["location"])
+                        continue
+                    if response.status_code >= 400:
+                        raise FetchError(f"{current} answered HTTP {response.status_code}")
+                    kind = response.headers.get("content-type", "text/html").split(";")[0]
+                    if kind.strip().lower() not in _READABLE:
+                        raise FetchError(f"{current} is {kind}, not a web page")
+                    body = _read_capped(response, max_bytes)
+                    encoding = response.encoding or "utf-8"
+            except httpx.TimeoutException:
+                raise FetchError(f"{current} did not answer within {timeout_s:g}s") from None
+            except httpx.HTTPError as exc:
+                raise FetchError(f"cannot fetch {current}: {type(exc).__name__}: {exc}") from None
+            markup = body.decode(encoding, errors="replace")
+            if kind.strip().lower() == "text/plain":
+                return FetchedPage(current, "", markup.strip())
+            title, text = extract_main_text(markup, current)
+            if not text:
+                raise FetchError(f"{current} has no readable text")
+            return FetchedPage(current, title, text)
+        raise FetchError(f"{url} redirected more than {MAX_REDIRECTS} times")
+    finally:
+        if own_client:
+            client.close()
+
+
+def _read_capped(response: Any, max_bytes: int) -> bytes:
+    """At most `max_bytes` of the body: a huge page is cut, never read whole into memory."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= max_bytes:
+            break
+    return b"".join(parts)[:max_bytes]
+
+
+def extract_main_text(markup: str, url: str = "") -> tuple[str, str]:
+    """(title, main text) via trafilatura; the visible text when it finds no main content."""
+    import trafilatura
+
+    text = trafilatura.extract(
+        markup, url=url or None, include_comments=False, include_tables=True, favor_recall=True
+    )
+    metadata = trafilatura.extract_metadata(markup)
+    title = (metadata.title if metadata and metadata.title else "") or ""
+    if not text:
+        text = html_to_text(markup)
+    return title.strip(), (text or "").strip()
+
+
+def select_relevant(text: str, query: str, max_chars: int = MAX_PAGE_CHARS) -> str:
+    """The page's paragraphs that share most words with the query, in page order, up to
+    `max_chars`: a long article's answer is rarely in its first screen."""
+    if len(text) <= max_chars:
+        return text
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n|\n", text) if p.strip()]
+    terms = {w for w in _WORD.findall(query.lower()) if len(w) > 2}
+
+    def overlap(p: str) -> int:
+        return len(terms & set(_WORD.findall(p.lower())))
+
+    order = sorted(range(len(paragraphs)), key=lambda i: (-overlap(paragraphs[i]), i))
+    chosen: set[int] = set()
+    used = 0
+    for i in order:
+        cost = len(paragraphs[i]) + 1
+        if used + cost > max_chars:
+            if not chosen:  # one giant paragraph: keep its start
+                return paragraphs[i][:max_chars]
+            continue
+        chosen.add(i)
+        used += cost
+    return "\n".join(paragraphs[i] for i in sorted(chosen))
+
+
+def fetch_pages(
+    urls: Sequence[str],
+    *,
+    allow_private: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    fetcher: Callable[..., FetchedPage] | None = None,
+) -> list[FetchedPage | FetchError]:
+    """Fetch several pages at once; each slot holds the page or why it could not be read."""
+    fetch = fetcher or fetch_page
+
+    def one(url: str) -> FetchedPage | FetchError:
+        try:
+            return fetch(url, allow_private=allow_private, timeout_s=timeout_s)
+        except FetchError as exc:
+            return exc
+
+    if not urls:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(urls), 8)) as pool:
+        return list(pool.map(one, urls))
