@@ -1,5 +1,7 @@
 """Discovery, loaders and chunking: what gets read, how, and how it is cut."""
 
+# ruff: noqa: F811 - pytest fixtures imported from index_fixtures are redefined as arguments
+
 from __future__ import annotations
 
 import gzip
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from index_fixtures import FIXTURE_DOCS, docs  # noqa: F401
+from index_fixtures import FIXTURE_DOCS, docs  # noqa: F401 - fixtures
 
 from indexers.chunking import chunk_documents, embedding_text
 from indexers.discovery import discover
@@ -35,7 +37,7 @@ def test_discovery_skips_hidden_secrets_and_binaries() -> None:
     assert reasons["blob.dat"] == "binary"  # sniffed: NUL bytes, unknown suffix
 
 
-def test_discovery_exclude_globs_and_explicit_secret(docs: Path) -> None:  # noqa: F811
+def test_discovery_exclude_globs_and_explicit_secret(docs: Path) -> None:
     found = discover([docs], exclude=["*.pdf", "sub"])
     names = {p.name for p in found.files}
     assert names == {"notes.md", "page.html", "records.jsonl"}
@@ -115,12 +117,14 @@ def test_markdown_chunks_are_titled_by_nearest_heading() -> None:
 
 
 def test_chunks_respect_budget_overlap_and_offsets() -> None:
-    sentences = [f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(60)]
+    sentences = [
+        f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(60)
+    ]
     text = " ".join(sentences[:30]) + "\n\n" + " ".join(sentences[30:])
     doc = Document(text, "t")
     chunks = chunk_documents([doc], "/p", words, max_tokens=40, overlap=12)
     assert len(chunks) > 5
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in zip(chunks, chunks[1:], strict=False):
         assert b.start < a.end, "consecutive chunks overlap"
         assert b.start > a.start, "chunking makes progress"
     for c in chunks:

@@ -1,0 +1,133 @@
+"""`rag index`, `rag indexes`, `rag search --index`, `rag ask --index` through the real CLI app,
+with the fake embedder; bad input gives a clear message and exit code 2 or 1."""
+
+# ruff: noqa: F811 - pytest fixtures imported from index_fixtures are redefined as arguments
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from index_fixtures import cli, docs, fake_embedder, settings  # noqa: F401 - fixtures
+
+from indexers import store
+
+
+def test_index_summary_and_json(docs: Path, fake_embedder) -> None:
+    result = cli("index", str(docs), "--name", "notes")
+    assert result.exit_code == 0, result.output
+    assert "Updated index 'notes': 6 files read (6 embedded" in result.stdout
+    assert (
+        "Skipped 5: 2 binary, 1 hidden folder, 1 likely secret, 1 unreadable PDF." in result.stdout
+    )
+    assert "broken.pdf" in result.stderr  # the warning for the bad file
+    again = cli("index", str(docs), "--name", "notes", "--json")
+    data = json.loads(again.stdout)
+    assert data["changed"] is False and data["files_unchanged"] == 6 and data["chunks"] > 0
+    assert {"path": str(docs / ".env"), "reason": "likely secret"} in data["skipped"]
+
+
+def test_exclude_option(docs: Path, fake_embedder) -> None:
+    result = cli("index", str(docs), "--name", "n", "--exclude", "*.pdf", "-x", "sub", "--json")
+    data = json.loads(result.stdout)
+    assert data["files_read"] == 3
+    assert data["skip_reasons"]["excluded"] == 3
+
+
+def test_search_index_json(docs: Path, fake_embedder) -> None:
+    cli("index", str(docs), "--name", "notes")
+    result = cli("search", "deepest lake Siberia", "--index", "notes", "--k", "2", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    first = data["results"][0]
+    assert first["title"] == "Lake Baikal" and first["origin"] == "index:notes"
+    assert first["location"].startswith(str(docs / "records.jsonl"))
+    assert first["id"] == 1 and len(data["results"]) == 2
+
+
+def test_ask_with_index_cites_file_paths(docs: Path, fake_embedder, fake_model) -> None:
+    cli("index", str(docs), "--name", "notes")
+    result = cli("ask", "Which lake is deepest?", "--index", "notes", "--model", "fake:", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["sources"][0]["location"].startswith(str(docs))
+    assert data["sources"][0]["origin"] == "index:notes"
+    prompt = "\n".join(m.content for m in fake_model.calls[0])
+    assert "Lake Baikal" in prompt and "[1]" in prompt
+
+
+def test_indexes_list_info_remove(docs: Path, fake_embedder) -> None:
+    cli("index", str(docs / "notes.md"), "--name", "one")
+    cli("index", str(docs / "page.html"), "--name", "two")
+    listed = cli("indexes")
+    assert listed.exit_code == 0 and "one" in listed.stdout and "two" in listed.stdout
+    rows = json.loads(cli("indexes", "list", "--json").stdout)["indexes"]
+    assert [r["name"] for r in rows] == ["one", "two"] and rows[0]["embedder"] == "fake"
+    info = json.loads(cli("indexes", "info", "one", "--json").stdout)
+    assert info["files"] == 1 and info["faiss"] == "flat" and info["format_version"] == 1
+    assert "FAISS flat" in cli("indexes", "info", "one").stdout
+    removed = cli("indexes", "remove", "one")
+    assert removed.exit_code == 0
+    assert not (settings().indexes_dir / "one").exists()
+    assert [r["name"] for r in json.loads(cli("indexes", "--json").stdout)["indexes"]] == ["two"]
+
+
+def test_bad_input_exit_codes(tmp_path: Path, docs: Path, fake_embedder) -> None:
+    missing = cli("index", str(tmp_path / "nope"), "--name", "x")
+    assert missing.exit_code == 2 and "No such file or folder" in missing.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = cli("index", str(empty), "--name", "x")
+    assert result.exit_code == 2 and "No indexable files" in result.stderr
+    for args in (
+        ("search", "q", "--index", "nope"),
+        ("indexes", "info", "nope"),
+        ("indexes", "remove", "nope"),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 2, args
+        assert "No index named 'nope'" in result.stderr
+    assert cli("index", str(docs), "--name", "bad name").exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def _corrupt(name: str, filename: str, data: bytes) -> None:
+    gen_dir = store.current_generation_dir(store.resolve_index_dir(name, settings()))
+    (gen_dir / filename).write_bytes(data)
+
+
+def test_corrupt_index_files_exit_1_with_rebuild_hint(docs: Path, fake_embedder) -> None:
+    for filename, data in (
+        ("vectors.faiss", b"not a faiss index"),
+        ("params.json", b"{broken"),
+        ("chunks.sqlite", b"garbage" * 100),
+    ):
+        name = filename.split(".")[0]
+        cli("index", str(docs), "--name", name)
+        _corrupt(name, filename, data)
+        result = cli("search", "lake", "--index", name)
+        assert result.exit_code == 1, (filename, result.output)
+        assert "--rebuild" in result.stderr and filename in result.stderr
+        assert "Traceback" not in result.output
+        fixed = cli("index", str(docs), "--name", name, "--rebuild")
+        assert fixed.exit_code == 0, fixed.output
+        assert cli("search", "lake", "--index", name).exit_code == 0
+    (store.resolve_index_dir("params", settings()) / "CURRENT").write_text("gen-000099\n")
+    result = cli("indexes", "info", "params")
+    assert result.exit_code == 1 and "missing generation" in result.stderr
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys, rag.cli.app as a\n"
+        "from typer.testing import CliRunner\n"
+        "CliRunner().invoke(a.app, ['index', '--help'])\n"
+        "CliRunner().invoke(a.app, ['indexes', '--help'])\n"
+        "heavy = ('torch', 'faiss', 'sentence_transformers', 'bm25s')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
