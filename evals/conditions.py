@@ -120,6 +120,20 @@ class Snapshot:
                 ) from None
         return cls(records)
 
+    def check(self, conditions: Sequence[Condition], questions: Sequence[str]) -> None:
+        """Fail before any model time is spent when the snapshot lacks something to replay."""
+        for condition in conditions:
+            if condition.closed:
+                continue
+            missing = [q for q in questions if (condition.name, q) not in self.records]
+            if missing:
+                raise UsageError(
+                    f"The replay snapshot has no retrieval for {len(missing)} of the "
+                    f"{len(questions)} (condition {condition.name!r}) questions, e.g. "
+                    f"{missing[0]!r}. Replay only the conditions and questions it recorded "
+                    "(same benchmark, --n and --seed), or record a new one with --snapshot."
+                )
+
     def get(self, condition: str, question: str) -> Retrieved:
         found = self.records.get((condition, question))
         if found is None:

@@ -251,6 +251,8 @@ def run_eval(
     bench = load_benchmark(config.benchmark, settings)
     questions = sample_questions(bench.questions, config.n, config.seed)
     replay = Snapshot.load(config.replay) if config.replay else None
+    if replay is not None:
+        replay.check(config.conditions, [q.question for q in questions])
     evidence = EvidenceSource(
         config.conditions,
         k=settings.k,

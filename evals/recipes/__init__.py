@@ -1,0 +1,1 @@
+"""Reproduction recipes: scripts that rebuild a published-style comparison from data files."""

@@ -1,0 +1,210 @@
+"""The runner with a fake model and fake retrievers: conditions, resume, manifest, replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FakeGenerator, FakeRetriever
+
+from evals.conditions import Condition, parse_conditions
+from evals.runner import EvalConfig, read_predictions, run_eval
+from rag.config import load_settings
+from rag.errors import UsageError
+from rag.types import Passage
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
+NQ = str(FIXTURES / "nq_open.jsonl")
+FACTS = {
+    "emma": "Emma is a novel by Jane Austen.",
+    "australia": "Canberra is the capital of Australia.",
+    "berlin": "The Berlin Wall fell in 1989.",
+    "mona lisa": "Leonardo da Vinci painted the Mona Lisa.",
+    "planet": "Saturn has rings.",  # retrieval misses: the answer is not in it
+}
+
+
+def librarian(query: str) -> list[Passage]:
+    return [
+        Passage(text, title=key, location=f"facts#{key}", origin="index:facts", score=1.0)
+        for key, text in FACTS.items()
+        if key in query
+    ]
+
+
+class FactRetriever(FakeRetriever):
+    def retrieve(self, query: str, k: int):
+        self.queries.append(query)
+        return librarian(query)[:k]
+
+
+def reader(messages) -> str:
+    """Answers from the source text when there is one, else guesses wrong."""
+    user = messages[-1].content
+    if "<source" not in user:
+        return "I am not sure."
+    body = user.split("</source>")[0].split(">", 1)[1]
+    return body.strip()
+
+
+@pytest.fixture
+def settings(fake_model):
+    return load_settings(model="fake:")
+
+
+def _config(tmp_path: Path, **kw) -> EvalConfig:
+    kw.setdefault("conditions", parse_conditions("closed,index:facts"))
+    return EvalConfig(benchmark=NQ, out_dir=tmp_path / "run", **kw)
+
+
+def test_parse_conditions() -> None:
+    got = parse_conditions("closed, index:wiki ,web+index:wiki")
+    assert got == [
+        Condition("closed", ()),
+        Condition("index:wiki", ("index:wiki",)),
+        Condition("web+index:wiki", ("web", "index:wiki")),
+    ]
+    for bad, match in [
+        ("closed,bing", "Unknown condition part 'bing'"),
+        ("closed+web", "Unknown condition part 'closed'"),
+        ("index:", "Unknown condition part"),
+        ("web,web", "given twice"),
+        ("web+web", "same source twice"),
+        (" , ", "No conditions"),
+    ]:
+        with pytest.raises(UsageError, match=match):
+            parse_conditions(bad)
+
+
+def test_run_scores_each_condition_through_the_eval_prompts(tmp_path, settings) -> None:
+    generator = FakeGenerator(reply=reader)
+    retriever = FactRetriever("index:facts")
+    outcome = run_eval(
+        _config(tmp_path), settings, generator=generator, retriever_factory=lambda s: retriever
+    )
+    rows = read_predictions(outcome.out_dir)
+    assert len(rows) == 10 and outcome.answered == 10
+    assert all("short answer" in call[0].content for call in generator.calls)  # eval family
+    closed = outcome.results["conditions"]["closed"]
+    index = outcome.results["conditions"]["index:facts"]
+    assert closed["accuracy"] == 0.0 and closed["hit_at_k"] is None
+    # 4 of 5 questions get a passage with the answer, and the reader copies it
+    assert index["accuracy"] == pytest.approx(0.8) and index["hit_at_k"] == pytest.approx(0.8)
+    assert index["em"] == 0.0 and 0 < index["f1"] < 1
+    [comparison] = outcome.results["comparisons"]
+    assert comparison["baseline"] == "closed" and comparison["only_condition_correct"] == 4
+    assert comparison["p_value"] == pytest.approx(2 / 16)
+    assert set(retriever.queries) == {q["question"] for q in rows}
+    assert sorted(p.name for p in outcome.out_dir.iterdir()) == [
+        "manifest.json",
+        "predictions.jsonl",
+        "report.md",
+        "report.png",
+        "results.json",
+    ]
+    manifest = json.loads((outcome.out_dir / "manifest.json").read_text())
+    assert manifest["question_ids"] == ["q0", "q1", "q2", "q3", "q4"]
+    assert set(manifest["prompts"]) == {"eval_closed_book", "eval_with_sources"}
+    assert manifest["packages"]["pocketrag"]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path, settings) -> None:
+    calls = {"n": 0}
+
+    def flaky(messages) -> str:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise Interrupt
+        return reader(messages)
+
+    config = _config(tmp_path)
+    factory = lambda spec: FactRetriever("index:facts")  # noqa: E731
+    with pytest.raises(Interrupt):
+        run_eval(config, settings, generator=FakeGenerator(reply=flaky), retriever_factory=factory)
+    assert len(read_predictions(config.out_dir)) == 3
+    # a write cut short by the interruption: dropped and repaired, not glued to the next line
+    with (config.out_dir / "predictions.jsonl").open("a") as fh:
+        fh.write('{"qid": "q1", "condi')
+    second = FakeGenerator(reply=reader)
+    outcome = run_eval(config, settings, generator=second, retriever_factory=factory)
+    assert outcome.resumed == 3 and outcome.answered == 7 and len(second.calls) == 7
+    rows = read_predictions(config.out_dir)
+    assert sorted((r["qid"], r["condition"]) for r in rows) == sorted(
+        (f"q{i}", c) for i in range(5) for c in ("closed", "index:facts")
+    )
+    assert outcome.results["conditions"]["index:facts"]["accuracy"] == pytest.approx(0.8)
+    # nothing left to do: a third run answers nothing and rewrites the same results
+    third = run_eval(config, settings, generator=FakeGenerator(), retriever_factory=factory)
+    assert third.answered == 0 and third.results == outcome.results
+
+
+def test_resume_refuses_a_run_with_other_settings(tmp_path, settings) -> None:
+    config = _config(tmp_path, n=3, seed=1)
+    run_eval(
+        config,
+        settings,
+        generator=FakeGenerator(reply=reader),
+        retriever_factory=lambda s: FactRetriever("index:facts"),
+    )
+    other = _config(tmp_path, n=3, seed=2)
+    with pytest.raises(UsageError, match="question_ids"):
+        run_eval(other, settings, generator=FakeGenerator(), retriever_factory=lambda s: None)
+
+
+def test_snapshot_then_replay_gives_the_same_evidence_without_searching(tmp_path, settings):
+    snap = tmp_path / "snapshot.jsonl"
+    first_gen = FakeGenerator(reply=reader)
+    first = run_eval(
+        _config(tmp_path, snapshot=snap),
+        settings,
+        generator=first_gen,
+        retriever_factory=lambda s: FactRetriever("index:facts"),
+    )
+    recorded = [json.loads(line) for line in snap.read_text().splitlines()]
+    assert len(recorded) == 5 and {r["condition"] for r in recorded} == {"index:facts"}
+
+    def no_search(spec: str):
+        raise AssertionError("a replay must not build a retriever")
+
+    replay_gen = FakeGenerator(reply=reader)
+    replayed = run_eval(
+        EvalConfig(NQ, parse_conditions("closed,index:facts"), tmp_path / "replayed", replay=snap),
+        settings,
+        generator=replay_gen,
+        retriever_factory=no_search,
+    )
+    assert [c for c in replay_gen.calls] == [c for c in first_gen.calls]
+
+    def strip(rows: list[dict]) -> list[dict]:
+        return [{k: r[k] for k in ("qid", "condition", "prediction", "sources")} for r in rows]
+
+    assert strip(read_predictions(replayed.out_dir)) == strip(read_predictions(first.out_dir))
+    for name in ("closed", "index:facts"):
+        for metric in ("n", "accuracy", "accuracy_ci", "em", "f1", "hit_at_k"):
+            assert (
+                replayed.results["conditions"][name][metric]
+                == first.results["conditions"][name][metric]
+            )
+
+
+def test_replay_without_a_record_is_a_usage_error(tmp_path, settings) -> None:
+    snap = tmp_path / "snapshot.jsonl"
+    run_eval(
+        _config(tmp_path, n=2, snapshot=snap),
+        settings,
+        generator=FakeGenerator(),
+        retriever_factory=lambda s: FactRetriever("index:facts"),
+    )
+    with pytest.raises(UsageError, match="has no retrieval for 2 of the 2 \\(condition 'web'"):
+        run_eval(
+            EvalConfig(NQ, parse_conditions("closed,web"), tmp_path / "r2", n=2, replay=snap),
+            settings,
+            generator=FakeGenerator(),
+        )
+    with pytest.raises(UsageError, match="not both"):
+        run_eval(_config(tmp_path, snapshot=snap, replay=snap), settings)
