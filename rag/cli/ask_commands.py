@@ -57,6 +57,8 @@ def ask(
         status.stop()
     if json_output:
         output.print_json(result.as_dict())
+        for warning in result.warnings:  # also on stderr: a pipe reading stdout may drop them
+            output.warn(warning)
         return
     sys.stdout.write("\n")
     print_sources(result.sources)

@@ -52,7 +52,7 @@ class DdgsEngine:
         timelimit: str = "",
         timeout_s: int = DEFAULT_TIMEOUT_S,
         attempts: int = DEFAULT_ATTEMPTS,
-        backoff_s: float = DEFAULT_BACKOFF_S,
+        backoff_s: float | None = None,
         client_factory: Callable[[int], Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -72,7 +72,7 @@ class DdgsEngine:
         self.timelimit = timelimit
         self.timeout_s = timeout_s
         self.attempts = max(1, attempts)
-        self.backoff_s = backoff_s
+        self.backoff_s = DEFAULT_BACKOFF_S if backoff_s is None else backoff_s
         self._client_factory = client_factory or _default_client
         self._sleep = sleep
 

@@ -1,0 +1,140 @@
+"""`rag chat`: history, follow-ups rewritten into standalone search queries, the REPL on stdin."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import FakeGenerator, FakeRetriever
+from typer.testing import CliRunner
+
+from rag.chat import ChatSession, clean_query
+from rag.cli.app import app
+from rag.config import Settings
+from rag.errors import SearchUnavailable
+from rag.types import Message, Passage
+
+runner = CliRunner()
+PASSAGES = [Passage("Emma is a novel by Jane Austen.", "Emma", "https://emma.example/", "web", 1.0)]
+
+
+def scripted(messages: list[Message]) -> str:
+    """Rewrites follow-ups using the conversation it was shown; answers everything else."""
+    last = messages[-1].content
+    if "Standalone search query:" in last:
+        assert "User: Who wrote Emma?" in last, "the rewriter must see the conversation"
+        assert "[1]" not in last, "old citations are stripped from the history"
+        return 'Query: "When did Jane Austen die?"\nextra line'
+    if "When did she die" in last:
+        return "She died in 1817 [1]."
+    return "Jane Austen wrote it [1]."
+
+
+def test_follow_up_is_rewritten_for_search_but_asked_as_is() -> None:
+    generator = FakeGenerator(reply=scripted)
+    web = FakeRetriever("web", PASSAGES)
+    session = ChatSession(Settings(), retrievers=[web], generator=generator)
+    first = session.ask("Who wrote Emma?")
+    assert first.search_query == "Who wrote Emma?"  # first turn: nothing to resolve
+    second = session.ask("When did she die?")
+    assert second.search_query == "When did Jane Austen die?"
+    assert web.queries == ["Who wrote Emma?", "When did Jane Austen die?"]
+    assert second.answer.answer == "She died in 1817 [1]."
+    # the answering prompt has the earlier turn and the original follow-up
+    prompt = generator.calls[-1]
+    assert Message("user", "Who wrote Emma?") in prompt
+    assert Message("assistant", "Jane Austen wrote it.") in prompt
+    assert "Question: When did she die?" in prompt[-1].content
+    assert len(session.history) == 4
+
+
+def test_history_is_trimmed_and_reset() -> None:
+    generator = FakeGenerator()
+    session = ChatSession(Settings(), retrievers=[], generator=generator, max_history_turns=2)
+    for i in range(5):
+        turn = session.ask(f"Question {i}?")
+        assert turn.search_query == f"Question {i}?"  # no sources: no rewriting
+    assert [m.content for m in session.history if m.role == "user"] == [
+        "Question 3?",
+        "Question 4?",
+    ]
+    session.reset()
+    assert session.history == []
+
+
+def test_unusable_rewrite_falls_back_to_the_question() -> None:
+    generator = FakeGenerator(reply=lambda m: "   ")
+    session = ChatSession(
+        Settings(), retrievers=[FakeRetriever("web", PASSAGES)], generator=generator
+    )
+    session.history = [Message("user", "a"), Message("assistant", "b")]
+    assert session.rewrite_query("and then?") == "and then?"
+
+
+@pytest.mark.parametrize(
+    ("reply", "query"),
+    [
+        ("When did Jane Austen die?", "When did Jane Austen die?"),
+        ('  "Jane Austen death date"  ', "Jane Austen death date"),
+        ("Standalone search query: Emma publication year\nBecause...", "Emma publication year"),
+        ("\n\nsearch query: `python gil`", "python gil"),
+        ("", ""),
+    ],
+)
+def test_clean_query(reply: str, query: str) -> None:
+    assert clean_query(reply) == query
+
+
+def test_cli_chat_reads_turns_from_stdin(
+    fake_model: FakeGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_model.reply = scripted
+    web = FakeRetriever("web", PASSAGES)
+    monkeypatch.setattr("rag.chat.build_retriever", lambda spec, settings: web)
+    result = runner.invoke(
+        app,
+        ["chat", "--search", "--model", "fake:"],
+        input="Who wrote Emma?\n\n/reset\nWho wrote Emma?\nWhen did she die?\n/exit\nnever asked\n",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("Jane Austen wrote it [1].") == 2
+    assert "She died in 1817 [1]." in result.stdout
+    assert "[1] Emma — https://emma.example/" in result.stdout
+    assert "(searching for: When did Jane Austen die?)" in result.stderr
+    assert "(conversation forgotten)" in result.stderr
+    assert web.queries == ["Who wrote Emma?", "Who wrote Emma?", "When did Jane Austen die?"]
+    assert "never asked" not in result.stdout
+
+
+def test_cli_chat_json_lines(fake_model: FakeGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_model.reply = scripted
+    monkeypatch.setattr(
+        "rag.chat.build_retriever", lambda spec, settings: FakeRetriever("web", PASSAGES)
+    )
+    result = runner.invoke(
+        app,
+        ["chat", "--search", "--model", "fake:", "--json"],
+        input="Who wrote Emma?\nWhen did she die?\n",
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["search_query"] for line in lines] == [
+        "Who wrote Emma?",
+        "When did Jane Austen die?",
+    ]
+    assert lines[1]["sources"][0]["id"] == 1
+    assert lines[1]["answer"] == "She died in 1817 [1]."
+
+
+def test_cli_chat_web_down_reports_each_turn_and_exits_1(
+    fake_model: FakeGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    down = FakeRetriever(
+        "web", error=SearchUnavailable("Web search failed (engine ddgs): timed out.")
+    )
+    monkeypatch.setattr("rag.chat.build_retriever", lambda spec, settings: down)
+    result = runner.invoke(app, ["chat", "--search", "--model", "fake:"], input="one?\ntwo?\n")
+    assert result.exit_code == 1
+    assert result.stderr.count("engine ddgs") == 2
+    assert "Traceback" not in result.stderr
+    assert fake_model.calls == []

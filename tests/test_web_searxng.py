@@ -1,0 +1,128 @@
+"""The SearxNG engine against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+from web_servers import html_reply, json_reply, local_server, searxng_results, slow
+
+from rag.config import Settings
+from rag.errors import SearchUnavailable, UsageError
+from rag.web.searxng import SearxngEngine, search_endpoint
+
+EMMA = searxng_results(
+    (
+        "Emma (novel)",
+        "https://en.wikipedia.org/wiki/Emma_(novel)",
+        "Emma is a novel by Jane Austen.",
+    ),
+    ("Jane Austen", "https://en.wikipedia.org/wiki/Jane_Austen", "English novelist (1775-1817)."),
+    ("Emma (1996 film)", "https://example.org/emma-film", "A film adaptation."),
+)
+
+
+def test_json_api_query_and_parsing() -> None:
+    with local_server({"/search": lambda r: json_reply(EMMA)}) as server:
+        engine = SearxngEngine(server.url, region="us-en", safesearch="off", timelimit="m")
+        results = engine.search("who wrote emma", 2)
+    assert [r.title for r in results] == ["Emma (novel)", "Jane Austen"]
+    assert results[0].url == "https://en.wikipedia.org/wiki/Emma_(novel)"
+    assert results[0].snippet == "Emma is a novel by Jane Austen."
+    sent = server.requests[0].query
+    assert sent["q"] == "who wrote emma"
+    assert sent["format"] == "json"
+    assert sent["safesearch"] == "0"
+    assert sent["language"] == "en-US"
+    assert sent["time_range"] == "month"
+
+
+def test_settings_select_url_and_no_region_means_all_languages() -> None:
+    with local_server({"/searx/search": lambda r: json_reply(EMMA)}) as server:
+        settings = Settings(engine="searxng", searxng_url=server.url + "/searx/")
+        results = SearxngEngine.from_settings(settings).search("emma", 5)
+    assert len(results) == 3
+    assert server.requests[0].query["language"] == "all"
+    assert "time_range" not in server.requests[0].query
+    assert server.requests[0].query["safesearch"] == "1"
+
+
+def test_403_explains_the_json_format_setting() -> None:
+    forbidden = (403, {"Content-Type": "text/html"}, b"<h1>403 Forbidden</h1>")
+    with (
+        local_server({"/search": lambda r: forbidden}) as server,
+        pytest.raises(SearchUnavailable) as info,
+    ):
+        SearxngEngine(server.url).search("emma", 5)
+    message = str(info.value)
+    assert "engine searxng" in message and "403" in message
+    assert "settings.yml" in message and "json" in message and "formats" in message
+
+
+def test_html_instead_of_json_is_explained() -> None:
+    with (
+        local_server({"/search": lambda r: html_reply("<html>results</html>")}) as server,
+        pytest.raises(SearchUnavailable, match="did not return JSON"),
+    ):
+        SearxngEngine(server.url).search("emma", 5)
+
+
+def test_rate_limit_and_server_errors() -> None:
+    routes = {
+        "/a/search": lambda r: json_reply({"error": "too many"}, status=429),
+        "/b/search": lambda r: json_reply({"error": "boom"}, status=500),
+    }
+    with local_server(routes) as server, pytest.raises(SearchUnavailable, match="429"):
+        SearxngEngine(server.url + "/a").search("emma", 5)
+        with pytest.raises(SearchUnavailable, match="HTTP 500"):
+            SearxngEngine(server.url + "/b").search("emma", 5)
+
+
+def test_no_results_because_engines_failed_is_an_error() -> None:
+    body = {
+        "results": [],
+        "unresponsive_engines": [["duckduckgo", "timeout"], ["brave", "CAPTCHA"]],
+    }
+    with (
+        local_server({"/search": lambda r: json_reply(body)}) as server,
+        pytest.raises(SearchUnavailable, match=r"duckduckgo \(timeout\), brave \(CAPTCHA\)"),
+    ):
+        SearxngEngine(server.url).search("emma", 5)
+
+
+def test_genuinely_empty_results_are_an_empty_list() -> None:
+    with local_server({"/search": lambda r: json_reply(searxng_results())}) as server:
+        assert SearxngEngine(server.url).search("xyzzy", 5) == []
+
+
+def test_timeout_names_the_instance() -> None:
+    with (
+        local_server({"/search": slow(json_reply(EMMA), 2.0)}) as server,
+        pytest.raises(SearchUnavailable, match=r"did not answer within 0.3s"),
+    ):
+        SearxngEngine(server.url, timeout_s=0.3).search("emma", 5)
+
+
+def test_connection_refused_names_engine_and_cause() -> None:
+    with local_server({}) as server:
+        url = server.url
+    with pytest.raises(SearchUnavailable) as info:
+        SearxngEngine(url).search("emma", 5)
+    assert "engine searxng" in str(info.value)
+    assert "ConnectError" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("base", "endpoint"),
+    [
+        ("http://localhost:8888", "http://localhost:8888/search"),
+        ("http://localhost:8888/", "http://localhost:8888/search"),
+        ("https://search.example/searx/search?q=x", "https://search.example/searx/search"),
+    ],
+)
+def test_endpoint_normalisation(base: str, endpoint: str) -> None:
+    assert search_endpoint(base) == endpoint
+
+
+@pytest.mark.parametrize("url", ["", "localhost:8888", "ftp://host/"])
+def test_missing_or_bad_url_is_a_usage_error(url: str) -> None:
+    with pytest.raises(UsageError, match="RAG_SEARXNG_URL"):
+        SearxngEngine(url)
