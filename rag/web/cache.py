@@ -51,7 +51,10 @@ class SearchCache:
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=10)
+        # A cache may lose its last write in a power cut; it must not cost an fsync per search.
+        conn.execute("PRAGMA synchronous=OFF")
         if not self._ready:
+            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(SCHEMA)
             conn.commit()
             self._ready = True
