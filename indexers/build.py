@@ -169,6 +169,10 @@ def _build_locked(
             raise UsageError(f"Give at least one PATH to build index {name!r}.")
         roots = list(prev.params.get("roots", []))
     found = discover(roots, exclude)
+    own = (settings.home.resolve(), index_dir.resolve())  # never index pocketrag's own state
+    ours = [p for p in found.files if any(p.is_relative_to(d) for d in own)]
+    found.files = [p for p in found.files if p not in set(ours)]
+    found.skipped += [Skip(str(p), "pocketrag data") for p in ours]
     report.skipped.extend(found.skipped)
     report.files_seen = len(found.files)
     old_files = prev.file_table() if prev else {}

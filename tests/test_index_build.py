@@ -216,3 +216,13 @@ def test_sqlite_is_a_real_database(docs: Path, fake_embedder: FakeEmbedder) -> N
     assert str(docs / "sub" / "latin1.txt") in paths and all(os.path.isabs(p) for p in paths)
     (text,) = conn.execute("SELECT text FROM chunks WHERE path LIKE '%latin1.txt'").fetchone()
     assert "Café" in text
+
+
+def test_never_indexes_its_own_state(
+    tmp_path: Path, docs: Path, fake_embedder: FakeEmbedder
+) -> None:
+    build_index([docs / "notes.md"], "first", settings())
+    (settings().home / "config.toml").write_text("k = 5\n")
+    report = build_index([tmp_path], "all", settings())  # tmp_path holds RAG_HOME too
+    assert report.files_embedded == 6
+    assert report.skip_reasons()["pocketrag data"] >= 2
