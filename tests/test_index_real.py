@@ -66,3 +66,13 @@ def test_rag_index_and_search_with_minilm(docs: Path) -> None:
         assert first["location"].startswith(str(docs)) and expected in first["location"], query
     info = json.loads(cli("indexes", "info", "notes", "--json").stdout)
     assert info["embedder"] == "all-MiniLM-L6-v2" and info["dim"] == 384
+
+
+def test_unknown_embedder_offline_is_a_clear_error(
+    docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = cli("index", str(docs / "notes.md"), "--name", "x", "--embedder", "no-such/model")
+    assert result.exit_code == 1
+    assert "Cannot load embedder 'no-such/model'" in result.stderr
+    assert "Traceback" not in result.output
