@@ -137,7 +137,7 @@ def main() -> None:
     ]:
         print(f"  {label:<44} {med(key) * 1000:9.1f} ms")
     overhead = sum(r["retrieval"] + r["packing"] for r in rows) / sum(r["total"] for r in rows)
-    print(f"orchestration overhead: {overhead:.1%} of question-to-first-token (goal < 5%)")
+    print(f"orchestration overhead: {overhead:.2%} of question-to-first-token (goal < 5%)")
 
 
 if __name__ == "__main__":
