@@ -27,7 +27,9 @@ def raw_tokens_per_s(llm, tokens: list[int], max_tokens: int) -> tuple[float, in
     llm.reset()
     first_at = None
     produced = 0
-    for token in llm.generate(tokens, temp=0.0, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0):
+    for token in llm.generate(
+        tokens, temp=0.0, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0
+    ):
         if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
             break
         llm.detokenize([token])
@@ -76,8 +78,10 @@ def main() -> None:
         if n_rag != n_raw:
             raise SystemExit(f"the two sides generated different lengths ({n_rag} vs {n_raw})")
     rag_rate, raw_rate = statistics.median(rag_rates), statistics.median(raw_rates)
-    print(f"model: {generator.model_name} ({generator.model_path.name}), {n_rag} tokens, "
-          f"{len(tokens)} prompt tokens, {args.rounds} interleaved rounds")
+    print(
+        f"model: {generator.model_name} ({generator.model_path.name}), {n_rag} tokens, "
+        f"{len(tokens)} prompt tokens, {args.rounds} interleaved rounds"
+    )
     print(f"rag generator:   {rag_rate:.1f} tokens/s (median)")
     print(f"llama_cpp.Llama: {raw_rate:.1f} tokens/s (median)")
     print(f"ratio rag/raw: {rag_rate / raw_rate:.3f} (goal >= 0.97)")

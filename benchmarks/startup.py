@@ -25,7 +25,9 @@ PROBE = (
 
 def heavy_modules_loaded_by_help() -> list[str]:
     """Modules from HEAVY that `rag --help` imports (should be none)."""
-    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
+    )
     line = [ln for ln in result.stdout.splitlines() if ln.startswith("HEAVY:")][-1]
     return [m for m in line.removeprefix("HEAVY:").strip().split(",") if m]
 
@@ -51,7 +53,9 @@ def main() -> None:
     print(f"python -c pass: {baseline * 1000:.0f} ms (median of {args.runs})")
     print(f"{' '.join(rag_command)}: {with_rag * 1000:.0f} ms (median of {args.runs})")
     print(f"heavy modules imported by rag --help: {', '.join(heavy) or 'none'}")
-    print(f"added time: {with_rag - baseline:.3f} s (goal < 0.5 s); ratio {with_rag / baseline:.2f}x")
+    print(
+        f"added time: {with_rag - baseline:.3f} s (goal < 0.5 s); ratio {with_rag / baseline:.2f}x"
+    )
 
 
 if __name__ == "__main__":

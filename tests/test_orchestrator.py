@@ -101,6 +101,5 @@ def test_search_query_differs_from_question(fake_generator: FakeGenerator) -> No
         search_query="Barack Obama wife",
     )
     assert retriever.queries == ["Barack Obama wife"]
-    assert fake_generator.calls[0][-1].content.endswith(
-        "Answer the question using the sources above and cite them as [n]."
-    )
+    # The model still answers the user's own words; only the search used the rewrite.
+    assert "Question: and his wife?" in fake_generator.calls[0][-1].content
