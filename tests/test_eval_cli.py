@@ -126,3 +126,30 @@ def test_end_to_end_smollm2_with_a_real_index_then_replay(tmp_path: Path, smollm
     for first, second in zip(rows, rows2, strict=True):
         assert first["sources"] == second["sources"]
         assert first["prediction"] == second["prediction"]  # greedy, same evidence
+
+
+def test_search_outage_stops_with_exit_1_and_resumes(
+    fake_model: FakeGenerator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import FakeRetriever
+
+    import evals.runner
+    from rag.errors import SearchUnavailable
+    from rag.types import Passage
+
+    down = FakeRetriever("web", error=SearchUnavailable("The web search engine is unreachable."))
+    monkeypatch.setattr(evals.runner, "build_retriever", lambda spec, settings: down)
+    run = tmp_path / "run"
+    args = ["eval", "run", "-b", NQ, "-c", "closed,web", "-m", "fake:", "--out", str(run)]
+    result = cli(*args)
+    assert result.exit_code == 1
+    assert "unreachable" in result.output and "again to resume" in result.output
+    assert len((run / "predictions.jsonl").read_text().splitlines()) == 1  # q0 closed
+
+    up = FakeRetriever("web", [Passage("Jane Austen wrote Emma.", "Emma", "https://x", "web")])
+    monkeypatch.setattr(evals.runner, "build_retriever", lambda spec, settings: up)
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "Resumed: 1 answers" in result.stderr
+    _check_outputs(run, ["closed", "web"])
+    assert len((run / "predictions.jsonl").read_text().splitlines()) == 10

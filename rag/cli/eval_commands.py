@@ -40,9 +40,7 @@ def run(
     ] = "closed",
     n: Annotated[
         int | None,
-        typer.Option(  # noqa: UP007
-            "--n", min=1, help="Sample this many questions (default: all)."
-        ),
+        typer.Option("--n", min=1, help="Sample this many questions (default: all)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the question sample.")] = 0,
     model: ModelOption = None,
@@ -51,13 +49,11 @@ def run(
     ] = Path("eval-run"),
     snapshot: Annotated[
         Path | None,
-        typer.Option(  # noqa: UP007
-            "--snapshot", help="Record every retrieval result to this JSONL file."
-        ),
+        typer.Option("--snapshot", help="Record every retrieval result to this JSONL file."),
     ] = None,
     replay: Annotated[
         Path | None,
-        typer.Option(  # noqa: UP007
+        typer.Option(
             "--replay", help="Reuse the retrieval results recorded in this file; no searching."
         ),
     ] = None,
@@ -83,6 +79,7 @@ def run(
     from evals.conditions import parse_conditions
     from evals.runner import EvalConfig, run_eval
     from rag.config import load_settings
+    from rag.errors import RagError
 
     settings = load_settings(model=model, k=k)
     config = EvalConfig(
@@ -116,6 +113,13 @@ def run(
     except KeyboardInterrupt:
         output.warn(f"Interrupted. Run the same command again to resume into {out}.")
         raise typer.Exit(130) from None
+    except RagError as exc:
+        if exc.exit_code != 2 and (out / "predictions.jsonl").is_file():
+            output.warn(
+                f"The run stopped; its answers so far are in {out}. Run the same "
+                "command again to resume once the problem is fixed."
+            )
+        raise
     _print_table(outcome.results)
     if outcome.resumed:
         output.err.print(f"Resumed: {outcome.resumed} answers were already in {out}.", markup=False)
