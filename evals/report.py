@@ -207,8 +207,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
         [max(a - lo, 0) for a, lo in zip(acc, low, strict=False)],
         [max(h - a, 0) for a, h in zip(acc, high, strict=False)],
     ]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(names) + 2), 4))
-    bars = ax.bar(names, acc, yerr=err, capsize=6, color="#4c78a8", ecolor="#333333")
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.8 * len(names) + 2), 4.2))
+    bars = ax.bar(names, acc, yerr=err, capsize=6, width=0.6, color="#4c78a8", ecolor="#333333")
     for bar, value in zip(bars, acc, strict=False):
         ax.annotate(
             f"{value:.1f}",
@@ -219,7 +219,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
         )
     ax.set_ylabel("contains-answer accuracy (%)")
     ax.set_ylim(0, min(100, max(high + [10]) * 1.2))
-    ax.set_title(f"{results['benchmark']} · {results['model']} · n={results['n']} (95% CI)")
+    ax.set_title(
+        f"{results['benchmark']} · {results['model']}\n"
+        f"n={results['n']} questions, whiskers: 95% bootstrap interval",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
