@@ -80,7 +80,7 @@ def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -
                 "delta_ci": [_r(low), _r(high)],
                 "only_baseline_correct": test.b,
                 "only_condition_correct": test.c,
-                "p_value": _r(test.p_value, 6),
+                "p_value": float(f"{test.p_value:.3g}"),  # significant digits: p can be tiny
                 "significant": bool(shared) and test.p_value < ALPHA,
             }
         )
@@ -99,6 +99,10 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+def _p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.2g}"
+
+
 def _rows(results: dict[str, Any]) -> list[list[str]]:
     sig = {c["condition"]: c for c in results["comparisons"]}
     rows = []
@@ -110,7 +114,7 @@ def _rows(results: dict[str, Any]) -> list[list[str]]:
             if comp is None
             else (
                 f"{'+' if (comp['delta'] or 0) >= 0 else ''}{_pct(comp['delta'])} "
-                f"p={comp['p_value']:.2g}{'*' if comp['significant'] else ''}"
+                f"{_p(comp['p_value'])}{'*' if comp['significant'] else ''}"
             )
         )
         rows.append(
