@@ -46,7 +46,9 @@ class LlamaGenerator:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         started = time.perf_counter()
-        n_threads = threads or os.cpu_count() or 1
+        # Default: half the logical CPUs, about the physical cores. llama.cpp's threads spin
+        # while they wait, so one more than the free cores slows it 10x on a busy machine.
+        n_threads = threads or max(1, (os.cpu_count() or 2) // 2)
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(model_path),
