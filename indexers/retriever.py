@@ -14,7 +14,7 @@ from typing import Any
 
 from indexers import store
 from indexers.embedders import Embedder, canonical_name, get_embedder
-from indexers.hybrid import BM25Index, rrf
+from indexers.hybrid import BM25_WEIGHT, DENSE_WEIGHT, BM25Index, rrf
 from rag.config import Settings
 from rag.errors import IndexCorrupt, UsageError
 from rag.types import Passage
@@ -111,7 +111,9 @@ class IndexRetriever:
             dense = self.dense(query, depth)
             if self.hybrid:
                 sparse = self.sparse(query, depth)
-                fused = rrf([[i for i, _ in dense], [i for i, _ in sparse]])[:k]
+                fused = rrf(
+                    [[i for i, _ in dense], [i for i, _ in sparse]], [DENSE_WEIGHT, BM25_WEIGHT]
+                )[:k]
                 extra = {
                     "dense": {i: (r, s) for r, (i, s) in enumerate(dense, 1)},
                     "bm25": {i: (r, s) for r, (i, s) in enumerate(sparse, 1)},
