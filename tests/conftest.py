@@ -64,7 +64,8 @@ class FakeGenerator:
     ) -> Generation:
         from rag.errors import PromptTooLong
 
-        prompt_tokens = self.count_prompt_tokens(messages)
+        # The true count even in subclasses that misreport it to the packer, like a real model.
+        prompt_tokens = FakeGenerator.count_prompt_tokens(self, messages)
         if prompt_tokens + max_tokens > self.context_size:
             raise PromptTooLong(
                 "too long", prompt_tokens=prompt_tokens, limit=self.context_size - max_tokens
