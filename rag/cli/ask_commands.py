@@ -46,8 +46,7 @@ def ask(
 
     def stream(text: str) -> None:
         status.stop()
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        output.write_text(text)
 
     try:
         result = answer_question(

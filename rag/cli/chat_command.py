@@ -60,10 +60,6 @@ def chat(
         markup=False,
     )
 
-    def stream(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
     answered = failed = 0
     while True:
         sys.stderr.write(PROMPT)
@@ -85,7 +81,7 @@ def chat(
             if query != question and not json_output:
                 output.err.print(f"(searching for: {query})", style="dim", markup=False)
             turn = session.ask(
-                question, search_query=query, on_text=None if json_output else stream
+                question, search_query=query, on_text=None if json_output else output.write_text
             )
         except (SearchUnavailable, PromptTooLong) as exc:
             failed += 1

@@ -18,6 +18,12 @@ def print_json(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def write_text(text: str) -> None:
+    """Streamed answer text: straight to stdout, flushed so it appears token by token."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 class _Quiet:
     def stop(self) -> None:
         pass

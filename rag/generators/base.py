@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from rag.config import Settings
+from rag.errors import PromptTooLong
 from rag.types import Message, Timings
 
 
@@ -57,6 +58,20 @@ class Generator(Protocol):
         max_tokens: int,
         temperature: float = 0.0,
     ) -> Generation: ...
+
+
+def check_fits(prompt_tokens: int, max_tokens: int, context_size: int, model_name: str) -> None:
+    """Refuse a prompt that leaves no room for the answer: llama.cpp would silently
+    drop its start, and the caller can act on this (fewer passages, shorter answer)."""
+    if prompt_tokens + max_tokens > context_size:
+        raise PromptTooLong(
+            f"The prompt is {prompt_tokens} tokens and the answer may take {max_tokens}, "
+            f"but {model_name} has a context of {context_size} tokens. "
+            "Shorten the question, retrieve fewer passages (--k), lower --max-tokens, "
+            "or raise the context cap (RAG_CONTEXT_CAP).",
+            prompt_tokens=prompt_tokens,
+            limit=context_size - max_tokens,
+        )
 
 
 GeneratorFactory = Callable[[str, Settings], Generator]

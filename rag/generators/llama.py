@@ -17,8 +17,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from rag.errors import GenerationError, ModelUnavailable, PromptTooLong
-from rag.generators.base import Generation, TimedStream
+from rag.errors import GenerationError, ModelUnavailable
+from rag.generators.base import Generation, TimedStream, check_fits
 from rag.types import Message, Timings
 
 # Used only when a GGUF carries no chat template (base models): plain turns.
@@ -109,15 +109,7 @@ class LlamaGenerator:
         temperature: float = 0.0,
     ) -> Generation:
         tokens, stops = self.render(messages)
-        if len(tokens) + max_tokens > self.context_size:
-            raise PromptTooLong(
-                f"The prompt is {len(tokens)} tokens and the answer may take {max_tokens}, "
-                f"but {self.model_name} has a context of {self.context_size} tokens. "
-                "Shorten the question, retrieve fewer passages (--k), lower --max-tokens, "
-                "or raise the context cap (RAG_CONTEXT_CAP).",
-                prompt_tokens=len(tokens),
-                limit=self.context_size - max_tokens,
-            )
+        check_fits(len(tokens), max_tokens, self.context_size, self.model_name)
         timings = Timings(prompt_tokens=len(tokens))
         if not self._loads_reported:
             timings.load_s = self.load_s

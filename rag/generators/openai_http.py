@@ -19,7 +19,7 @@ import httpx
 
 from rag.config import Settings
 from rag.errors import GenerationError, PromptTooLong, UsageError
-from rag.generators.base import Generation, TimedStream
+from rag.generators.base import Generation, TimedStream, check_fits
 from rag.types import Message, Timings
 
 #: Per-message tokens the chat template adds around the content (role markers etc.).
@@ -112,14 +112,7 @@ class OpenAIGenerator:
             prompt_tokens = self.count_prompt_tokens(messages)
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
-        if prompt_tokens + max_tokens > self.context_size:
-            raise PromptTooLong(
-                f"The prompt is about {prompt_tokens} tokens and the answer may take {max_tokens}, "
-                f"but the context is {self.context_size} tokens (RAG_CONTEXT_CAP). "
-                "Retrieve fewer passages (--k) or lower --max-tokens.",
-                prompt_tokens=prompt_tokens,
-                limit=self.context_size - max_tokens,
-            )
+        check_fits(prompt_tokens, max_tokens, self.context_size, self.model_name)
         body = {
             "messages": [m.as_dict() for m in messages],
             "max_tokens": max_tokens,
