@@ -3,7 +3,9 @@ and the cost of re-indexing when nothing changed (goal: under 5% of the first ru
 
 Corpus: the first N Wikipedia vital-article leads from ../shared/data, written as one
 Markdown file each (a user's notes folder). Steps, all in this one run:
-1. `rag index DIR --name bench` as a subprocess: wall time, start-up and model load included;
+1. `rag index DIR --name bench` as a subprocess: wall time, start-up and model load included,
+   against a raw script in a fresh process that imports sentence-transformers, loads the
+   same model and encodes the same texts;
 2. raw `SentenceTransformer.encode` of exactly the texts rag embedded (same model folder,
    batch size and normalisation), interleaved with
 3. `build_index --rebuild` in this process with the model already loaded (the pipeline
@@ -67,6 +69,25 @@ def embedded_texts(home: Path, name: str) -> list[str]:
     return [embedding_text(t, x) for t, x in conn.execute("SELECT title, text FROM chunks")]
 
 
+# The raw library doing the whole job in a fresh process, as a user's own script would:
+# import, load the model, encode. Compared with the cold `rag index` process.
+RAW_SCRIPT = """
+import json, sys
+from sentence_transformers import SentenceTransformer
+texts = json.load(open(sys.argv[2], encoding="utf-8"))
+model = SentenceTransformer(sys.argv[1], device="cpu")
+model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+"""
+
+
+def raw_cold_process_seconds(model_path: str, texts: list[str], work: Path) -> float:
+    texts_file = work / "texts.json"
+    texts_file.write_text(json.dumps(texts), encoding="utf-8")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", RAW_SCRIPT, model_path, str(texts_file)], check=True)
+    return time.perf_counter() - started
+
+
 def raw_encode_seconds(model, texts: list[str]) -> float:  # noqa: ANN001
     started = time.perf_counter()
     model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
@@ -102,6 +123,7 @@ def main() -> None:
     texts = embedded_texts(home, "bench")
     assert len(texts) == chunks
     raw = [raw_encode_seconds(model, texts)]
+    raw_cold = raw_cold_process_seconds(str(model_dir or "all-MiniLM-L6-v2"), texts, work)
 
     os.environ["RAG_HOME"] = str(home)
     settings = load_settings(embedder="all-MiniLM-L6-v2")
@@ -140,8 +162,11 @@ def main() -> None:
     print(f"rag index pipeline (warm model, in-process): {chunks / warm_s:.1f} chunks/s"
           f" -> ratio {raw_s / warm_s:.2f} (goal >= 0.9); time inside the embedder: "
           f"{100 * statistics.median(embed_share):.1f}%")  # fmt: skip
-    print(f"rag index end-to-end (CLI, incl. start-up + model load): "
-          f"{chunks / cli_first:.1f} chunks/s -> ratio {raw_s / cli_first:.2f}")  # fmt: skip
+    print(f"raw script in a fresh process (import, load, encode): {raw_cold:.1f}s")
+    cold_ratio, warm_ratio = raw_cold / cli_first, raw_s / cli_first
+    print(f"rag index end-to-end (fresh process: start-up, model load, read, chunk, embed, "
+          f"write): {chunks / cli_first:.1f} chunks/s -> ratio {cold_ratio:.2f} vs the raw "
+          f"script (goal >= 0.9); {warm_ratio:.2f} vs warm raw encode alone")  # fmt: skip
     print(f"re-index, nothing changed: {cli_again:.2f}s = {100 * cli_again / cli_first:.1f}% "
           "of the first run (goal < 5%)")  # fmt: skip
 
