@@ -111,9 +111,36 @@ def load_settings(**flags: Any) -> Settings:
     for name, kind in _TYPES.items():
         env_name = ENV_PREFIX + name.upper()
         if flags.get(name) is not None:
-            values[name] = flags[name]
+            origin, values[name] = f"option {name}", flags[name]
         elif env_name in os.environ:
-            values[name] = _coerce(name, os.environ[env_name], kind, env_name)
+            origin = env_name
+            values[name] = _coerce(name, os.environ[env_name], kind, origin)
         elif name in file_values:
-            values[name] = _coerce(name, file_values[name], kind, str(home / CONFIG_FILE))
+            origin = str(home / CONFIG_FILE)
+            values[name] = _coerce(name, file_values[name], kind, origin)
+        else:
+            continue
+        _check_range(name, values[name], origin)
     return Settings(home=home, **values)
+
+
+#: Inclusive bounds of numeric settings; a value outside them is a usage error, whichever
+#: layer it came from (the CLI flags check the same bounds themselves).
+_RANGES: dict[str, tuple[float, float | None]] = {
+    "k": (1, 100),
+    "max_tokens": (1, None),
+    "context_cap": (64, None),
+    "temperature": (0.0, None),
+    "threads": (0, None),
+    "fetch": (0, 10),
+    "search_cache_ttl": (0, None),
+}
+
+
+def _check_range(name: str, value: Any, origin: str) -> None:
+    if name not in _RANGES:
+        return
+    low, high = _RANGES[name]
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise UsageError(f"{origin}: {name} must be {bounds}, got {value!r}.")

@@ -93,6 +93,8 @@ def hub_unreachable_reason(timeout_s: float = 10.0) -> str | None:
     if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE:
         return "HF_HUB_OFFLINE is set"
     url = urlparse(constants.ENDPOINT)
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return None  # the way out is through a proxy: only the hub client can tell
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         socket.create_connection((url.hostname or "", port), timeout=timeout_s).close()
@@ -102,6 +104,14 @@ def hub_unreachable_reason(timeout_s: float = 10.0) -> str | None:
 
 
 _TRUE = {"1", "true", "yes", "on"}
+_PROXY_VARIABLES = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+)
 
 
 @dataclass(frozen=True)

@@ -50,3 +50,26 @@ def test_bad_config_file_is_a_usage_error(rag_home: Path) -> None:
     (rag_home / "config.toml").write_text('modle = "x"\n')
     with pytest.raises(UsageError, match="Unknown setting.*modle"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "message"),
+    [
+        ("RAG_K", "0", "k must be between 1 and 100"),
+        ("RAG_MAX_TOKENS", "0", "max_tokens must be at least 1"),
+        ("RAG_CONTEXT_CAP", "10", "context_cap must be at least 64"),
+        ("RAG_FETCH", "11", "fetch must be between 0 and 10"),
+    ],
+)
+def test_out_of_range_values_are_usage_errors(
+    env: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(UsageError, match=f"{env}: {message}"):
+        load_settings()
+
+
+def test_out_of_range_in_config_file_names_the_file(rag_home: Path) -> None:
+    (rag_home / "config.toml").write_text("k = 0\n")
+    with pytest.raises(UsageError, match="config.toml: k must be between 1 and 100"):
+        load_settings()

@@ -66,3 +66,19 @@ def test_stop_prefix_hold_back() -> None:
 def test_context_size_is_capped_by_training_context(smollm2_path: Path) -> None:
     generator = LlamaGenerator(smollm2_path, model_name="s", context_cap=512)
     assert generator.context_size == 512
+
+
+def test_an_abandoned_stream_does_not_block_the_next_answer(generator: LlamaGenerator) -> None:
+    first = iter(generator.generate(QUESTION, max_tokens=20))
+    next(first)  # the caller stops reading here
+    assert generator.generate(QUESTION, max_tokens=5).text
+
+
+def test_a_cap_llama_cpp_rounds_up_is_still_the_real_limit(smollm2_path: Path) -> None:
+    generator = LlamaGenerator(smollm2_path, model_name="s", context_cap=300)
+    assert generator.context_size == 300
+    with pytest.raises(PromptTooLong):
+        generator.generate([Message("user", "word " * 330)], max_tokens=10)
+    prompt = [Message("user", "word " * 200)]
+    fits = 300 - generator.count_prompt_tokens(prompt)
+    assert generator.generate(prompt, max_tokens=min(fits, 8)).text is not None

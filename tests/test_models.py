@@ -79,3 +79,20 @@ def test_models_pull_offline_exits_1_and_list_shows_availability(tmp_path: Path)
     assert rows["phi-3-mini"]["available"] is False
     assert rows["smollm2-135m"]["available"] is True
     assert rows["smollm2-135m"]["size_bytes"] > 50_000_000
+
+
+def test_hub_probe_defers_to_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    from rag.models import _PROXY_VARIABLES, hub_unreachable_reason
+
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert "cannot connect to 127.0.0.1:9" in (hub_unreachable_reason() or "")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert hub_unreachable_reason() is None
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_unreachable_reason() == "HF_HUB_OFFLINE is set"

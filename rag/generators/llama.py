@@ -14,6 +14,7 @@ import codecs
 import os
 import threading
 import time
+from inspect import GEN_SUSPENDED, getgeneratorstate
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -68,7 +69,10 @@ class LlamaGenerator:
         self.model_path = Path(model_path)
         self.seed = seed
         trained = self._llm._model.n_ctx_train()
-        self.context_size = min(self._llm.n_ctx(), trained) if trained > 0 else self._llm.n_ctx()
+        # llama.cpp rounds n_ctx up to a multiple of 256, but llama-cpp-python's token buffer
+        # keeps the size asked for: the smallest of the three is what really fits.
+        limits = [context_cap, self._llm.n_ctx()] + ([trained] if trained > 0 else [])
+        self.context_size = min(limits)
         self._is_eog = lambda token: bool(
             llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token)
         )
@@ -80,6 +84,7 @@ class LlamaGenerator:
             bos_token=model.token_get_text(bos_id) if bos_id != -1 else "",
         )
         self._lock = threading.Lock()
+        self._open: Iterator[tuple[str, int]] | None = None
         self._loads_reported = False
 
     @property
@@ -114,7 +119,11 @@ class LlamaGenerator:
         if not self._loads_reported:
             timings.load_s = self.load_s
             self._loads_reported = True
-        pieces = self._decode(tokens, stops, max_tokens, temperature, timings)
+        if self._open is not None and getgeneratorstate(self._open) == GEN_SUSPENDED:
+            # A caller that stopped reading part-way still holds the model: end that stream,
+            # which releases the lock, rather than wait on it forever.
+            self._open.close()
+        pieces = self._open = self._decode(tokens, stops, max_tokens, temperature, timings)
         return Generation(TimedStream(timings).wrap(pieces), timings)
 
     def _decode(
