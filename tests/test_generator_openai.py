@@ -106,3 +106,27 @@ def test_unreachable_server_is_a_clear_runtime_error() -> None:
         app, ["ask", "hi", "--model", f"openai:http://127.0.0.1:{_free_port()}/v1"]
     )
     assert result.exit_code == 1 and "Cannot reach the model server" in result.output
+
+
+def test_a_server_failing_a_too_long_prompt_is_a_clear_error(server_url: str) -> None:
+    from conftest import FakeRetriever
+
+    from rag.orchestrator import ask
+    from rag.types import Passage
+
+    # Claims a bigger context than the server's 1024 tokens, as a misconfigured cap would;
+    # the server then fails the request after its "200 OK".
+    generator = OpenAIGenerator(server_url, "smol", context_size=4096)
+    passages = [
+        Passage(
+            text=" ".join(f"fact{i}x{j}" for j in range(150)),
+            title=f"page {i}",
+            location=f"https://example.org/{i}",
+            origin="web",
+        )
+        for i in range(8)
+    ]
+    settings = load_settings(k=8, max_tokens=16)
+    with pytest.raises(GenerationError, match="set context_cap"):
+        ask("What do the pages say?", settings=settings, generator=generator,
+            retrievers=[FakeRetriever("web", passages)])  # fmt: skip

@@ -91,10 +91,13 @@ class TimedStream:
     def __init__(self, timings: Timings) -> None:
         self.timings = timings
 
-    def wrap(self, pieces: Iterator[tuple[str, int]]) -> Iterator[str]:
-        """Time starts when the caller first asks for text, not when the stream was made."""
+    def wrap(
+        self, pieces: Iterator[tuple[str, int]], started: float | None = None
+    ) -> Iterator[str]:
+        """Time starts when the caller first asks for text, unless the producer already
+        began work (`started`, e.g. an HTTP request sent before the stream was returned)."""
         timings = self.timings
-        started = time.perf_counter()
+        started = started if started is not None else time.perf_counter()
         first_at: float | None = None
         for text, n_tokens in pieces:
             now = time.perf_counter()

@@ -14,8 +14,8 @@ import codecs
 import os
 import threading
 import time
-from inspect import GEN_SUSPENDED, getgeneratorstate
 from collections.abc import Iterator, Sequence
+from inspect import GEN_SUSPENDED, getgeneratorstate
 from pathlib import Path
 
 from rag.errors import GenerationError, ModelUnavailable

@@ -124,44 +124,61 @@ class OpenAIGenerator:
         if self.model:
             body["model"] = self.model
         timings = Timings(prompt_tokens=prompt_tokens)
-        return Generation(TimedStream(timings).wrap(self._stream(body, timings)), timings)
-
-    def _stream(self, body: dict, timings: Timings) -> Iterator[tuple[str, int]]:
-        counted = 0
+        started = time.perf_counter()
+        # Send now and read the status before returning: a server that refuses the prompt as
+        # too long must raise here, where the orchestrator can retry with fewer passages.
+        request = self._client.build_request("POST", self.base_url + "/chat/completions", json=body)
         try:
-            with self._client.stream(
-                "POST", self.base_url + "/chat/completions", json=body
-            ) as response:
-                if response.status_code != 200:
-                    raise self._http_error(
-                        response.status_code, response.read().decode("utf-8", "replace")
-                    )
-                for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[len("data:") :].strip()
-                    if data == "[DONE]":
-                        break
-                    chunk = json.loads(data)
-                    usage = chunk.get("usage")
-                    if usage:
-                        timings.prompt_tokens = int(
-                            usage.get("prompt_tokens") or timings.prompt_tokens
-                        )
-                        reported = int(usage.get("completion_tokens") or counted)
-                        yield "", reported - counted
-                        counted = reported
-                    for choice in chunk.get("choices") or []:
-                        text = (choice.get("delta") or {}).get("content") or ""
-                        if text:
-                            counted += 1
-                            yield text, 1
+            response = self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        if response.status_code != 200:
+            text = response.read().decode("utf-8", "replace")
+            response.close()
+            raise self._http_error(response.status_code, text)
+        pieces = self._stream(response, timings)
+        return Generation(TimedStream(timings).wrap(pieces, started=started), timings)
+
+    def _stream(self, response: httpx.Response, timings: Timings) -> Iterator[tuple[str, int]]:
+        counted = 0
+        events = 0
+        try:
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                events += 1
+                data = line[len("data:") :].strip()
+                if data == "[DONE]":
+                    break
+                chunk = json.loads(data)
+                usage = chunk.get("usage")
+                if usage:
+                    timings.prompt_tokens = int(usage.get("prompt_tokens") or timings.prompt_tokens)
+                    reported = int(usage.get("completion_tokens") or counted)
+                    yield "", reported - counted
+                    counted = reported
+                for choice in chunk.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content") or ""
+                    if text:
+                        counted += 1
+                        yield text, 1
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
         except json.JSONDecodeError as exc:
             raise GenerationError(
                 f"The model server at {self.base_url} sent a malformed stream ({exc})."
             ) from exc
+        finally:
+            response.close()
+        if events == 0:
+            # llama-cpp-python's server, for one, fails a too-long prompt after sending
+            # "200 OK", so all we see is a stream that ends before it starts.
+            raise GenerationError(
+                f"The model server at {self.base_url} ended the answer before it began; its log "
+                f"says why. A common cause is a prompt (here about {timings.prompt_tokens} "
+                "tokens) longer than the server's context: set context_cap (RAG_CONTEXT_CAP) "
+                "to the server's context size so pocketrag packs less."
+            )
 
     def _unreachable(self, exc: Exception) -> GenerationError:
         return GenerationError(
