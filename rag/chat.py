@@ -76,7 +76,10 @@ class ChatSession:
             text = generation.text
         except RagError:
             return question
-        return clean_query(text) or question
+        rewrite = clean_query(text)
+        if not plausible_rewrite(rewrite, question, self._conversation_text()):
+            return question
+        return rewrite
 
     def ask(
         self,
@@ -119,6 +122,24 @@ class ChatSession:
             len(self.history) > 2 and self.model().count_prompt_tokens(self.history) > limit
         ):
             del self.history[:2]
+
+
+_WORD = re.compile(r"\w+")
+#: A rewrite may add the names a follow-up leaves out, not a paragraph of its own.
+REWRITE_MAX_EXTRA_WORDS = 12
+#: Words a rewrite may bring that neither the question nor the conversation has ("year").
+REWRITE_MAX_NEW_WORDS = 3
+
+
+def plausible_rewrite(rewrite: str, question: str, conversation: str) -> bool:
+    """Small models sometimes answer, or invent, instead of rewriting: keep a rewrite only
+    when it is short and nearly all of its words come from the question or the conversation."""
+    words = _WORD.findall(rewrite.lower())
+    asked = set(_WORD.findall(question.lower()))
+    known = asked | set(_WORD.findall(conversation.lower()))
+    if not words or len(words) > len(asked) + REWRITE_MAX_EXTRA_WORDS:
+        return False
+    return len(set(words) - known) <= REWRITE_MAX_NEW_WORDS
 
 
 def clean_query(text: str) -> str:

@@ -138,3 +138,22 @@ def test_cli_chat_web_down_reports_each_turn_and_exits_1(
     assert result.stderr.count("engine ddgs") == 2
     assert "Traceback" not in result.stderr
     assert fake_model.calls == []
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "kept"),
+    [
+        ("When did Jane Austen die?", True),
+        ("In what year did Jane Austen die?", True),
+        (
+            "The dragon carries a golden sword forged by ancient elves in the northern mountains.",
+            False,
+        ),
+        ("", False),
+    ],
+)
+def test_only_plausible_rewrites_are_searched(rewrite: str, kept: bool) -> None:
+    from rag.chat import plausible_rewrite
+
+    conversation = "User: Who wrote Emma?\nAssistant: Jane Austen wrote Emma."
+    assert plausible_rewrite(rewrite, "When did she die?", conversation) is kept

@@ -61,9 +61,11 @@ def chat(
     )
 
     answered = failed = 0
+    interactive = sys.stdin.isatty()
     while True:
-        sys.stderr.write(PROMPT)
-        sys.stderr.flush()
+        if interactive:  # piped questions need no prompt between them
+            sys.stderr.write(PROMPT)
+            sys.stderr.flush()
         line = sys.stdin.readline()
         if not line:
             break
