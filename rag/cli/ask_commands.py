@@ -15,8 +15,11 @@ from rag.cli.options import (
     KOption,
     MaxTokensOption,
     ModelOption,
+    RegionOption,
+    SafesearchOption,
     SearchOption,
     TemperatureOption,
+    TimelimitOption,
 )
 from rag.config import load_settings
 
@@ -31,6 +34,9 @@ def ask(
     temperature: TemperatureOption = None,
     engine: EngineOption = None,
     fetch: FetchOption = None,
+    region: RegionOption = None,
+    safesearch: SafesearchOption = None,
+    timelimit: TimelimitOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Answer QUESTION with a local model, citing web results (--search) or your index (--index)."""
@@ -38,7 +44,15 @@ def ask(
     from rag.retrieval import source_specs
 
     settings = load_settings(
-        model=model, k=k, max_tokens=max_tokens, temperature=temperature, engine=engine, fetch=fetch
+        model=model,
+        k=k,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        engine=engine,
+        fetch=fetch,
+        region=region,
+        safesearch=safesearch,
+        timelimit=timelimit,
     )
     specs = source_specs(web=search, indexes=index)
     # A spinner on stderr (terminals only) until the first token: searching and loading take time.

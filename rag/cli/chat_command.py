@@ -24,8 +24,11 @@ from rag.cli.options import (
     KOption,
     MaxTokensOption,
     ModelOption,
+    RegionOption,
+    SafesearchOption,
     SearchOption,
     TemperatureOption,
+    TimelimitOption,
 )
 from rag.config import load_settings
 
@@ -41,6 +44,9 @@ def chat(
     temperature: TemperatureOption = None,
     engine: EngineOption = None,
     fetch: FetchOption = None,
+    region: RegionOption = None,
+    safesearch: SafesearchOption = None,
+    timelimit: TimelimitOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Talk with a local model; follow-ups are searched as standalone questions."""
@@ -50,7 +56,15 @@ def chat(
     from rag.retrieval import source_specs
 
     settings = load_settings(
-        model=model, k=k, max_tokens=max_tokens, temperature=temperature, engine=engine, fetch=fetch
+        model=model,
+        k=k,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        engine=engine,
+        fetch=fetch,
+        region=region,
+        safesearch=safesearch,
+        timelimit=timelimit,
     )
     session = ChatSession(settings, sources=source_specs(web=search, indexes=index))
     session.model()  # load now: a missing model should stop us before the first question

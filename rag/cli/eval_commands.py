@@ -123,11 +123,9 @@ def run(
     _print_table(outcome.results)
     if outcome.resumed:
         output.err.print(f"Resumed: {outcome.resumed} answers were already in {out}.", markup=False)
+    output.err.print(throughput(outcome), markup=False)
     output.err.print(
-        f"{outcome.answered} answers in {outcome.seconds:.1f}s: "
-        f"{outcome.per_minute:.1f} questions/minute. Wrote {out}/predictions.jsonl, "
-        "results.json, report.md, report.png",
-        markup=False,
+        f"Wrote {out}/predictions.jsonl, results.json, report.md, report.png", markup=False
     )
 
 
@@ -146,6 +144,22 @@ def report(
         output.print_json(results)
     else:
         _print_table(results)
+
+
+def throughput(outcome) -> str:  # noqa: ANN001 - evals.runner.RunOutcome, imported lazily
+    """Questions and answers per minute of answering, and what that time includes."""
+    if not outcome.answered:
+        return "Nothing to answer: every question was already answered under every condition."
+    conditions = f"{outcome.conditions} condition{'s' if outcome.conditions != 1 else ''}"
+    warmup = f" ({outcome.warmup_seconds:.1f}s index warm-up)" if outcome.warmup_seconds else ""
+    return (
+        f"{outcome.answered} answers, {outcome.questions} questions answered under all "
+        f"{conditions}, in {outcome.seconds:.1f}s of answering: "
+        f"{outcome.questions_per_minute:.1f} questions/minute, "
+        f"{outcome.answers_per_minute:.1f} answers/minute. Answering time covers retrieval, "
+        "prompt, generation and scoring; the model load, opening indexes and the embedder "
+        f"warm-up{warmup} are not included."
+    )
 
 
 def _print_table(results: dict) -> None:

@@ -11,11 +11,11 @@ import typer
 
 SearchOption = Annotated[bool, typer.Option("--search", "-s", help="Search the web for evidence.")]
 IndexOption = Annotated[
-    list[str] | None,  # noqa: UP007 - typer needs Optional here on Python 3.10
+    list[str] | None,
     typer.Option("--index", "-i", help="Draw on this local index (repeatable)."),
 ]
 ModelOption = Annotated[
-    str | None,  # noqa: UP007
+    str | None,
     typer.Option(
         "--model",
         "-m",
@@ -24,23 +24,37 @@ ModelOption = Annotated[
     ),
 ]
 KOption = Annotated[
-    int | None,  # noqa: UP007
+    int | None,
     typer.Option("--k", "-k", min=1, max=100, help="Passages to retrieve per source. Env: RAG_K."),
 ]
 MaxTokensOption = Annotated[
-    int | None,  # noqa: UP007
+    int | None,
     typer.Option("--max-tokens", min=1, help="Longest answer, in tokens. Env: RAG_MAX_TOKENS."),
 ]
 TemperatureOption = Annotated[
-    float | None,  # noqa: UP007
+    float | None,
     typer.Option("--temperature", min=0.0, help="0 is greedy (default). Env: RAG_TEMPERATURE."),
 ]
 EngineOption = Annotated[
-    str | None,  # noqa: UP007
+    str | None,
     typer.Option("--engine", help="Web search engine: ddgs or searxng. Env: RAG_ENGINE."),
 ]
 FetchOption = Annotated[
-    int | None,  # noqa: UP007
+    int | None,
     typer.Option("--fetch", min=0, max=10, help="Read the top N result pages, not only snippets."),
+]
+RegionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--region", help="Search region, e.g. us-en, de-de; wt-wt: none. Env: RAG_REGION."
+    ),
+]
+SafesearchOption = Annotated[
+    str | None,
+    typer.Option("--safesearch", help="on, moderate or off. Env: RAG_SAFESEARCH."),
+]
+TimelimitOption = Annotated[
+    str | None,
+    typer.Option("--timelimit", help="Results from the last d(ay), w(eek), m(onth), y(ear)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]

@@ -5,7 +5,16 @@ from __future__ import annotations
 import typer
 
 from rag.cli import output
-from rag.cli.options import EngineOption, FetchOption, IndexOption, JsonOption, KOption
+from rag.cli.options import (
+    EngineOption,
+    FetchOption,
+    IndexOption,
+    JsonOption,
+    KOption,
+    RegionOption,
+    SafesearchOption,
+    TimelimitOption,
+)
 from rag.config import load_settings
 from rag.errors import UsageError
 
@@ -17,6 +26,9 @@ def search(
     k: KOption = None,
     engine: EngineOption = None,
     fetch: FetchOption = None,
+    region: RegionOption = None,
+    safesearch: SafesearchOption = None,
+    timelimit: TimelimitOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show the best passages for QUERY from local indexes (--index) and/or the web (--web)."""
@@ -28,7 +40,9 @@ def search(
     specs = source_specs(web=web, indexes=index)
     if not specs:
         raise UsageError("Say where to search: --index NAME (repeatable) and/or --web.")
-    settings = load_settings(k=k, engine=engine, fetch=fetch)
+    settings = load_settings(
+        k=k, engine=engine, fetch=fetch, region=region, safesearch=safesearch, timelimit=timelimit
+    )
     retrieved = retrieve_all([build_retriever(s, settings) for s in specs], query, settings.k)
     results = [Source.from_passage(i, p) for i, p in enumerate(retrieved.passages, start=1)]
     for warning in retrieved.warnings:
