@@ -42,7 +42,10 @@ def list_models(json_output: JsonOption = False) -> None:
         return
     from rich.table import Table
 
-    table = Table("model", "description", "size", "available", "path")
+    table = Table()
+    for column in ("model", "description", "size", "available", "path"):
+        # Fold long cells onto more lines instead of cutting them off in a narrow terminal.
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
             row["name"],
