@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from indexers import store
+from indexers import store, target
 from indexers.chunking import Chunk, chunk_documents, embedding_text
 from indexers.discovery import Skip, discover
 from indexers.embedders import Embedder, canonical_name, get_embedder
 from indexers.hybrid import build_bm25
 from indexers.loaders import LoadError, load_file
 from rag.config import Settings
-from rag.errors import IndexBusy, RagError, UsageError
+from rag.errors import IndexBusy, IndexCorrupt, RagError, UsageError
 
 EMBED_BATCH = 64
 Progress = Callable[[str, int, int], None]  # (phase, done, total); phases: read, embed, write
@@ -50,6 +50,7 @@ class BuildReport:
     seconds: float = 0.0
     generation: int = 0
     changed: bool = False
+    created: bool = False  # the first build of this index
 
     def skip_reasons(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -74,6 +75,7 @@ class BuildReport:
             "seconds": round(self.seconds, 3),
             "generation": self.generation,
             "changed": self.changed,
+            "created": self.created,
         }
 
 
@@ -118,8 +120,11 @@ def build_index(
     for p in paths:  # fail on a bad path before creating anything
         if not Path(p).expanduser().exists():
             raise UsageError(f"No such file or folder: {p}. Check the path and try again.")
-    existed = (index_dir / "CURRENT").exists()
-    index_dir.mkdir(parents=True, exist_ok=True)
+    if store.is_path_name(name):
+        roots = [Path(p).expanduser().resolve() for p in paths]
+        target.check_target(index_dir, name, roots)
+    made = target.make_index_dir(index_dir)
+    lock_is_ours = not (index_dir / "write.lock").exists()
     lock = FileLock(str(index_dir / "write.lock"))
     try:
         lock.acquire(timeout=wait)
@@ -133,9 +138,10 @@ def build_index(
         report = _build_locked(
             paths, name, index_dir, settings, rebuild, exclude, progress, approx_threshold
         )
-    except BaseException:
-        if not existed and store.current_generation_dir(index_dir) is None:
-            shutil.rmtree(index_dir, ignore_errors=True)  # don't leave an empty husk
+    except BaseException as exc:  # Ctrl-C too: remove what this run made, nothing else
+        target.undo_failed_run(index_dir, made, lock_is_ours)
+        if isinstance(exc, IndexCorrupt):
+            raise store.damaged(name, exc, paths) from None
         raise
     finally:
         lock.release()
@@ -154,6 +160,7 @@ def _build_locked(
     approx_threshold: int,
 ) -> BuildReport:
     report = BuildReport(name=name, index_dir=str(index_dir))
+    report.created = not (index_dir / "CURRENT").exists()
     gen_dir = None if rebuild else store.current_generation_dir(index_dir)
     prev = store.Generation.open(gen_dir) if gen_dir else None
     wanted = canonical_name(settings.embedder)
@@ -183,6 +190,10 @@ def _build_locked(
             stat = path.stat()
             key = str(path)
             old = old_files.get(key)
+            # Same size and mtime_ns: unchanged, without hashing (rsync's quick check; git's
+            # index does the same), so an unchanged re-run stays fast. An edit slips past
+            # only if it keeps the size and the mtime too (a tool restoring mtime, or a
+            # coarse-mtime filesystem within one tick); `--rebuild` re-reads every file.
             if old and old[1] == stat.st_size and old[2] == stat.st_mtime_ns:
                 report.files_unchanged += 1
                 continue

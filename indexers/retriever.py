@@ -41,10 +41,7 @@ class IndexRetriever:
             self.conn = generation.connect()
             self.bm25 = BM25Index(generation.dir) if hybrid else None
         except IndexCorrupt as exc:
-            raise IndexCorrupt(
-                f"Index {label!r} is damaged: {exc} Rebuild it with "
-                f"`rag index PATH --name {label} --rebuild`."
-            ) from None
+            raise store.damaged(label, exc) from None
         if generation.params["faiss"] == "hnsw":
             import faiss
 
@@ -57,10 +54,7 @@ class IndexRetriever:
         try:
             generation = store.open_current(index_dir, name)
         except IndexCorrupt as exc:
-            raise IndexCorrupt(
-                f"Index {name!r} is damaged: {exc} Rebuild it with "
-                f"`rag index PATH --name {name} --rebuild`."
-            ) from None
+            raise store.damaged(name, exc) from None
         built_with = canonical_name(str(generation.params["embedder"]))
         wanted = canonical_name(settings.embedder)
         if built_with != wanted:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ HNSW_EF_CONSTRUCTION = 80
 KEEP_GENERATIONS = 2
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Everything pocketrag itself puts in an index folder (see the layout above).
+_LAYOUT = re.compile(r"CURRENT|CURRENT\..+\.tmp|write\.lock|gen-\d{6}(\.tmp)?")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
@@ -53,9 +57,14 @@ CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 """
 
 
+def is_path_name(name: str) -> bool:
+    """True when `name` is a folder path (has a slash, or starts with '~' or '.')."""
+    return "/" in name or os.sep in name or name.startswith(("~", "."))
+
+
 def resolve_index_dir(name: str, settings: Settings) -> Path:
     """A plain name lives under `settings.indexes_dir`; anything with a slash is a folder path."""
-    if "/" in name or os.sep in name or name.startswith(("~", ".")):
+    if is_path_name(name):
         return Path(name).expanduser().resolve()
     if not _NAME.match(name):
         raise UsageError(
@@ -63,6 +72,20 @@ def resolve_index_dir(name: str, settings: Settings) -> Path:
             "(up to 64), or give a folder path."
         )
     return settings.indexes_dir / name
+
+
+def damaged(label: str, exc: Exception, paths: Sequence[str | Path] = ()) -> IndexCorrupt:
+    """`exc` (an IndexCorrupt) restated with what to do about it."""
+    target = " ".join(shlex.quote(str(p)) for p in paths) or "PATH"
+    return IndexCorrupt(
+        f"Index {label!r} is damaged: {exc} Rebuild it with "
+        f"`rag index {target} --name {shlex.quote(label)} --rebuild`."
+    )
+
+
+def holds_only_index_files(folder: Path) -> bool:
+    """True when every entry of `folder` is one pocketrag writes (an empty folder too)."""
+    return all(_LAYOUT.fullmatch(p.name) for p in folder.iterdir())
 
 
 def list_index_dirs(settings: Settings) -> list[Path]:
@@ -121,6 +144,7 @@ class Generation:
         path = self.dir / "chunks.sqlite"
         if not path.is_file():
             raise IndexCorrupt(f"Missing {path}.")
+        _check_not_truncated(path)
         conn = sqlite3.connect(
             f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
         )
@@ -143,15 +167,19 @@ class Generation:
             conn.close()
         return {p: (h, s, m) for p, h, s, m in rows}
 
-    def load_vectors(self) -> Any:
-        """The FAISS index (IDs are chunk ids); checked against params so damage shows early."""
+    def load_vectors(self, mmap: bool = False) -> Any:
+        """The FAISS index (IDs are chunk ids); checked against params so damage shows early.
+
+        `mmap=True` maps flat vectors instead of reading them: a cheap check, for `verify`.
+        """
         import faiss
 
         path = self.dir / "vectors.faiss"
         if not path.is_file():
             raise IndexCorrupt(f"Missing {path}.")
+        flags = (getattr(faiss, "IO_FLAG_MMAP_IFC", 0) | faiss.IO_FLAG_READ_ONLY) if mmap else 0
         try:
-            index = faiss.read_index(str(path))
+            index = faiss.read_index(str(path), flags)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
             raise IndexCorrupt(f"Cannot read {path}: {first}.") from None
@@ -161,6 +189,30 @@ class Generation:
                 f"{self.params['chunks']} of dim {self.params['dim']}."
             )
         return index
+
+    def verify(self) -> None:
+        """Raise IndexCorrupt unless the vectors and chunks open and match params.
+
+        Cheap enough for `rag indexes list`: vectors are memory-mapped, not read, and
+        SQLite counts rows through its smallest index.
+        """
+        self.load_vectors(mmap=True)
+        self.connect().close()
+
+
+def _check_not_truncated(path: Path) -> None:
+    """A truncated SQLite file can still count its rows; its header knows the real size."""
+    with path.open("rb") as handle:
+        head = handle.read(100)
+    if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):
+        return  # not SQLite at all: sqlite3 itself says so, in its own words
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    if head[24:28] == head[92:96] and path.stat().st_size < page_size * pages:
+        raise IndexCorrupt(
+            f"Cannot read {path}: truncated ({path.stat().st_size} of {page_size * pages} bytes)."
+        )
 
 
 def open_current(index_dir: Path, label: str) -> Generation:

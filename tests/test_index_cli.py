@@ -18,7 +18,7 @@ from indexers import store
 def test_index_summary_and_json(docs: Path, fake_embedder) -> None:
     result = cli("index", str(docs), "--name", "notes")
     assert result.exit_code == 0, result.output
-    assert "Updated index 'notes': 6 files read (6 embedded" in result.stdout
+    assert "Built index 'notes': 6 files read (6 embedded" in result.stdout
     assert (
         "Skipped 5: 2 binary, 1 hidden folder, 1 likely secret, 1 unreadable PDF." in result.stdout
     )
@@ -27,6 +27,21 @@ def test_index_summary_and_json(docs: Path, fake_embedder) -> None:
     data = json.loads(again.stdout)
     assert data["changed"] is False and data["files_unchanged"] == 6 and data["chunks"] > 0
     assert {"path": str(docs / ".env"), "reason": "likely secret"} in data["skipped"]
+
+
+def test_built_updated_unchanged_and_no_blank_line_before_errors(
+    tmp_path: Path, docs: Path, fake_embedder
+) -> None:
+    assert cli("index", str(docs), "--name", "notes").stdout.startswith("Built index 'notes'")
+    assert cli("index", str(docs), "--name", "notes").stdout.startswith("Unchanged: index")
+    (docs / "notes.md").write_text("# New\n\nFresh text.")
+    assert cli("index", str(docs), "--name", "notes").stdout.startswith("Updated index 'notes'")
+    assert json.loads(cli("index", str(docs), "--name", "n2", "--json").stdout)["created"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args in ((str(tmp_path / "nope"), "--name", "x"), (str(empty), "--name", "x")):
+        result = cli("index", *args)
+        assert result.exit_code == 2 and result.stderr.startswith("Error: "), result.stderr
 
 
 def test_exclude_option(docs: Path, fake_embedder) -> None:
@@ -117,6 +132,60 @@ def test_corrupt_index_files_exit_1_with_rebuild_hint(docs: Path, fake_embedder)
     (store.resolve_index_dir("params", settings()) / "CURRENT").write_text("gen-000099\n")
     result = cli("indexes", "info", "params")
     assert result.exit_code == 1 and "missing generation" in result.stderr
+
+
+def test_reindexing_a_damaged_index_says_to_rebuild(docs: Path, fake_embedder) -> None:
+    cli("index", str(docs), "--name", "c1")
+    index_dir = store.resolve_index_dir("c1", settings())
+    _corrupt("c1", "params.json", b"{broken")
+    (docs / "notes.md").write_text("# Changed\n\nSo the build reads the old index.")
+    result = cli("index", str(docs), "--name", "c1")
+    assert result.exit_code == 1, result.output
+    assert "Index 'c1' is damaged: Cannot read" in result.stderr and "params.json" in result.stderr
+    assert f"`rag index {docs} --name c1 --rebuild`" in result.stderr
+    (index_dir / "CURRENT").write_text("gen-000099\n")
+    result = cli("index", str(docs), "--name", "c1")
+    assert result.exit_code == 1 and "missing generation" in result.stderr
+    assert "--rebuild" in result.stderr and "Traceback" not in result.output
+    assert (index_dir / "CURRENT").is_file()  # a failed run never removes an index
+    assert cli("index", str(docs), "--name", "c1", "--rebuild").exit_code == 0
+    assert cli("search", "lake", "--index", "c1").exit_code == 0
+
+
+def _truncate(name: str, filename: str) -> None:
+    path = store.current_generation_dir(store.resolve_index_dir(name, settings())) / filename
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_indexes_list_and_info_report_damaged_files(docs: Path, fake_embedder) -> None:
+    for name, damage in (
+        ("garbled", lambda: _corrupt("garbled", "vectors.faiss", b"not a faiss index")),
+        ("cutfaiss", lambda: _truncate("cutfaiss", "vectors.faiss")),
+        ("cutsqlite", lambda: _truncate("cutsqlite", "chunks.sqlite")),
+    ):
+        cli("index", str(docs), "--name", name)
+        damage()
+    cli("index", str(docs / "notes.md"), "--name", "ok")
+    for name, filename in (
+        ("garbled", "vectors.faiss"),
+        ("cutfaiss", "vectors.faiss"),
+        ("cutsqlite", "chunks.sqlite"),
+    ):
+        result = cli("indexes", "info", name)
+        assert result.exit_code == 1, (name, result.output)
+        assert f"Index {name!r} is damaged" in result.stderr and filename in result.stderr
+        assert f"--name {name} --rebuild" in result.stderr
+    listed = cli("indexes", "list")
+    assert listed.exit_code == 0, listed.output
+    lines = dict(line.split("  ", 1) for line in listed.stdout.splitlines())
+    assert sorted(lines) == ["cutfaiss", "cutsqlite", "garbled", "ok"]
+    assert all(lines[n].startswith("(damaged: ") for n in ("cutfaiss", "cutsqlite", "garbled"))
+    assert "chunks from 1 files" in lines["ok"]
+    assert "--rebuild" in listed.stderr
+    rows = {r["name"]: r for r in json.loads(cli("indexes", "list", "--json").stdout)["indexes"]}
+    assert "error" in rows["garbled"] and "chunks" not in rows["garbled"]
+    assert "error" not in rows["ok"] and rows["ok"]["files"] == 1
+    assert cli("indexes", "info", "ok").exit_code == 0
 
 
 def test_help_does_not_import_heavy_modules() -> None:

@@ -16,7 +16,7 @@ import typer
 from rag.cli import output
 from rag.cli.options import JsonOption
 from rag.config import load_settings
-from rag.errors import IndexBusy, IndexNotFound
+from rag.errors import IndexBusy, IndexCorrupt, IndexNotFound
 
 EmbedderOption = Annotated[
     Optional[str],  # noqa: UP007, UP045 - typer needs Optional on Python 3.10
@@ -73,7 +73,7 @@ def index(
         output.print_json(report.as_dict())
         return
     data = report.as_dict()
-    verb = "Updated" if report.changed else "Unchanged:"
+    verb = "Built" if report.created else "Updated" if report.changed else "Unchanged:"
     output.out.print(
         f"{verb} index {name!r}: {data['files_read']} files read "
         f"({report.files_embedded} embedded, {report.files_unchanged} unchanged, "
@@ -87,7 +87,11 @@ def index(
 
 
 class _Progress:
-    """A rich progress bar on stderr, one task per phase (read, embed, write)."""
+    """A rich progress bar on stderr, one task per phase (read, embed, write).
+
+    It starts with the first phase, so a run that fails before reading anything
+    prints just its error (an empty bar would still leave a blank line behind).
+    """
 
     LABELS = {"read": "Reading files", "embed": "Embedding chunks", "write": "Writing index"}
 
@@ -99,16 +103,18 @@ class _Progress:
             console=output.err, transient=False,
         )  # fmt: skip
         self.tasks: dict[str, Any] = {}
-        self.bar.__enter__()
         return self
 
     def update(self, phase: str, done: int, total: int) -> None:
+        if not self.tasks:
+            self.bar.start()
         if phase not in self.tasks:
             self.tasks[phase] = self.bar.add_task(self.LABELS.get(phase, phase), total=total)
         self.bar.update(self.tasks[phase], completed=done, total=total)
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(None, None, None)
+        if self.tasks:
+            self.bar.stop()
 
 
 indexes_app = typer.Typer(
@@ -126,14 +132,21 @@ def _default(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
 
 def _summary(index_dir: Path) -> dict[str, Any]:
+    """One index's row for `rag indexes list`; a damaged index gets `error` instead."""
+    from indexers import store
+
+    try:
+        gen = store.open_current(index_dir, index_dir.name)
+        gen.verify()
+    except Exception as exc:  # a damaged index is listed, not fatal to the listing
+        return {"name": index_dir.name, "path": str(index_dir), "error": str(exc)}
+    return _row(index_dir, gen)
+
+
+def _row(index_dir: Path, gen: Any) -> dict[str, Any]:
     from indexers import store
 
     row: dict[str, Any] = {"name": index_dir.name, "path": str(index_dir)}
-    try:
-        gen = store.open_current(index_dir, index_dir.name)
-    except Exception as exc:  # a damaged index is listed, not fatal to the listing
-        row["error"] = str(exc)
-        return row
     p = gen.params
     row.update(
         chunks=p["chunks"], files=p.get("files", 0), embedder=p["embedder"], dim=p["dim"],
@@ -171,6 +184,10 @@ def list_indexes(json_output: JsonOption = False) -> None:
                 f"{r['bytes'] / 1e6:.1f} MB, updated {_when(r['updated_at'])}",
                 markup=False,
             )
+    if any("error" in r for r in rows):
+        output.err.print(
+            "Rebuild a damaged index with `rag index PATH --name NAME --rebuild`.", markup=False
+        )
 
 
 @indexes_app.command("info")
@@ -182,8 +199,12 @@ def info(
     from indexers import store
 
     index_dir = store.resolve_index_dir(name, load_settings())
-    gen = store.open_current(index_dir, name)  # IndexNotFound / IndexCorrupt
-    row = _summary(index_dir)
+    try:
+        gen = store.open_current(index_dir, name)  # or IndexNotFound
+        gen.verify()
+    except IndexCorrupt as exc:
+        raise store.damaged(name, exc) from None
+    row = _row(index_dir, gen)
     row["name"] = name
     if json_output:
         output.print_json(row)
