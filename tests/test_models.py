@@ -96,3 +96,16 @@ def test_hub_probe_defers_to_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     assert hub_unreachable_reason() is None
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert hub_unreachable_reason() == "HF_HUB_OFFLINE is set"
+
+
+@pytest.mark.network
+def test_hub_download_for_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real hub path, on a small file of the default model's repository."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    readme = HubModel(name="readme", repo_id=ALIASES["phi-3-mini"].repo_id, filename="README.md")
+    assert readme.locate() is None
+    path = readme.fetch()
+    assert path.is_file() and "Phi-3" in path.read_text(encoding="utf-8")
+    assert readme.locate() == path
