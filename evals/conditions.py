@@ -14,7 +14,8 @@ a web eval with another model, or to re-score it after a prompt change.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -175,14 +176,26 @@ class EvidenceSource:
         self.replay = replay
         self.snapshot_path = snapshot_path
         self._retrievers: dict[str, list[Retriever]] = {}
+        #: source spec -> its retriever; empty for a replay, which searches nothing
+        self.retrievers: dict[str, Retriever] = {}
         if replay is None:
             # Build up front, so an unknown index fails before the model spends any time.
-            built: dict[str, Retriever] = {}
+            built = self.retrievers
             for condition in conditions:
                 for spec in condition.sources:
                     if spec not in built:
                         built[spec] = build(spec)
                 self._retrievers[condition.name] = [built[s] for s in condition.sources]
+
+    def warm_up(self, query: str, specs: Collection[str]) -> float:
+        """Query each local index among `specs` once, unrecorded, and return the seconds it
+        took: the first query loads the embedder, which is start-up, not answering time.
+        Web sources are not warmed up, as that would be one more real search."""
+        started = time.perf_counter()
+        for spec, retriever in self.retrievers.items():
+            if spec in specs and spec.startswith("index:"):
+                retriever.retrieve(query, self.k)
+        return time.perf_counter() - started
 
     def retrieve(self, condition: Condition, question: str) -> Retrieved:
         if condition.closed:

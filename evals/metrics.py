@@ -72,6 +72,23 @@ def answer_in_passages(passages: Iterable[str], golds: Sequence[str]) -> float:
     return float(any(contains_answer(p, golds) for p in passages))
 
 
+def score_answer(
+    prediction: str, golds: Sequence[str], passages: Sequence[str] | None
+) -> dict[str, float | None]:
+    """The per-answer metrics: `correct` (contains-answer), `em`, `f1` and `hit`.
+
+    `passages` are the texts given to the model; None for a closed-book answer, whose
+    `hit` is None (there was no retrieval to hit or miss). The runner and the report
+    both score through here, so `rag eval report` re-scores exactly as a run scores.
+    """
+    return {
+        "correct": contains_answer(prediction, golds),
+        "em": exact_match(prediction, golds),
+        "f1": round(token_f1(prediction, golds), 4),
+        "hit": None if passages is None else answer_in_passages(passages, golds),
+    }
+
+
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 

@@ -1,7 +1,10 @@
 """Summaries of a run: results.json (DESIGN.md shape), report.md, report.png, a rich table.
 
 Everything is recomputed from predictions.jsonl and manifest.json, so `rag eval
-report DIR` re-scores a run (e.g. after a metric fix) without re-running a model.
+report DIR` re-scores a run (e.g. after a metric fix) without re-running a model:
+every answer's correct/EM/F1/hit is scored again from its prediction text, its gold
+answers and the passage texts it was given; the values stored in each line are only
+the record of what the run computed at the time.
 Each condition is compared with `closed` (or, without it, the first condition) on
 the questions both answered, with an exact McNemar test on the paired outcomes.
 """
@@ -14,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.metrics import bootstrap_ci, mcnemar_exact, mean
+from evals.conditions import CLOSED
+from evals.metrics import bootstrap_ci, mcnemar_exact, mean, score_answer
 from rag.errors import UsageError
 
 ALPHA = 0.05
@@ -22,7 +26,8 @@ ALPHA = 0.05
 
 def load_run(out_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The manifest and predictions of a run folder; UsageError when it is not one."""
-    from evals.runner import MANIFEST, read_predictions
+    from evals.manifest import MANIFEST
+    from evals.runner import read_predictions
 
     path = out_dir / MANIFEST
     if not path.is_file():
@@ -36,6 +41,26 @@ def _r(x: float | None, digits: int = 4) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, digits)
 
 
+def rescore(row: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """`row` with correct/em/f1/hit recomputed from its prediction, gold answers and sources.
+
+    hit@k needs the texts of the passages given to the model, recorded in each source
+    since they are part of the line; a line written before that keeps its stored hit,
+    and the second value is True for it.
+    """
+    closed = row["condition"] == CLOSED
+    texts = [s.get("text") for s in row.get("sources") or []]
+    stored_hit = not closed and not all(isinstance(t, str) for t in texts)
+    scores = score_answer(
+        str(row.get("prediction") or ""),
+        [str(a) for a in row.get("answers") or []],
+        None if closed or stored_hit else texts,
+    )
+    if stored_hit:
+        scores["hit"] = row.get("hit")
+    return {**row, **scores}, stored_hit
+
+
 def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """results.json: per-condition metrics with 95% intervals, and paired comparisons."""
     wanted = set(manifest["question_ids"])
@@ -43,6 +68,11 @@ def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -
     for row in predictions:
         if row["qid"] in wanted and row["condition"] in by_condition:
             by_condition[row["condition"]][row["qid"]] = row
+    stored_hits = 0
+    for rows in by_condition.values():
+        for qid, row in rows.items():
+            rows[qid], stored = rescore(row)
+            stored_hits += stored
     conditions: dict[str, Any] = {}
     for name, rows in by_condition.items():
         values = list(rows.values())
@@ -92,6 +122,12 @@ def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -
         "seed": manifest.get("seed"),
         "conditions": conditions,
         "comparisons": comparisons,
+        "notes": [
+            f"hit@k of {stored_hits} answers is the value stored at run time: their lines "
+            "predate recording passage texts, so it could not be recomputed."
+        ]
+        if stored_hits
+        else [],
     }
 
 
@@ -191,8 +227,16 @@ def markdown(results: dict[str, Any], manifest: dict[str, Any]) -> str:
         "- packages: "
         + ", ".join(f"{k} {v}" for k, v in manifest.get("packages", {}).items() if v),
     ]
+    for spec, index in (manifest.get("indexes") or {}).items():
+        if index:
+            lines.append(
+                f"- `{spec}`: `{index.get('index_dir')}` generation {index.get('generation')}, "
+                f"embedder {index.get('embedder')}, params sha256 "
+                f"`{str(index.get('params_sha256'))[:12]}`"
+            )
     if manifest.get("replay"):
         lines.append(f"- retrieval replayed from `{manifest['replay']}`")
+    lines += [f"- note: {note}" for note in results.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 

@@ -6,58 +6,34 @@ Why it is built this way:
 - the model loads once per process and the prompt templates share their fixed
   instruction prefix, so llama.cpp reuses its KV cache across questions;
 - `predictions.jsonl` is appended and flushed per answer, so an interrupted run
-  resumes where it stopped; `manifest.json` pins what the numbers depend on and
-  refuses to mix runs whose settings differ.
+  resumes where it stopped; `manifest.json` pins what the numbers depend on (including
+  which generation of each local index answered) and refuses to mix runs whose
+  settings or indexes differ;
+- throughput is timed over the answering loop only: the model load, opening the
+  indexes and one untimed warm-up query per local index (which loads the embedder)
+  come before the clock starts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import prompts
-from evals.benchmarks import Benchmark, Question, load_benchmark, sample_questions
+from evals.benchmarks import Question, load_benchmark, sample_questions
 from evals.conditions import Condition, EvidenceSource, Snapshot
-from evals.metrics import answer_in_passages, contains_answer, exact_match, token_f1
+from evals.manifest import MANIFEST, build_manifest, index_fingerprint, reconcile_manifest
+from evals.metrics import score_answer
 from rag.config import Settings
 from rag.errors import UsageError
 from rag.generators import Generator, load_generator
 from rag.retrieval import Retriever, build_retriever
 
 PREDICTIONS = "predictions.jsonl"
-MANIFEST = "manifest.json"
-PROMPTS = ("eval_closed_book", "eval_with_sources")
-PACKAGES = (
-    "pocketrag",
-    "llama-cpp-python",
-    "sentence-transformers",
-    "faiss-cpu",
-    "bm25s",
-    "ddgs",
-    "numpy",
-    "torch",
-)
-#: Manifest keys that must match for a run to resume into an existing --out folder.
-PINNED = (
-    "benchmark_sha256",
-    "model",
-    "model_sha256",
-    "seed",
-    "n",
-    "k",
-    "max_tokens",
-    "temperature",
-    "prompts",
-    "question_ids",
-)
+__all__ = ["MANIFEST", "PREDICTIONS", "EvalConfig", "RunOutcome", "read_predictions", "run_eval"]
 DEFAULT_MAX_TOKENS = 32
 
 Progress = Callable[[int, int, str], None]
@@ -81,101 +57,24 @@ class RunOutcome:
     results: dict[str, Any]
     answered: int  # answers produced by this process (not the resumed ones)
     resumed: int
-    seconds: float  # wall time of the answering loop, model load excluded
+    seconds: float  # wall time of the answering loop: retrieval, generation, scoring, writing
+    questions: int = 0  # questions this process answered under every condition
+    conditions: int = 1
+    warmup_seconds: float = 0.0  # untimed index warm-up (embedder load), not in `seconds`
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def per_minute(self) -> float:
+    def answers_per_minute(self) -> float:
         return 60.0 * self.answered / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def questions_per_minute(self) -> float:
+        return 60.0 * self.questions / self.seconds if self.seconds > 0 else 0.0
 
-def file_sha256(path: Path, settings: Settings) -> str:
-    """SHA-256 of a (possibly multi-GB) model file, cached by path, size and mtime."""
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-    cache = settings.cache_dir / "file-hashes" / key
-    if cache.is_file():
-        return cache.read_text().strip()
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(digest.hexdigest())
-    return digest.hexdigest()
-
-
-def model_file(spec: str) -> Path | None:
-    """The GGUF file behind a model spec, or None for a remote/registered backend."""
-    from rag.generators.base import REGISTRY
-
-    prefix, sep, _ = spec.partition(":")
-    if sep and prefix in REGISTRY:
-        return None
-    from rag.models import resolve_model
-
-    return resolve_model(spec).locate()
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def build_manifest(
-    config: EvalConfig, settings: Settings, bench: Benchmark, questions: list[Question]
-) -> dict[str, Any]:
-    path = model_file(settings.model)
-    return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "benchmark": bench.name,
-        "benchmark_file": str(bench.path),
-        "benchmark_sha256": bench.sha256,
-        "benchmark_size": len(bench.questions),
-        "model": settings.model,
-        "model_file": str(path) if path else None,
-        "model_sha256": file_sha256(path, settings) if path else None,
-        "conditions": [c.name for c in config.conditions],
-        "n": len(questions),
-        "seed": config.seed,
-        "k": settings.k,
-        "max_tokens": settings.max_tokens,
-        "temperature": settings.temperature,
-        "context_cap": settings.context_cap,
-        "prompts": {name: prompts.load(name).sha256 for name in PROMPTS},
-        "packages": package_versions(),
-        "snapshot": str(config.snapshot) if config.snapshot else None,
-        "replay": str(config.replay) if config.replay else None,
-        "question_ids": [q.id for q in questions],
-    }
-
-
-def reconcile_manifest(out_dir: Path, fresh: dict[str, Any]) -> dict[str, Any]:
-    """Write the manifest, or check that an existing run in `out_dir` can be resumed."""
-    path = out_dir / MANIFEST
-    if not path.is_file():
-        path.write_text(json.dumps(fresh, indent=2) + "\n", encoding="utf-8")
-        return fresh
-    old = json.loads(path.read_text(encoding="utf-8"))
-    differ = [key for key in PINNED if old.get(key) != fresh.get(key)]
-    if differ:
-        raise UsageError(
-            f"{out_dir} holds a run with different settings ({', '.join(differ)} differ), so "
-            "its answers cannot be mixed with these. Resume with the same options, or use a "
-            "new --out folder."
-        )
-    merged = dict(old)
-    merged["conditions"] = old["conditions"] + [
-        c for c in fresh["conditions"] if c not in old["conditions"]
-    ]
-    merged["resumed"] = fresh["created"]
-    path.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
-    return merged
+    @property
+    def per_minute(self) -> float:
+        """Answers per minute (kept for benchmarks/eval_throughput.py, which compares answers)."""
+        return self.answers_per_minute
 
 
 def read_predictions(out_dir: Path) -> list[dict[str, Any]]:
@@ -201,19 +100,16 @@ def read_predictions(out_dir: Path) -> list[dict[str, Any]]:
 def score(question: Question, condition: Condition, answer: Any, retrieval_s: float) -> dict:
     """One predictions.jsonl line: the answer, its scores, and what it cost."""
     t = answer.timings
+    passages = None if condition.closed else [s.text for s in answer.sources]
     return {
         "qid": question.id,
         "condition": condition.name,
         "question": question.question,
         "answers": list(question.answers),
         "prediction": answer.answer,
-        "correct": contains_answer(answer.answer, question.answers),
-        "em": exact_match(answer.answer, question.answers),
-        "f1": round(token_f1(answer.answer, question.answers), 4),
-        "hit": None
-        if condition.closed
-        else answer_in_passages([s.text for s in answer.sources], question.answers),
+        **score_answer(answer.answer, question.answers, passages),
         "n_sources": len(answer.sources),
+        # the texts too, so `rag eval report` can recompute hit@k
         "sources": [
             {
                 "id": s.id,
@@ -221,6 +117,7 @@ def score(question: Question, condition: Condition, answer: Any, retrieval_s: fl
                 "location": s.location,
                 "origin": s.origin,
                 "score": s.score,
+                "text": s.text,
             }
             for s in answer.sources
         ],
@@ -260,9 +157,14 @@ def run_eval(
         replay=replay,
         snapshot_path=config.snapshot,
     )
+    indexes = {
+        spec: index_fingerprint(spec, settings, retriever)
+        for spec, retriever in evidence.retrievers.items()
+        if spec.startswith("index:")
+    }
     config.out_dir.mkdir(parents=True, exist_ok=True)
     manifest = reconcile_manifest(
-        config.out_dir, build_manifest(config, settings, bench, questions)
+        config.out_dir, build_manifest(config, settings, bench, questions, indexes)
     )
     done = {(r["condition"], r["qid"]) for r in read_predictions(config.out_dir)}
     todo = [(q, c) for q in questions for c in config.conditions if (c.name, q.id) not in done]
@@ -271,9 +173,14 @@ def run_eval(
     if progress:
         progress(resumed, total, "")
 
-    answered, seconds = 0, 0.0
+    answered, seconds, warmup = 0, 0.0, 0.0
+    left = {q.id: 0 for q in questions}  # answers this process gives per question
+    for question, _ in todo:
+        left[question.id] += 1
+    full = {qid for qid, count in left.items() if count == len(config.conditions)}
     if todo:
         generator = generator or load_generator(settings)
+        warmup = evidence.warm_up(todo[0][0].question, {s for _, c in todo for s in c.sources})
         started = time.perf_counter()
         with (config.out_dir / PREDICTIONS).open("a", encoding="utf-8") as out:
             for question, condition in todo:
@@ -294,4 +201,13 @@ def run_eval(
                     progress(resumed + answered, total, condition.name)
         seconds = time.perf_counter() - started
     results = write_reports(config.out_dir, manifest=manifest)
-    return RunOutcome(config.out_dir, results, answered, resumed, seconds)
+    return RunOutcome(
+        config.out_dir,
+        results,
+        answered,
+        resumed,
+        seconds,
+        questions=len(full),
+        conditions=len(config.conditions),
+        warmup_seconds=warmup,
+    )

@@ -74,6 +74,8 @@ def test_closed_book_run_with_fake_model(fake_model: FakeGenerator, tmp_path: Pa
     result = cli("eval", "run", "-b", NQ, "-c", "closed", "-m", "fake:", "--out", str(run))
     assert result.exit_code == 0, result.output
     assert "questions/minute" in result.stderr and "ETA" in result.stderr
+    assert "5 answers, 5 questions answered under all 1 condition," in result.stderr
+    assert "answers/minute" in result.stderr and "model load" in result.stderr
     assert "closed" in result.stdout and "20.0" in result.stdout  # 1 of 5 correct
     results = _check_outputs(run, ["closed"])
     assert results["conditions"]["closed"]["accuracy"] == pytest.approx(0.2)
@@ -114,6 +116,10 @@ def test_end_to_end_smollm2_with_a_real_index_then_replay(tmp_path: Path, smollm
     assert results["comparisons"][0]["condition"] == "index:tiny"
     manifest = json.loads((run / "manifest.json").read_text())
     assert len(manifest["model_sha256"]) == 64 and manifest["model_file"] == str(smollm2_path)
+    tiny = manifest["indexes"]["index:tiny"]  # the generation the retriever opened
+    assert tiny["generation"].startswith("gen-") and len(tiny["params_sha256"]) == 64
+    assert tiny["embedder"] == manifest["embedder"]
+    assert "embedder warm-up (" in result.stderr  # the embedder load is timed apart
     rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and all(r["prediction"] for r in rows)
     assert rows[1]["cached_prompt_tokens"] > 0  # the fixed instruction prefix was reused
@@ -151,5 +157,7 @@ def test_search_outage_stops_with_exit_1_and_resumes(
     result = cli(*args)
     assert result.exit_code == 0, result.output
     assert "Resumed: 1 answers" in result.stderr
+    # q0 was half answered before the outage: 4 questions answered under both conditions now
+    assert "9 answers, 4 questions answered under all 2 conditions" in result.stderr
     _check_outputs(run, ["closed", "web"])
     assert len((run / "predictions.jsonl").read_text().splitlines()) == 10

@@ -85,6 +85,10 @@ def test_run_scores_each_condition_through_the_eval_prompts(tmp_path, settings) 
     )
     rows = read_predictions(outcome.out_dir)
     assert len(rows) == 10 and outcome.answered == 10
+    assert outcome.questions == 5 and outcome.conditions == 2
+    assert outcome.answers_per_minute == pytest.approx(2 * outcome.questions_per_minute)
+    facts = [r for r in rows if r["condition"] == "index:facts" and r["sources"]]
+    assert all(s["text"] in FACTS.values() for r in facts for s in r["sources"])
     assert all("short answer" in call[0].content for call in generator.calls)  # eval family
     closed = outcome.results["conditions"]["closed"]
     index = outcome.results["conditions"]["index:facts"]
@@ -106,6 +110,9 @@ def test_run_scores_each_condition_through_the_eval_prompts(tmp_path, settings) 
     manifest = json.loads((outcome.out_dir / "manifest.json").read_text())
     assert manifest["question_ids"] == ["q0", "q1", "q2", "q3", "q4"]
     assert set(manifest["prompts"]) == {"eval_closed_book", "eval_with_sources"}
+    assert (manifest["embedder"], manifest["hybrid"]) == (settings.embedder, settings.hybrid)
+    assert manifest["context_cap"] == settings.context_cap
+    assert manifest["indexes"] == {"index:facts": None}  # a stand-in: no index on disk
     assert manifest["packages"]["pocketrag"]
 
 
@@ -133,6 +140,8 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, settings) -> None:
     second = FakeGenerator(reply=reader)
     outcome = run_eval(config, settings, generator=second, retriever_factory=factory)
     assert outcome.resumed == 3 and outcome.answered == 7 and len(second.calls) == 7
+    # q0 was answered before; q1 only half: 3 questions were answered under both conditions
+    assert outcome.questions == 3
     rows = read_predictions(config.out_dir)
     assert sorted((r["qid"], r["condition"]) for r in rows) == sorted(
         (f"q{i}", c) for i in range(5) for c in ("closed", "index:facts")
@@ -154,6 +163,77 @@ def test_resume_refuses_a_run_with_other_settings(tmp_path, settings) -> None:
     other = _config(tmp_path, n=3, seed=2)
     with pytest.raises(UsageError, match="question_ids"):
         run_eval(other, settings, generator=FakeGenerator(), retriever_factory=lambda s: None)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"context_cap": 2048}, "context_cap"),
+        ({"embedder": "bge-small"}, "embedder"),
+        ({"hybrid": False}, "hybrid"),
+    ],
+)
+def test_resume_refuses_other_retrieval_or_context_settings(tmp_path, settings, override, key):
+    factory = lambda spec: FactRetriever("index:facts")  # noqa: E731
+    run_eval(_config(tmp_path, n=2), settings, generator=FakeGenerator(), retriever_factory=factory)
+    with pytest.raises(UsageError, match=f"\\({key} differ\\)"):
+        run_eval(
+            _config(tmp_path, n=2),
+            settings.with_overrides(**override),
+            generator=FakeGenerator(),
+            retriever_factory=factory,
+        )
+
+
+def _fake_index(home: Path, generation: str, chunks: int) -> None:
+    """The parts of an index folder the manifest reads: CURRENT and the generation's params."""
+    folder = home / "indexes" / "facts"
+    (folder / generation).mkdir(parents=True)
+    params = {"format": "pocketrag-index", "embedder": "all-MiniLM-L6-v2", "chunks": chunks}
+    (folder / generation / "params.json").write_text(json.dumps(params))
+    (folder / "CURRENT").write_text(generation + "\n")
+
+
+def test_manifest_pins_the_index_generation_and_refuses_a_changed_index(
+    tmp_path, settings, rag_home
+) -> None:
+    _fake_index(rag_home, "gen-000001", 5)
+    factory = lambda spec: FactRetriever("index:facts")  # noqa: E731
+    config = _config(tmp_path, n=2)
+    run_eval(config, settings, generator=FakeGenerator(), retriever_factory=factory)
+    manifest = json.loads((config.out_dir / "manifest.json").read_text())
+    index = manifest["indexes"]["index:facts"]
+    assert index["generation"] == "gen-000001" and index["embedder"] == "all-MiniLM-L6-v2"
+    assert len(index["params_sha256"]) == 64 and index["chunks"] == 5
+    assert "gen-000001" in (config.out_dir / "report.md").read_text()
+
+    # unchanged: resuming (here with nothing left to do) is fine
+    again = run_eval(config, settings, generator=FakeGenerator(), retriever_factory=factory)
+    assert again.answered == 0
+
+    _fake_index(rag_home, "gen-000002", 6)  # `rag index` added a file: a new generation
+    with pytest.raises(UsageError, match="index:facts changed.*gen-000001.*gen-000002.*new --out"):
+        run_eval(config, settings, generator=FakeGenerator(), retriever_factory=factory)
+
+
+def test_index_warm_up_is_timed_apart_from_answering(tmp_path, settings) -> None:
+    import time
+
+    class SlowStart(FactRetriever):
+        def retrieve(self, query: str, k: int):
+            if not self.queries:
+                time.sleep(0.3)  # a first query that loads an embedder
+            return super().retrieve(query, k)
+
+    retriever = SlowStart("index:facts")
+    outcome = run_eval(
+        _config(tmp_path, n=2),
+        settings,
+        generator=FakeGenerator(reply=reader),
+        retriever_factory=lambda s: retriever,
+    )
+    assert outcome.warmup_seconds >= 0.3 and outcome.answered == 4
+    assert len(retriever.queries) == 3  # one warm-up query, then one per index answer
 
 
 def test_snapshot_then_replay_gives_the_same_evidence_without_searching(tmp_path, settings):

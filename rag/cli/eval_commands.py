@@ -151,7 +151,7 @@ def throughput(outcome) -> str:  # noqa: ANN001 - evals.runner.RunOutcome, impor
     if not outcome.answered:
         return "Nothing to answer: every question was already answered under every condition."
     conditions = f"{outcome.conditions} condition{'s' if outcome.conditions != 1 else ''}"
-    warmup = f" ({outcome.warmup_seconds:.1f}s index warm-up)" if outcome.warmup_seconds else ""
+    warmup = f" ({outcome.warmup_seconds:.1f}s)" if outcome.warmup_seconds else ""
     return (
         f"{outcome.answered} answers, {outcome.questions} questions answered under all "
         f"{conditions}, in {outcome.seconds:.1f}s of answering: "

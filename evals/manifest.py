@@ -1,0 +1,204 @@
+"""manifest.json: what a run's numbers depend on, and the check that lets a run resume.
+
+A run may only resume into a folder whose manifest pins the same benchmark file,
+model file, decoding, retrieval settings, prompts and question sample, and whose
+local indexes are the same generations: answers from two versions of anything the
+numbers depend on are never mixed in one predictions.jsonl.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import prompts
+from rag.config import Settings
+from rag.errors import RagError, UsageError
+
+if TYPE_CHECKING:
+    from evals.benchmarks import Benchmark, Question
+    from evals.runner import EvalConfig
+
+MANIFEST = "manifest.json"
+PROMPTS = ("eval_closed_book", "eval_with_sources")
+PACKAGES = (
+    "pocketrag",
+    "llama-cpp-python",
+    "sentence-transformers",
+    "faiss-cpu",
+    "bm25s",
+    "ddgs",
+    "numpy",
+    "torch",
+)
+#: Manifest keys that must match for a run to resume into an existing --out folder.
+PINNED = (
+    "benchmark_sha256",
+    "model",
+    "model_sha256",
+    "seed",
+    "n",
+    "k",
+    "max_tokens",
+    "temperature",
+    "context_cap",
+    "embedder",
+    "hybrid",
+    "prompts",
+    "question_ids",
+)
+
+
+def file_sha256(path: Path, settings: Settings) -> str:
+    """SHA-256 of a (possibly multi-GB) model file, cached by path, size and mtime."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    cache = settings.cache_dir / "file-hashes" / key
+    if cache.is_file():
+        return cache.read_text().strip()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(digest.hexdigest())
+    return digest.hexdigest()
+
+
+def model_file(spec: str) -> Path | None:
+    """The GGUF file behind a model spec, or None for a remote/registered backend."""
+    from rag.generators.base import REGISTRY
+
+    prefix, sep, _ = spec.partition(":")
+    if sep and prefix in REGISTRY:
+        return None
+    from rag.models import resolve_model
+
+    return resolve_model(spec).locate()
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def index_fingerprint(spec: str, settings: Settings, retriever: Any = None) -> dict | None:
+    """Which index answers an `index:NAME` source: its folder, live generation, embedder and
+    the SHA-256 of the generation's params.json (counts, roots, update time), or None when
+    there is no such index on disk (a stand-in retriever). The generation the retriever
+    opened is preferred over CURRENT, which a concurrent `rag index` may have moved on."""
+    from indexers import store
+
+    gen_dir = getattr(getattr(retriever, "generation", None), "dir", None)
+    try:
+        if gen_dir is None:
+            index_dir = store.resolve_index_dir(spec[len("index:") :], settings)
+            gen_dir = store.current_generation_dir(index_dir)
+        if gen_dir is None:
+            return None
+        raw = (Path(gen_dir) / "params.json").read_bytes()
+        params = json.loads(raw)
+    except (RagError, OSError, ValueError):
+        return None
+    return {
+        "index_dir": str(Path(gen_dir).parent),
+        "generation": Path(gen_dir).name,
+        "embedder": params.get("embedder"),
+        "embedder_id": params.get("embedder_id"),
+        "chunks": params.get("chunks"),
+        "params_sha256": hashlib.sha256(raw).hexdigest(),
+    }
+
+
+#: Fingerprint fields that must match to resume (the folder may move with RAG_HOME).
+INDEX_IDENTITY = ("generation", "params_sha256", "embedder")
+
+
+def build_manifest(
+    config: EvalConfig,
+    settings: Settings,
+    bench: Benchmark,
+    questions: list[Question],
+    indexes: dict[str, dict | None] | None = None,
+) -> dict[str, Any]:
+    path = model_file(settings.model)
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": bench.name,
+        "benchmark_file": str(bench.path),
+        "benchmark_sha256": bench.sha256,
+        "benchmark_size": len(bench.questions),
+        "model": settings.model,
+        "model_file": str(path) if path else None,
+        "model_sha256": file_sha256(path, settings) if path else None,
+        "conditions": [c.name for c in config.conditions],
+        "n": len(questions),
+        "seed": config.seed,
+        "k": settings.k,
+        "max_tokens": settings.max_tokens,
+        "temperature": settings.temperature,
+        "context_cap": settings.context_cap,
+        "embedder": settings.embedder,
+        "hybrid": settings.hybrid,
+        "indexes": indexes or {},
+        "prompts": {name: prompts.load(name).sha256 for name in PROMPTS},
+        "packages": package_versions(),
+        "snapshot": str(config.snapshot) if config.snapshot else None,
+        "replay": str(config.replay) if config.replay else None,
+        "question_ids": [q.id for q in questions],
+    }
+
+
+def _generation(fingerprint: dict | None) -> str:
+    if not fingerprint:
+        return "no index on disk"
+    sha = str(fingerprint.get("params_sha256"))[:12]
+    return f"generation {fingerprint.get('generation')} (params.json sha256 {sha})"
+
+
+def reconcile_manifest(out_dir: Path, fresh: dict[str, Any]) -> dict[str, Any]:
+    """Write the manifest, or check that an existing run in `out_dir` can be resumed."""
+    path = out_dir / MANIFEST
+    if not path.is_file():
+        path.write_text(json.dumps(fresh, indent=2) + "\n", encoding="utf-8")
+        return fresh
+    old = json.loads(path.read_text(encoding="utf-8"))
+    differ = [key for key in PINNED if old.get(key) != fresh.get(key)]
+    if differ:
+        raise UsageError(
+            f"{out_dir} holds a run with different settings ({', '.join(differ)} differ), so "
+            "its answers cannot be mixed with these. Resume with the same options, or use a "
+            "new --out folder."
+        )
+    old_indexes = old.get("indexes") or {}
+    for spec, now in (fresh.get("indexes") or {}).items():
+        then = old_indexes.get(spec)
+        if spec not in old_indexes or then == now:
+            continue
+        if then and now and all(then.get(f) == now.get(f) for f in INDEX_IDENTITY):
+            continue
+        raise UsageError(
+            f"{spec} changed since the run in {out_dir} began: it answered from "
+            f"{_generation(then)}, the index is now {_generation(now)}. Answers from two "
+            "versions of an index cannot be mixed, and a rebuilt index is a new version "
+            "even from the same files. Run again with a new --out folder, so that every "
+            "answer of the run comes from the current index."
+        )
+    merged = dict(old)
+    merged["indexes"] = {**(fresh.get("indexes") or {}), **old_indexes}
+    merged["conditions"] = old["conditions"] + [
+        c for c in fresh["conditions"] if c not in old["conditions"]
+    ]
+    merged["resumed"] = fresh["created"]
+    path.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    return merged
