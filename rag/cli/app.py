@@ -38,22 +38,23 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-# --- command registration: one line per command module ---------------------------------
-from rag.cli import ask_commands, model_commands, search_command  # noqa: E402
+# --- command registration ------------------------------------------------------------
+from rag.cli import (  # noqa: E402
+    ask_commands,
+    chat_command,
+    eval_commands,
+    index_commands,
+    model_commands,
+    search_command,
+)
 
 app.command("ask")(ask_commands.ask)
+app.command("chat")(chat_command.chat)
 app.command("search")(search_command.search)
-app.add_typer(model_commands.app, name="models")
-from rag.cli import index_commands  # noqa: E402
-
 app.command("index")(index_commands.index)
 app.add_typer(index_commands.indexes_app, name="indexes")
-from rag.cli import eval_commands  # noqa: E402
-
+app.add_typer(model_commands.app, name="models")
 app.add_typer(eval_commands.app, name="eval")
-from rag.cli import chat_command  # noqa: E402
-
-app.command("chat")(chat_command.chat)
 
 
 def main() -> None:
