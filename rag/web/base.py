@@ -9,6 +9,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from rag.errors import UsageError
+
+SAFESEARCH_LEVELS = ("on", "moderate", "off")
+TIMELIMITS = ("", "d", "w", "m", "y")
+
+
+def check_search_options(safesearch: str, timelimit: str) -> None:
+    """The options every engine shares, checked one way whichever engine is chosen."""
+    if safesearch not in SAFESEARCH_LEVELS:
+        raise UsageError(
+            f"safesearch must be on, moderate or off, got {safesearch!r} (RAG_SAFESEARCH)."
+        )
+    if timelimit not in TIMELIMITS:
+        raise UsageError(
+            f"timelimit must be d, w, m, y or empty, got {timelimit!r} (RAG_TIMELIMIT)."
+        )
+
 
 @dataclass(frozen=True)
 class WebResult:

@@ -15,13 +15,11 @@ from typing import Any
 
 from rag.config import Settings
 from rag.errors import SearchUnavailable
-from rag.web.base import WebResult
+from rag.web.base import WebResult, check_search_options
 
 DEFAULT_TIMEOUT_S = 10
 DEFAULT_ATTEMPTS = 3
 DEFAULT_BACKOFF_S = 0.5
-_SAFESEARCH = {"on", "moderate", "off"}
-_TIMELIMITS = {"", "d", "w", "m", "y"}
 
 HINT = (
     "Check the internet connection, try again later, or use a SearxNG instance "
@@ -56,17 +54,7 @@ class DdgsEngine:
         client_factory: Callable[[int], Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        from rag.errors import UsageError
-
-        if safesearch not in _SAFESEARCH:
-            raise UsageError(
-                f"safesearch must be one of {sorted(_SAFESEARCH)}, got {safesearch!r} "
-                "(RAG_SAFESEARCH)."
-            )
-        if timelimit not in _TIMELIMITS:
-            raise UsageError(
-                f"timelimit must be d, w, m, y or empty, got {timelimit!r} (RAG_TIMELIMIT)."
-            )
+        check_search_options(safesearch, timelimit)
         self.region = region
         self.safesearch = safesearch
         self.timelimit = timelimit

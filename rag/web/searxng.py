@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from rag.config import Settings
 from rag.errors import SearchUnavailable, UsageError
-from rag.web.base import WebResult
+from rag.web.base import WebResult, check_search_options
 
 DEFAULT_TIMEOUT_S = 10.0
 _SAFESEARCH = {"off": 0, "moderate": 1, "on": 2}
@@ -65,10 +65,7 @@ class SearxngEngine:
                 "The searxng engine needs the instance's URL: set RAG_SEARXNG_URL or "
                 "searxng_url in config.toml (e.g. http://localhost:8888)."
             )
-        if safesearch not in _SAFESEARCH:
-            raise UsageError(f"safesearch must be on, moderate or off, got {safesearch!r}.")
-        if timelimit not in _TIME_RANGE:
-            raise UsageError(f"timelimit must be d, w, m, y or empty, got {timelimit!r}.")
+        check_search_options(safesearch, timelimit)
         self.endpoint = search_endpoint(base_url)
         self.region = region
         self.safesearch = safesearch
