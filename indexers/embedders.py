@@ -98,18 +98,10 @@ def packaged_model_dir(name: str) -> Path | None:
     dist_name = PACKAGED_MODELS.get(canonical_name(name))
     if dist_name is None:
         return None
-    from importlib import metadata
+    from rag.models import file_in_distribution
 
-    try:
-        dist = metadata.distribution(dist_name)
-    except metadata.PackageNotFoundError:
-        return None
-    for entry in dist.files or []:
-        if entry.name == "modules.json":
-            folder = Path(str(dist.locate_file(entry))).parent
-            if folder.is_dir():
-                return folder.resolve()
-    return None
+    modules = file_in_distribution(dist_name, lambda file: file == "modules.json")
+    return modules.parent if modules else None
 
 
 class SentenceTransformerEmbedder:

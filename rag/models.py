@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -114,6 +115,21 @@ _PROXY_VARIABLES = (
 )
 
 
+def file_in_distribution(distribution: str, matches: Callable[[str], bool]) -> Path | None:
+    """The first file of an installed distribution whose name `matches`, found from its
+    metadata: model packages are found without importing them, and without the network."""
+    try:
+        files = importlib.metadata.files(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if matches(file.name):
+            path = Path(str(file.locate()))
+            if path.is_file():
+                return path.resolve()
+    return None
+
+
 @dataclass(frozen=True)
 class PackagedModel:
     """A GGUF file shipped inside an installed Python distribution (no import, no network)."""
@@ -124,16 +140,7 @@ class PackagedModel:
     size_bytes: int | None = None
 
     def locate(self) -> Path | None:
-        try:
-            files = importlib.metadata.files(self.distribution) or []
-        except importlib.metadata.PackageNotFoundError:
-            return None
-        for file in files:
-            if file.name.endswith(".gguf"):
-                path = Path(file.locate())
-                if path.is_file():
-                    return path
-        return None
+        return file_in_distribution(self.distribution, lambda name: name.endswith(".gguf"))
 
     def fetch(self) -> Path:
         found = self.locate()
