@@ -65,7 +65,7 @@ def eval_round(args, settings, generator, workdir: Path, number: int) -> tuple[f
     outcome = run_eval(config, settings, generator=generator)
     rows = (config.out_dir / "predictions.jsonl").read_text().splitlines()
     tokens = sum(json.loads(r)["completion_tokens"] for r in rows)
-    return outcome.per_minute, tokens
+    return outcome.answers_per_minute, tokens
 
 
 def plain_round(llm, rendered: list[tuple[list[int], list[str]]], max_tokens: int):  # noqa: ANN001, ANN201

@@ -71,11 +71,6 @@ class RunOutcome:
     def questions_per_minute(self) -> float:
         return 60.0 * self.questions / self.seconds if self.seconds > 0 else 0.0
 
-    @property
-    def per_minute(self) -> float:
-        """Answers per minute (kept for benchmarks/eval_throughput.py, which compares answers)."""
-        return self.answers_per_minute
-
 
 def read_predictions(out_dir: Path) -> list[dict[str, Any]]:
     """The answers already written. A line cut short by an interruption is dropped (and the
