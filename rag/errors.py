@@ -51,3 +51,7 @@ class IndexCorrupt(RagError):
 
 class IndexBusy(RagError):
     """Another process holds the index's write lock."""
+
+
+class StorageError(RagError):
+    """A file could not be written or removed: disk full, read-only folder, no permission."""
