@@ -7,6 +7,7 @@ as the `Settings` fields, e.g. `model = "smollm2-135m"`.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field, fields, replace
@@ -37,8 +38,9 @@ class Settings:
     max_tokens: int = 512
     temperature: float = 0.0
     context_cap: int = 4096
-    threads: int = 0  # 0: llama.cpp's own choice
+    threads: int = 0  # 0: half the logical CPUs (about the physical cores)
     seed: int = 0
+    weight_repack: str = "auto"  # llama.cpp's extra weight buffers: auto (off on AMX), on, off
     openai_api_key: str = ""
     # retrieval
     k: int = 5
@@ -111,7 +113,7 @@ def load_settings(**flags: Any) -> Settings:
     for name, kind in _TYPES.items():
         env_name = ENV_PREFIX + name.upper()
         if flags.get(name) is not None:
-            origin, values[name] = f"option {name}", flags[name]
+            origin, values[name] = f"--{name.replace('_', '-')}", flags[name]
         elif env_name in os.environ:
             origin = env_name
             values[name] = _coerce(name, os.environ[env_name], kind, origin)
@@ -124,23 +126,35 @@ def load_settings(**flags: Any) -> Settings:
     return Settings(home=home, **values)
 
 
-#: Inclusive bounds of numeric settings; a value outside them is a usage error, whichever
-#: layer it came from (the CLI flags check the same bounds themselves).
-_RANGES: dict[str, tuple[float, float | None]] = {
+#: Inclusive bounds of every numeric setting; a value outside them is a usage error, whichever
+#: layer it came from (flag, environment, config file): this is the one check for all three.
+#: Upper bounds keep a typo from exhausting the machine (RAG_THREADS=100000 used to crash
+#: llama.cpp; a context of a million tokens asks for gigabytes of KV cache).
+_RANGES: dict[str, tuple[float, float]] = {
     "k": (1, 100),
-    "max_tokens": (1, None),
-    "context_cap": (64, None),
-    "temperature": (0.0, None),
-    "threads": (0, None),
+    "max_tokens": (1, 32_768),
+    "context_cap": (64, 1_048_576),
+    "temperature": (0.0, 2.0),
+    "threads": (0, 1024),
+    "seed": (0, 2**32 - 1),
     "fetch": (0, 10),
-    "search_cache_ttl": (0, None),
+    "search_cache_ttl": (0, 10 * 365 * 86_400),
 }
+#: Settings that take one of a few words.
+_CHOICES: dict[str, tuple[str, ...]] = {"weight_repack": ("auto", "on", "off")}
 
 
 def _check_range(name: str, value: Any, origin: str) -> None:
+    if name in _CHOICES:
+        if value not in _CHOICES[name]:
+            raise UsageError(
+                f"{origin}: {name} must be one of {', '.join(_CHOICES[name])}, got {value!r}."
+            )
+        return
     if name not in _RANGES:
         return
     low, high = _RANGES[name]
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise UsageError(f"{origin}: {name} must be {bounds}, got {value!r}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{origin}: {name} must be a finite number between {low} and {high}.")
+    if value < low or value > high:
+        raise UsageError(f"{origin}: {name} must be between {low} and {high}, got {value!r}.")

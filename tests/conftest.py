@@ -111,8 +111,20 @@ class FakeRetriever:
         return self.passages[:k]
 
 
+@pytest.fixture(scope="session")
+def llama_cpp_runs_here() -> None:
+    """Every test that loads a real GGUF in this process depends on this: the model is
+    first loaded and run in a child, so a native crash on this CPU (as on AMX Xeons) fails
+    those tests with the signal instead of killing the whole test run."""
+    from native import model_canary
+
+    crash = model_canary()
+    if crash:
+        pytest.fail(crash, pytrace=False)
+
+
 @pytest.fixture
-def smollm2_path() -> Path:
+def smollm2_path(llama_cpp_runs_here: None) -> Path:
     from rag.models import ALIASES
 
     path = ALIASES["smollm2-135m"].locate()

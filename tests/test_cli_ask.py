@@ -2,12 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import FakeGenerator
+from native import run_rag
 from typer.testing import CliRunner
 
 from rag.cli.app import app
@@ -56,11 +55,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def test_ask_streams_a_real_answer_with_smollm2(tmp_path: Path) -> None:
     """End to end in a fresh process: the bundled model really generates tokens."""
-    result = subprocess.run(
+    result = run_rag(
         [
-            sys.executable,
-            "-m",
-            "rag.cli.app",
             "ask",
             "Who wrote Pride and Prejudice?",
             "--model",
@@ -70,9 +66,6 @@ def test_ask_streams_a_real_answer_with_smollm2(tmp_path: Path) -> None:
             "--json",
         ],
         env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
@@ -95,13 +88,7 @@ def test_ask_streams_a_real_answer_with_smollm2(tmp_path: Path) -> None:
 
 def test_ask_plain_output_streams_to_stdout_and_stats_to_stderr(tmp_path: Path) -> None:
     env = _env(tmp_path) | {"RAG_MODEL": "smollm2-135m", "RAG_MAX_TOKENS": "16"}
-    result = subprocess.run(
-        [sys.executable, "-m", "rag.cli.app", "ask", "Name a colour."],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_rag(["ask", "Name a colour."], env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert "smollm2-135m:" in result.stderr and "tokens at" in result.stderr

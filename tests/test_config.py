@@ -56,9 +56,24 @@ def test_bad_config_file_is_a_usage_error(rag_home: Path) -> None:
     ("env", "value", "message"),
     [
         ("RAG_K", "0", "k must be between 1 and 100"),
-        ("RAG_MAX_TOKENS", "0", "max_tokens must be at least 1"),
-        ("RAG_CONTEXT_CAP", "10", "context_cap must be at least 64"),
+        ("RAG_MAX_TOKENS", "0", "max_tokens must be between 1 and 32768"),
+        ("RAG_CONTEXT_CAP", "10", "context_cap must be between 64 and 1048576"),
         ("RAG_FETCH", "11", "fetch must be between 0 and 10"),
+        # every numeric setting has an upper bound: these used to crash or hang llama.cpp
+        ("RAG_THREADS", "100000", "threads must be between 0 and 1024"),
+        ("RAG_THREADS", "10000", "threads must be between 0 and 1024"),
+        ("RAG_CONTEXT_CAP", "1000000000", "context_cap must be between 64 and 1048576"),
+        ("RAG_MAX_TOKENS", "99999999", "max_tokens must be between 1 and 32768"),
+        ("RAG_SEED", "-1", "seed must be between 0 and 4294967295"),
+        (
+            "RAG_SEARCH_CACHE_TTL",
+            "999999999999",
+            "search_cache_ttl must be between 0 and 315360000",
+        ),
+        ("RAG_TEMPERATURE", "nan", "temperature must be a finite number"),
+        ("RAG_TEMPERATURE", "inf", "temperature must be a finite number"),
+        ("RAG_TEMPERATURE", "-0.5", "temperature must be between 0.0 and 2.0"),
+        ("RAG_WEIGHT_REPACK", "maybe", "weight_repack must be one of auto, on, off"),
     ],
 )
 def test_out_of_range_values_are_usage_errors(
@@ -73,3 +88,20 @@ def test_out_of_range_in_config_file_names_the_file(rag_home: Path) -> None:
     (rag_home / "config.toml").write_text("k = 0\n")
     with pytest.raises(UsageError, match="config.toml: k must be between 1 and 100"):
         load_settings()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 2.5])
+def test_flags_are_checked_like_every_other_layer(value: float) -> None:
+    with pytest.raises(UsageError, match="--temperature: temperature must be"):
+        load_settings(temperature=value)
+
+
+@pytest.mark.parametrize("flag", ["nan", "inf", "-inf", "3"])
+def test_temperature_flag_gives_one_line_and_exit_2(flag: str) -> None:
+    from typer.testing import CliRunner
+
+    from rag.cli.app import app
+
+    result = CliRunner().invoke(app, ["ask", "Who wrote Emma?", "--temperature", flag])
+    assert result.exit_code == 2
+    assert "temperature must be" in result.stderr and "Traceback" not in result.output

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from native import fail_if_crashed
 from typer.testing import CliRunner
 
 from rag.cli.app import app
@@ -25,7 +26,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url(
+    tmp_path_factory: pytest.TempPathFactory, llama_cpp_runs_here: None
+) -> Iterator[str]:
     from rag.models import ALIASES
 
     port = _free_port()
@@ -53,11 +56,16 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/v1"
     try:
         if not wait_until_ready(url, timeout_s=120):
+            if process.poll() is not None:
+                fail_if_crashed(process.returncode, "llama_cpp.server", log.read_text())
             pytest.fail(f"llama_cpp.server did not start: {Path(log).read_text()[-2000:]}")
         yield url
     finally:
+        crashed = process.poll()  # died by itself while the tests ran?
         process.terminate()
         process.wait(timeout=30)
+        if crashed is not None:
+            fail_if_crashed(crashed, "llama_cpp.server", log.read_text())
 
 
 def test_streams_from_a_real_server(server_url: str) -> None:

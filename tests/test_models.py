@@ -1,9 +1,8 @@
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from native import run_rag
 
 from rag.errors import ModelUnavailable, UsageError
 from rag.models import ALIASES, FileModel, HubModel, PackagedModel, resolve_model
@@ -42,13 +41,7 @@ def _offline_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_missing_default_model_with_unreachable_hub_exits_1(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "rag.cli.app", "ask", "Who wrote Emma?"],
-        env=_offline_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_rag(["ask", "Who wrote Emma?"], env=_offline_env(tmp_path), timeout=120)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "rag models pull phi-3-mini" in result.stderr
@@ -57,21 +50,9 @@ def test_missing_default_model_with_unreachable_hub_exits_1(tmp_path: Path) -> N
 
 def test_models_pull_offline_exits_1_and_list_shows_availability(tmp_path: Path) -> None:
     env = _offline_env(tmp_path)
-    pull = subprocess.run(
-        [sys.executable, "-m", "rag.cli.app", "models", "pull", "phi-3-mini"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    pull = run_rag(["models", "pull", "phi-3-mini"], env=env, timeout=120)
     assert pull.returncode == 1 and "Traceback" not in pull.stderr
-    listing = subprocess.run(
-        [sys.executable, "-m", "rag.cli.app", "models", "list", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    listing = run_rag(["models", "list", "--json"], env=env, timeout=120)
     assert listing.returncode == 0, listing.stderr
     import json
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from native import run_rag
 from web_servers import html_reply, json_reply, local_server, searxng_results
 
 PAGE = """<html><head><title>Emma (novel)</title></head><body><article>
@@ -49,10 +48,10 @@ def test_ask_search_with_smollm2_and_a_local_searxng(tmp_path: Path, smollm2_pat
             "RAG_ALLOW_PRIVATE_FETCH": "1",
         }
         command = [
-            sys.executable, "-m", "rag.cli.app", "ask", "Who wrote the novel Emma?", "--search",
+            "ask", "Who wrote the novel Emma?", "--search",
             "--model", "smollm2-135m", "--max-tokens", "24", "--k", "3", "--fetch", "1", "--json",
         ]  # fmt: skip
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        done = run_rag(command, env=env)
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
     assert payload["question"] == "Who wrote the novel Emma?"

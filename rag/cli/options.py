@@ -1,6 +1,8 @@
 """Options shared by several commands, declared once so they read the same everywhere.
 
-A flag left unset is None, so the lower settings layers (env, config file) apply.
+A flag left unset is None, so the lower settings layers (env, config file) apply. Ranges
+are not declared here: `rag.config` checks every value the same way, whichever layer it
+came from, so a flag and its environment variable can never disagree on what is valid.
 """
 
 from __future__ import annotations
@@ -25,15 +27,15 @@ ModelOption = Annotated[
 ]
 KOption = Annotated[
     int | None,
-    typer.Option("--k", "-k", min=1, max=100, help="Passages to retrieve per source. Env: RAG_K."),
+    typer.Option("--k", "-k", help="Passages to retrieve per source. Env: RAG_K."),
 ]
 MaxTokensOption = Annotated[
     int | None,
-    typer.Option("--max-tokens", min=1, help="Longest answer, in tokens. Env: RAG_MAX_TOKENS."),
+    typer.Option("--max-tokens", help="Longest answer, in tokens. Env: RAG_MAX_TOKENS."),
 ]
 TemperatureOption = Annotated[
     float | None,
-    typer.Option("--temperature", min=0.0, help="0 is greedy (default). Env: RAG_TEMPERATURE."),
+    typer.Option("--temperature", help="0 is greedy (default), at most 2. Env: RAG_TEMPERATURE."),
 ]
 EngineOption = Annotated[
     str | None,
@@ -41,7 +43,7 @@ EngineOption = Annotated[
 ]
 FetchOption = Annotated[
     int | None,
-    typer.Option("--fetch", min=0, max=10, help="Read the top N result pages, not only snippets."),
+    typer.Option("--fetch", help="Read the top N result pages, not only snippets."),
 ]
 RegionOption = Annotated[
     str | None,

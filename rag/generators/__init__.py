@@ -25,7 +25,7 @@ def load_generator(settings: Settings, model: str | None = None) -> Generator:
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in REGISTRY:
         return REGISTRY[prefix](rest, settings)
-    key = (spec, settings.context_cap, settings.threads, settings.seed)
+    key = (spec, settings.context_cap, settings.threads, settings.seed, settings.weight_repack)
     if key not in _LOADED:
         from rag.generators.llama import LlamaGenerator
         from rag.models import resolve_model
@@ -37,5 +37,6 @@ def load_generator(settings: Settings, model: str | None = None) -> Generator:
             context_cap=settings.context_cap,
             threads=settings.threads,
             seed=settings.seed,
+            weight_repack=settings.weight_repack,
         )
     return _LOADED[key]

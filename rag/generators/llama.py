@@ -11,15 +11,20 @@ instructions) is evaluated once per process, not once per question.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
+import re
+import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from inspect import GEN_SUSPENDED, getgeneratorstate
 from pathlib import Path
+from typing import Any
 
 from rag.errors import GenerationError, ModelUnavailable
 from rag.generators.base import Generation, TimedStream, check_fits
+from rag.generators.gguf_meta import GGUFError, training_context
 from rag.types import Message, Timings
 
 # Used only when a GGUF carries no chat template (base models): plain turns.
@@ -29,6 +34,74 @@ _FALLBACK_TEMPLATE = (
     "{% else %}Answer: {{ m.content }}\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}Answer:{% endif %}"
 )
+
+#: CPU flags of Intel AMX (4th-generation Xeon and later). There, llama.cpp (as built by
+#: llama-cpp-python 0.3.x) repacks Q4/Q8 weights into its AMX buffer type and then crashes
+#: with SIGSEGV in the first batched decode.
+AMX_FLAGS = frozenset({"amx_tile", "amx_int8", "amx_bf16"})
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them; empty where that file does not exist."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def use_extra_buffers(setting: str, flags: Collection[str]) -> bool:
+    """Whether llama.cpp may repack weights into its extra CPU buffer types.
+
+    `auto` repacks except on AMX CPUs, where the repack crashes; on AVX2 it is worth
+    5-20% prompt and generation speed (benchmarks/weight_repack.py), so it stays on.
+    """
+    if setting == "on":
+        return True
+    if setting == "off":
+        return False
+    return not AMX_FLAGS & set(flags)
+
+
+def thread_count(setting: int, cpus: int | None = None) -> int:
+    """llama.cpp worker threads: by default half the logical CPUs (about the physical cores);
+    never more than the logical CPUs, since its threads spin and extra ones only wait."""
+    cpus = max(1, cpus or os.cpu_count() or 2)
+    return min(setting, cpus) if setting > 0 else max(1, cpus // 2)
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _model_params(**fields: Any) -> Iterator[None]:
+    """Set `llama_model_params` fields that `llama_cpp.Llama` does not expose.
+
+    `Llama.__init__` takes its model params from `llama_model_default_params()`; for the
+    duration of one load that function returns them with `fields` applied. The caller
+    checks `Llama.model_params` afterwards, so a llama-cpp-python that stops calling it
+    is an error at load time, not a silent crash later.
+    """
+    import llama_cpp.llama_cpp as lib
+
+    original = lib.llama_model_default_params
+
+    def with_fields() -> Any:
+        params = original()
+        for name, value in fields.items():
+            setattr(params, name, value)
+        return params
+
+    with _PARAMS_LOCK:
+        lib.llama_model_default_params = with_fields
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = original
 
 
 class LlamaGenerator:
@@ -42,36 +115,57 @@ class LlamaGenerator:
         context_cap: int = 4096,
         threads: int = 0,
         seed: int = 0,
+        weight_repack: str = "auto",
     ) -> None:
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         started = time.perf_counter()
-        # Default: half the logical CPUs, about the physical cores. llama.cpp's threads spin
-        # while they wait, so one more than the free cores slows it 10x on a busy machine.
-        n_threads = threads or max(1, (os.cpu_count() or 2) // 2)
+        n_threads = thread_count(threads)
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(model_path),
-                n_ctx=context_cap,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                seed=seed,
-                verbose=False,
-            )
+            trained = training_context(model_path)
+        except (OSError, GGUFError) as exc:
+            raise ModelUnavailable(
+                f"Cannot read the model file {model_path}: {exc}. Check that it is a complete "
+                "GGUF file (re-download it with `rag models pull`)."
+            ) from None
+        # The KV cache is sized by n_ctx: a cap above the training context only costs memory.
+        n_ctx = min(context_cap, trained) if trained > 0 else context_cap
+        self.extra_buffers = use_extra_buffers(weight_repack, cpu_flags())
+        try:
+            with _model_params(use_extra_bufts=self.extra_buffers):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(model_path),
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    seed=seed,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
+            if "context" in str(exc):
+                raise ModelUnavailable(
+                    f"Loaded {model_path} but could not create a {n_ctx}-token context for it "
+                    f"({exc}): probably not enough memory. Lower context_cap (RAG_CONTEXT_CAP)."
+                ) from exc
             raise ModelUnavailable(
                 f"Could not load the model file {model_path}: {exc}. "
                 "Check that it is a complete GGUF file (re-download it with `rag models pull`)."
             ) from exc
+        if bool(self._llm.model_params.use_extra_bufts) != self.extra_buffers:
+            raise ModelUnavailable(
+                "This llama-cpp-python version did not take pocketrag's weight_repack setting "
+                f"(wanted use_extra_bufts={self.extra_buffers}); running it could crash on "
+                "this CPU. Install the version in pyproject.toml."
+            )
         self.load_s = time.perf_counter() - started
         self.model_name = model_name
         self.model_path = Path(model_path)
         self.seed = seed
-        trained = self._llm._model.n_ctx_train()
+        self.threads = n_threads
         # llama.cpp rounds n_ctx up to a multiple of 256, but llama-cpp-python's token buffer
         # keeps the size asked for: the smallest of the three is what really fits.
-        limits = [context_cap, self._llm.n_ctx()] + ([trained] if trained > 0 else [])
+        limits = [n_ctx, self._llm.n_ctx()] + ([trained] if trained > 0 else [])
         self.context_size = min(limits)
         self._is_eog = lambda token: bool(
             llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token)
@@ -92,16 +186,54 @@ class LlamaGenerator:
         return self._llm
 
     def count_tokens(self, text: str) -> int:
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return len(self._tokenize(text, add_bos=False, special=False))
 
     def render(self, messages: Sequence[Message]) -> tuple[list[int], list[str]]:
-        """The prompt tokens for a chat, and the template's stop strings."""
+        """The prompt tokens for a chat, and the template's stop strings.
+
+        Only the template's own markers may become control tokens. Message text (questions,
+        retrieved passages, history) that spells a marker such as `<|im_end|>` is tokenized
+        as plain text: otherwise a document could close the user turn and speak as the
+        system. Text without such spellings is tokenized with the template in one piece,
+        exactly as llama.cpp would.
+        """
         result = self._formatter(messages=[m.as_dict() for m in messages])
-        tokens = self._llm.tokenize(
-            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
-        )
         stops = result.stop if isinstance(result.stop, list) else [result.stop or ""]
+        add_bos = not result.added_special
+        if any(self._spells_special(m.content) for m in messages):
+            tokens = self._render_separately(messages, add_bos)
+        else:
+            tokens = self._tokenize(result.prompt, add_bos=add_bos, special=True)
         return tokens, [s for s in stops if s]
+
+    def _tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
+        # surrogateescape: a question with undecodable bytes from the command line
+        return self._llm.tokenize(
+            text.encode("utf-8", errors="surrogateescape"), add_bos=add_bos, special=special
+        )
+
+    def _spells_special(self, text: str) -> bool:
+        """True when `text` holds the spelling of a control token (parsing it changes tokens)."""
+        return self._tokenize(text, add_bos=False, special=True) != self._tokenize(
+            text, add_bos=False, special=False
+        )
+
+    def _render_separately(self, messages: Sequence[Message], add_bos: bool) -> list[int]:
+        """Template text with markers parsed, message text without: rendered with unguessable
+        placeholders for the contents, then tokenized piece by piece."""
+        nonce = secrets.token_hex(8)
+        holders = {f"\ue000{nonce}{i}\ue001": m.content for i, m in enumerate(messages)}
+        masked = [Message(m.role, h) for m, h in zip(messages, holders, strict=True)]
+        prompt = self._formatter(messages=[m.as_dict() for m in masked]).prompt
+        tokens = [self._llm.token_bos()] if add_bos and self._llm.token_bos() != -1 else []
+        for i, piece in enumerate(re.split("(" + "|".join(holders) + ")", prompt)):
+            if not piece:
+                continue
+            if i % 2:  # a placeholder: message text, never parsed for markers
+                tokens += self._tokenize(holders[piece], add_bos=False, special=False)
+            else:
+                tokens += self._tokenize(piece, add_bos=False, special=True)
+        return tokens
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.render(messages)[0])

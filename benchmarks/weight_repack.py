@@ -1,0 +1,70 @@
+"""What llama.cpp's weight repack (its "extra buffer types") buys on this CPU.
+
+pocketrag turns the repack off on AMX CPUs, where it crashes, and keeps it on elsewhere.
+This measures whether keeping it is worth it: the same GGUF loaded twice through rag's
+generator, `weight_repack=on` and `off`, prompt evaluation (a ~400-token batch) and greedy
+generation timed in interleaved rounds, best round each. Prints the off/on ratios: below
+1.0 means turning the repack off would cost that much speed.
+
+    python benchmarks/weight_repack.py [--model smollm2-135m | PATH.gguf] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rag.generators.llama import AMX_FLAGS, LlamaGenerator, cpu_flags
+from rag.models import resolve_model
+
+TEXT = "The quick brown fox jumps over the lazy dog while the farmer watches. " * 40
+
+
+def measure(generator: LlamaGenerator, tokens: int) -> tuple[float, float]:
+    """(prompt tokens/s, generated tokens/s) from an empty KV cache."""
+    llm = generator.llama
+    prompt = llm.tokenize(TEXT.encode())[:400]
+    llm.reset()
+    started = time.perf_counter()
+    llm.eval(prompt)
+    prompt_rate = len(prompt) / (time.perf_counter() - started)
+    llm.reset()
+    llm.eval(prompt)
+    produced, started = 0, time.perf_counter()
+    for _ in llm.generate(prompt, temp=0.0, reset=False):
+        produced += 1
+        if produced >= tokens:
+            break
+    return prompt_rate, produced / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=64)
+    args = parser.parse_args()
+    path = resolve_model(args.model).fetch()
+    flags = cpu_flags()
+    print(f"model {path.name}; CPU has AMX: {bool(AMX_FLAGS & flags)}, AVX2: {'avx2' in flags}")
+    loaded = {
+        setting: LlamaGenerator(
+            path, model_name=args.model, context_cap=1024, weight_repack=setting
+        )
+        for setting in ("on", "off")
+    }
+    best: dict[str, tuple[float, float]] = {"on": (0.0, 0.0), "off": (0.0, 0.0)}
+    for round_number in range(1, args.rounds + 1):
+        for setting, generator in loaded.items():
+            prompt_rate, gen_rate = measure(generator, args.tokens)
+            best[setting] = (max(best[setting][0], prompt_rate), max(best[setting][1], gen_rate))
+            print(f"round {round_number}: repack {setting:3} prompt {prompt_rate:7.1f} tok/s, "
+                  f"generation {gen_rate:6.1f} tok/s")  # fmt: skip
+    on, off = best["on"], best["off"]
+    print(f"best: repack on  prompt {on[0]:.1f} tok/s, generation {on[1]:.1f} tok/s")
+    print(f"best: repack off prompt {off[0]:.1f} tok/s, generation {off[1]:.1f} tok/s")
+    print(f"ratio off/on: prompt {off[0] / on[0]:.3f}, generation {off[1] / on[1]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
