@@ -55,10 +55,27 @@ class Retrieved:
     seconds: float
 
 
-def validate_question(question: str) -> str:
+def validate_question(question: str, *, what: str = "question") -> str:
+    """The question (or search query) stripped; a UsageError when it is empty or not text.
+
+    Bytes that are not UTF-8 (a terminal in another encoding) reach Python as lone
+    surrogates, which no tokenizer, cache key or JSON output can encode.
+    """
     text = question.strip()
     if not text:
-        raise UsageError('The question is empty. Ask something, e.g. rag ask "Who wrote Emma?"')
+        example = (
+            'rag search "compost" --index notes'
+            if what == "query"
+            else ('rag ask "Who wrote Emma?"')
+        )
+        raise UsageError(f"The {what} is empty. Give some words, e.g. {example}")
+    bad = next((i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff"), None)
+    if bad is not None:
+        raw = text[bad].encode("utf-8", "surrogateescape")
+        raise UsageError(
+            f"The {what} is not valid UTF-8 text (byte {raw!r} at character {bad + 1}). "
+            "Type it again in a UTF-8 terminal (e.g. LANG=C.UTF-8)."
+        )
     return text
 
 

@@ -157,3 +157,11 @@ def test_only_plausible_rewrites_are_searched(rewrite: str, kept: bool) -> None:
 
     conversation = "User: Who wrote Emma?\nAssistant: Jane Austen wrote Emma."
     assert plausible_rewrite(rewrite, "When did she die?", conversation) is kept
+
+
+def test_a_line_that_is_not_utf8_is_refused_and_the_chat_goes_on(fake_model) -> None:
+    result = runner.invoke(app, ["chat", "--model", "fake:"], input=b"Who \xff?\nWho wrote Emma?\n")
+    assert result.exit_code == 0, result.output
+    assert "not valid UTF-8 text (byte b'\\xff' at character 5)" in result.stderr
+    assert "Jane Austen wrote it" in result.stdout and "Traceback" not in result.output
+    assert len(fake_model.calls) == 1

@@ -92,3 +92,20 @@ def test_ask_plain_output_streams_to_stdout_and_stats_to_stderr(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert "smollm2-135m:" in result.stderr and "tokens at" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["ask", "search"])
+def test_a_question_that_is_not_utf8_is_one_line_and_exit_2(command: str, fake_model) -> None:
+    question = b"Who wrote \xff?".decode("utf-8", "surrogateescape")  # as argv delivers it
+    result = runner.invoke(app, [command, question, "--model" if command == "ask" else "--web",
+                                 *(["fake:"] if command == "ask" else [])])  # fmt: skip
+    assert result.exit_code == 2
+    assert "not valid UTF-8 text (byte b'\\xff' at character 11)" in result.stderr
+    assert fake_model.calls == []
+
+
+def test_empty_search_query_suggests_search_not_ask() -> None:
+    result = runner.invoke(app, ["search", "", "--web"])
+    assert result.exit_code == 2
+    assert "query is empty" in result.stderr and "rag search" in result.stderr
+    assert "rag ask" not in result.stderr

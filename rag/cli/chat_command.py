@@ -52,7 +52,8 @@ def chat(
     """Talk with a local model; follow-ups are searched as standalone questions."""
     from rag.chat import ChatSession
     from rag.cli.ask_commands import print_sources
-    from rag.errors import PromptTooLong, SearchUnavailable
+    from rag.errors import PromptTooLong, SearchUnavailable, UsageError
+    from rag.orchestrator import validate_question
     from rag.retrieval import source_specs
 
     settings = load_settings(
@@ -80,8 +81,8 @@ def chat(
         if interactive:  # piped questions need no prompt between them
             sys.stderr.write(PROMPT)
             sys.stderr.flush()
-        line = sys.stdin.readline()
-        if not line:
+        line = _read_line()
+        if line is None:
             break
         question = line.strip()
         if not question:
@@ -91,6 +92,12 @@ def chat(
         if question == "/reset":
             session.reset()
             output.err.print("(conversation forgotten)", style="dim", markup=False)
+            continue
+        try:
+            question = validate_question(question)
+        except UsageError as exc:  # one bad line (not UTF-8) must not end the conversation
+            failed += 1
+            output.error(str(exc))
             continue
         try:
             query = session.rewrite_query(question)
@@ -117,3 +124,14 @@ def chat(
             output.warn(warning)
     if failed and not answered:
         raise typer.Exit(1)
+
+
+def _read_line() -> str | None:
+    """One line of stdin, None at its end. Read as bytes: a line that is not UTF-8 comes
+    back with lone surrogates for `validate_question` to refuse, instead of ending the chat."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text-only stdin (tests, embedding)
+        line = sys.stdin.readline()
+        return line or None
+    raw = buffer.readline()
+    return raw.decode("utf-8", errors="surrogateescape") if raw else None

@@ -36,7 +36,7 @@ def search(
     from rag.retrieval import build_retriever, source_specs
     from rag.types import Source
 
-    query = validate_question(query)
+    query = validate_question(query, what="query")
     specs = source_specs(web=web, indexes=index)
     if not specs:
         raise UsageError("Say where to search: --index NAME (repeatable) and/or --web.")
