@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlparse
@@ -21,6 +22,30 @@ from rag.config import Settings
 from rag.errors import GenerationError, PromptTooLong, UsageError
 from rag.generators.base import Generation, TimedStream, check_fits
 from rag.types import Message, Timings
+
+#: Spellings of chat-template control tokens in the common model families: `<|...|>`
+#: (ChatML, Phi-3, Llama 3), Gemma's turn markers, Llama 2 / Mistral `[INST]` and `<<SYS>>`,
+#: and `<s>`-style sequence markers. The server renders our messages into its template and
+#: (llama.cpp, vLLM) parses such spellings inside them as control tokens, so a document
+#: could close the user's turn and speak as the system. We cannot see the server's
+#: vocabulary, so every such spelling is broken with an invisible word joiner after its
+#: first character: the text still reads the same, but no longer matches a marker.
+_MARKER = re.compile(
+    r"<\|[^\s<>|]{1,40}\|>|</?(?:start_of_turn|end_of_turn|s|bos|eos|pad|unk)>"
+    r"|\[/?INST\]|<</?SYS>>",
+    re.IGNORECASE,
+)
+_JOINER = "\u2060"
+
+
+def neutralize_markers(text: str) -> str:
+    return _MARKER.sub(lambda m: m.group(0)[0] + _JOINER + m.group(0)[1:], text)
+
+
+def wire_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
+    """The messages as sent to the server: every text with its marker spellings broken."""
+    return [{"role": m.role, "content": neutralize_markers(m.content)} for m in messages]
+
 
 #: Per-message tokens the chat template adds around the content (role markers etc.).
 TEMPLATE_TOKENS_PER_MESSAGE = 8
@@ -98,7 +123,10 @@ class OpenAIGenerator:
         return lambda t: -(-len(t) // CHARS_PER_TOKEN_ESTIMATE)
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
-        return sum(self.count_tokens(m.content) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
+        return sum(
+            self.count_tokens(m["content"]) + TEMPLATE_TOKENS_PER_MESSAGE
+            for m in wire_messages(messages)
+        )
 
     # -- generation -----------------------------------------------------------------
     def generate(
@@ -114,7 +142,7 @@ class OpenAIGenerator:
             raise self._unreachable(exc) from exc
         check_fits(prompt_tokens, max_tokens, self.context_size, self.model_name)
         body = {
-            "messages": [m.as_dict() for m in messages],
+            "messages": wire_messages(messages),
             "max_tokens": max_tokens,
             "temperature": temperature,
             "seed": self.seed,
