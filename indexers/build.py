@@ -10,12 +10,11 @@ live only by an atomic rename (see `indexers.store`).
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import json
-import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,16 +22,22 @@ from typing import Any
 import numpy as np
 
 from indexers import store, target
-from indexers.chunking import Chunk, chunk_documents, embedding_text
+from indexers.chunking import Chunk, embedding_text, iter_chunks
 from indexers.discovery import Skip, discover
 from indexers.embedders import Embedder, canonical_name, get_embedder
-from indexers.hybrid import build_bm25
-from indexers.loaders import LoadError, load_file
+from indexers.loaders import LoadError, iter_documents
+from indexers.writer import GenerationWriter
 from rag.config import Settings
 from rag.errors import IndexBusy, IndexCorrupt, RagError, UsageError
+from rag.files import storage_error
 
 EMBED_BATCH = 64
-Progress = Callable[[str, int, int], None]  # (phase, done, total); phases: read, embed, write
+#: Chunks are embedded this many batches at a time (sorted by length within the window, for
+#: less padding): the most chunks a build holds before they reach the disk.
+EMBED_WINDOW = 8
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+#: (phase, done, total); phases: read (files), embed (chunks; total 0: not known ahead), write
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -93,7 +98,10 @@ class _Changed:
     sha256: str
     size: int
     mtime_ns: int
-    chunks: list[Chunk] = field(default_factory=list)
+
+    @property
+    def path_key(self) -> str:
+        return str(self.path)
 
 
 def _noop(phase: str, done: int, total: int) -> None:
@@ -142,6 +150,8 @@ def build_index(
         target.undo_failed_run(index_dir, made, lock_is_ours)
         if isinstance(exc, IndexCorrupt):
             raise store.damaged(name, exc, paths) from None
+        if _is_storage_failure(exc):  # disk full, read-only: the index stays as it was
+            raise _storage_error(index_dir, exc) from None
         raise
     finally:
         lock.release()
@@ -161,8 +171,23 @@ def _build_locked(
 ) -> BuildReport:
     report = BuildReport(name=name, index_dir=str(index_dir))
     report.created = not (index_dir / "CURRENT").exists()
-    gen_dir = None if rebuild else store.current_generation_dir(index_dir)
-    prev = store.Generation.open(gen_dir) if gen_dir else None
+    # A rebuild reads nothing of the old index, unless it needs the recorded roots.
+    gen_dir = None if rebuild and paths else store.current_generation_dir(index_dir)
+    prev = None
+    if gen_dir is not None:
+        try:
+            prev = store.Generation.open(gen_dir)
+        except store.OldFormat:  # roots and embedder still read; every file is re-embedded
+            prev = _old_format(gen_dir)
+            rebuild = True
+            report.warnings.append(
+                f"index {name!r} was written by an older pocketrag: re-embedding every file "
+                "into the current format."
+            )
+        if rebuild and prev is not None and not paths:
+            paths = list(prev.params.get("roots", []))
+        if rebuild:
+            prev = None
     wanted = canonical_name(settings.embedder)
     if prev is not None and canonical_name(prev.params["embedder"]) != wanted:
         raise UsageError(
@@ -219,162 +244,172 @@ def _build_locked(
         report.generation = prev.number
         return report
 
-    embedder = _read_and_chunk(changed, wanted, report, progress)
-    failed = {str(c.path) for c in changed if not c.chunks}
-    changed = [c for c in changed if c.chunks]
-    removed |= failed & set(old_files)
-    report.files_embedded = len(changed)
-    report.files_removed = len(removed - failed)
-    all_chunks = [ch for c in changed for ch in c.chunks]
-    if prev is not None and not changed and not removed:
-        report.chunks_total = int(prev.params["chunks"])
-        report.generation = prev.number
-        return report
-    if prev is None and not all_chunks:
-        raise UsageError(
-            f"No text found in {', '.join(roots)} ({_reasons(report)}): nothing to index."
-        )
-    embedder = embedder or get_embedder(wanted)
-    vectors = _embed(all_chunks, embedder, progress)
-    progress("write", 0, 1)
-    gen = _write_generation(
-        index_dir, prev, name, wanted, embedder, roots, changed, removed, vectors,
-        approx_threshold,
-    )  # fmt: skip
-    progress("write", 1, 1)
-    report.chunks_added = len(all_chunks)
+    embedder: Embedder | None = None
+    writer: GenerationWriter | None = None
+    try:
+        for i, item in enumerate(changed):
+            progress("read", i, len(changed))
+            if writer is None:
+                embedder, writer = _start(index_dir, prev, name, wanted, roots, approx_threshold)
+            added = _add_file(item, embedder, writer, report, progress)
+            if added:
+                report.files_embedded += 1
+                report.chunks_added += added
+            elif item.path_key in old_files:
+                removed.add(item.path_key)  # it was indexed, and now fails to load
+        progress("read", len(changed), len(changed))
+        report.files_removed = len({p for p in removed if p not in {c.path_key for c in changed}})
+        if prev is not None and not report.files_embedded and not removed:
+            report.chunks_total = int(prev.params["chunks"])
+            report.generation = prev.number
+            if writer is not None:
+                writer.abort()
+            return report
+        if prev is None and not report.chunks_added:
+            raise UsageError(
+                f"No text found in {', '.join(roots)} ({_reasons(report)}): nothing to index."
+            )
+        if writer is None:  # only removals: no embedder needed
+            writer = _writer(index_dir, prev, name, wanted, roots, None, approx_threshold)
+        writer.remove_paths(sorted(removed))
+        progress("write", 0, 1)
+        gen = writer.commit()
+        progress("write", 1, 1)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     report.chunks_total = int(gen.params["chunks"])
     report.generation = gen.number
     report.changed = True
     return report
 
 
+def _start(
+    index_dir: Path,
+    prev: store.Generation | None,
+    name: str,
+    embedder_name: str,
+    roots: list[str],
+    approx_threshold: int,
+) -> tuple[Embedder, GenerationWriter]:
+    """The embedder (seconds to load, so only once some file changed) and the writer."""
+    embedder = get_embedder(embedder_name)
+    writer = _writer(index_dir, prev, name, embedder_name, roots, embedder, approx_threshold)
+    return embedder, writer
+
+
+def _writer(
+    index_dir: Path,
+    prev: store.Generation | None,
+    name: str,
+    embedder_name: str,
+    roots: list[str],
+    embedder: Embedder | None,
+    approx_threshold: int,
+) -> GenerationWriter:
+    if prev is not None:
+        params = dict(prev.params, roots=roots)
+    else:
+        assert embedder is not None  # a first build always has files to embed
+        params = store.new_params(name, embedder_name, embedder.id, embedder.dim, roots)
+    writer = GenerationWriter(index_dir, prev, params, approx_threshold=approx_threshold)
+    # A changed file's old chunks leave now; its new ones come in as it is read.
+    return writer
+
+
+def _add_file(
+    item: _Changed,
+    embedder: Embedder | None,
+    writer: GenerationWriter,
+    report: BuildReport,
+    progress: Progress,
+) -> int:
+    """Read, chunk, embed and store one changed file in bounded batches; the number of
+    chunks it gave, 0 when it failed to load (skipped with its reason, never fatal)."""
+    assert embedder is not None
+    path = item.path_key
+    writer.remove_paths([path])
+    warnings: list[str] = []
+    max_tokens = max(min(230, embedder.max_tokens - 26), 16)
+    added = 0
+    try:
+        chunks = iter_chunks(
+            iter_documents(item.path, warnings), path, embedder.count_tokens, max_tokens,
+            max(max_tokens // 6, 1),
+        )  # fmt: skip
+        for batch in _batches(chunks, EMBED_BATCH * EMBED_WINDOW):
+            vectors = _embed(batch, embedder)
+            writer.add_chunks(path, batch, vectors)
+            added += len(batch)
+            progress("embed", report.chunks_added + added, 0)
+    except (LoadError, RagError, Exception) as exc:  # noqa: B014 - order of the checks below
+        if isinstance(exc, RagError) or _is_storage_failure(exc):
+            raise
+        writer.discard_file(path)
+        reason = (
+            str(exc)
+            if isinstance(exc, LoadError)
+            else (f"failed to read: {type(exc).__name__}: {exc}")
+        )
+        report.skipped.append(Skip(path, reason))
+        report.warnings.append(f"skipped {path}: {reason}")
+        return 0
+    writer.add_file(path, item.sha256, item.size, item.mtime_ns)
+    report.warnings.extend(f"{path}: {w}" for w in warnings)
+    return added
+
+
+def _is_storage_failure(exc: BaseException) -> bool:
+    """Errors of the index's own disk (full, read-only), as opposed to a bad input file."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    return (
+        isinstance(exc, OSError)
+        and exc.errno in _STORAGE_ERRNOS
+        and not isinstance(exc, FileNotFoundError)
+    )
+
+
+def _batches(chunks: Iterator[Chunk], size: int) -> Iterator[list[Chunk]]:
+    batch: list[Chunk] = []
+    for chunk in chunks:
+        batch.append(chunk)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _old_format(gen_dir: Path) -> store.Generation:
+    """An older generation's params, for its roots and embedder only."""
+    import json
+
+    params = json.loads((gen_dir / "params.json").read_text(encoding="utf-8"))
+    return store.Generation(gen_dir, params)
+
+
+def _storage_error(index_dir: Path, exc: BaseException) -> RagError:
+    if isinstance(exc, OSError):
+        return storage_error(getattr(exc, "filename", None) or index_dir, exc)
+    # sqlite says "database or disk is full" / "attempt to write a readonly database"
+    return storage_error(index_dir, OSError(errno.EIO, str(exc)))
+
+
 def _reasons(report: BuildReport) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in report.skip_reasons().items())
 
 
-def _read_and_chunk(
-    changed: list[_Changed], embedder_name: str, report: BuildReport, progress: Progress
-) -> Embedder | None:
-    """Load and chunk each changed file; a bad file is skipped with its reason, never fatal.
-
-    The embedder (seconds to load) is loaded only once some file has text, so a re-run
-    whose only "changes" are files that still fail to load stays fast.
-    """
-    embedder: Embedder | None = None
-    for i, item in enumerate(changed):
-        progress("read", i, len(changed))
-        try:
-            loaded = load_file(item.path)
-            if embedder is None:
-                embedder = get_embedder(embedder_name)
-            max_tokens = max(min(230, embedder.max_tokens - 26), 16)
-            item.chunks = chunk_documents(
-                loaded.documents, str(item.path), embedder.count_tokens, max_tokens,
-                max(max_tokens // 6, 1),
-            )  # fmt: skip
-        except LoadError as exc:
-            report.skipped.append(Skip(str(item.path), str(exc)))
-            report.warnings.append(f"skipped {item.path}: {exc}")
-            continue
-        except RagError:
-            raise
-        except Exception as exc:  # a loader bug on one odd file must not stop the run
-            reason = f"failed to read: {type(exc).__name__}: {exc}"
-            report.skipped.append(Skip(str(item.path), reason))
-            report.warnings.append(f"skipped {item.path}: {reason}")
-            continue
-        report.warnings.extend(f"{item.path}: {w}" for w in loaded.warnings)
-    progress("read", len(changed), len(changed))
-    return embedder
-
-
-def _embed(chunks: list[Chunk], embedder: Embedder, progress: Progress) -> np.ndarray:
-    """Embed in length-sorted batches (less padding), reporting progress per batch."""
+def _embed(chunks: list[Chunk], embedder: Embedder) -> np.ndarray:
+    """Embed in length-sorted batches (less padding); rows come back in `chunks` order."""
     texts = [embedding_text(c.title, c.text) for c in chunks]
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    progress("embed", 0, len(texts))
     for start in range(0, len(order), EMBED_BATCH):
         rows = order[start : start + EMBED_BATCH]
         vectors = embedder.embed([texts[i] for i in rows])
         if vectors.shape != (len(rows), embedder.dim):
             raise ValueError(f"embedder returned shape {vectors.shape}")
         out[rows] = vectors
-        progress("embed", min(start + EMBED_BATCH, len(texts)), len(texts))
     return out
-
-
-def _write_generation(
-    index_dir: Path,
-    prev: store.Generation | None,
-    name: str,
-    embedder_name: str,
-    embedder: Embedder,
-    roots: list[str],
-    changed: list[_Changed],
-    removed: set[str],
-    vectors: np.ndarray,
-    approx_threshold: int,
-) -> store.Generation:
-    """Write a complete new generation next to the live one, then switch to it."""
-    tmp = index_dir / (store.next_generation_name(index_dir) + ".tmp")
-    tmp.mkdir()
-    if prev is not None:
-        shutil.copyfile(prev.dir / "chunks.sqlite", tmp / "chunks.sqlite")
-        ids, old_vectors = store.vectors_of(prev.load_vectors())
-        params = dict(prev.params, roots=roots, updated_at=time.time())
-    else:
-        ids, old_vectors = np.zeros(0, np.int64), np.zeros((0, embedder.dim), np.float32)
-        params = store.new_params(name, embedder_name, embedder.id, embedder.dim, roots)
-    conn = sqlite3.connect(str(tmp / "chunks.sqlite"))
-    try:
-        conn.executescript(store.SCHEMA)
-        drop = [str(c.path) for c in changed] + sorted(removed)
-        dropped_ids: list[int] = []
-        for path in drop:
-            dropped_ids += [
-                r[0] for r in conn.execute("SELECT id FROM chunks WHERE path=?", (path,))
-            ]
-            conn.execute("DELETE FROM chunks WHERE path=?", (path,))
-            conn.execute("DELETE FROM files WHERE path=?", (path,))
-        keep = ~np.isin(ids, np.asarray(dropped_ids, dtype=np.int64))
-        ids, old_vectors = ids[keep], old_vectors[keep]
-        (next_id,) = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM chunks").fetchone()
-        next_id = max(next_id, int(ids.max()) + 1 if len(ids) else 1)
-        new_ids = np.arange(next_id, next_id + len(vectors), dtype=np.int64)
-        rows = []
-        now = time.time()
-        position = 0
-        for item in changed:
-            for ch in item.chunks:
-                rows.append((int(new_ids[position]), str(item.path), ch.title, ch.location,
-                             ch.text, ch.start, ch.end, ch.tokens))  # fmt: skip
-                position += 1
-            conn.execute(
-                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
-                (str(item.path), item.sha256, item.size, item.mtime_ns, len(item.chunks), now),
-            )
-        conn.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        conn.commit()
-        all_ids = np.concatenate([ids, new_ids])
-        all_vectors = np.concatenate([old_vectors, vectors]) if len(vectors) else old_vectors
-        (n_files,) = conn.execute("SELECT count(*) FROM files").fetchone()
-        texts = conn.execute("SELECT id, title, text FROM chunks ORDER BY id").fetchall()
-        conn.execute("VACUUM")
-    finally:
-        conn.close()
-    import faiss
-
-    index, kind = store.make_faiss(all_ids, all_vectors, embedder.dim, approx_threshold)
-    faiss.write_index(index, str(tmp / "vectors.faiss"))
-    build_bm25(
-        np.asarray([t[0] for t in texts], dtype=np.int64),
-        [embedding_text(t[1], t[2]) for t in texts],
-        tmp,
-    )
-    params.update(chunks=len(all_ids), files=int(n_files), faiss=kind)
-    params["approx_threshold"] = approx_threshold
-    (tmp / "params.json").write_text(json.dumps(params, indent=2) + "\n", encoding="utf-8")
-    final = store.commit_generation(index_dir, tmp)
-    return store.Generation.open(final)

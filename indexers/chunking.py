@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from indexers.loaders import Document
 
 MAX_TOKENS = 230  # leaves room for the title line and [CLS]/[SEP] within MiniLM's 256
 OVERLAP_TOKENS = 40
+#: A document is chunked this many characters at a time, cut at a paragraph (else line,
+#: else word) boundary: the tokenizer never sees more at once, so memory and time per
+#: piece are bounded however long the document (one 5 MB line included).
+PIECE_CHARS = 1 << 18
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 
@@ -24,6 +28,7 @@ _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE = re.compile(r"(?<=[.!?。！？])[\"')\]]*\s+")
 _LINE = re.compile(r"\n")
 _WORD = re.compile(r"\S+")
+_NEVER = re.compile(r"(?!)")
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,55 @@ def _title_at(doc: Document, offset: int) -> str:
     return doc.headings[i][1] if i >= 0 else doc.title
 
 
+def pieces(doc: Document, limit: int = PIECE_CHARS) -> Iterator[Document]:
+    """`doc` in parts of at most `limit` characters, each knowing its offset in `doc`."""
+    text = doc.text
+    if len(text) <= limit:
+        yield doc
+        return
+    start = 0
+    while start < len(text):
+        end = min(start + limit, len(text))
+        if end < len(text):
+            window = text[start:end]
+            for pattern in ("\n\n", "\n", " "):
+                cut = window.rfind(pattern)
+                if cut > limit // 4:
+                    end = start + cut + len(pattern)
+                    break
+        headings = [(o - start, h) for o, h in doc.headings if start <= o < end]
+        before = [h for o, h in doc.headings if o < start]
+        title = before[-1] if before else doc.title
+        yield replace(doc, text=text[start:end], title=title, headings=headings,
+                      offset=doc.offset + start)  # fmt: skip
+        start = end
+
+
+def iter_chunks(
+    docs: Iterable[Document],
+    path: str,
+    count: CountTokens,
+    max_tokens: int = MAX_TOKENS,
+    overlap: int = OVERLAP_TOKENS,
+) -> Iterator[Chunk]:
+    """Chunks of every document of one file, as they are made; `location` is
+    `path#[anchor:]chunkN`, numbered per anchor across the pieces of a long document."""
+    numbers: dict[str, int] = {}
+    for whole in docs:
+        for doc in pieces(whole):
+            (n,) = count([doc.text])
+            if n <= max_tokens:
+                spans = [(a, b, n) for a, b in _spans(doc.text, 0, len(doc.text), _NEVER)]
+            else:
+                spans = _pack(_units(doc.text, count, max_tokens), max_tokens, overlap)
+            prefix = f"{path}#{doc.anchor + ':' if doc.anchor else ''}chunk"
+            for a, b, tokens in spans:
+                i = numbers.get(doc.anchor, 0)
+                numbers[doc.anchor] = i + 1
+                yield Chunk(doc.text[a:b], _title_at(doc, a), f"{prefix}{i}",
+                            doc.offset + a, doc.offset + b, tokens)  # fmt: skip
+
+
 def chunk_documents(
     docs: Sequence[Document],
     path: str,
@@ -137,16 +191,5 @@ def chunk_documents(
     max_tokens: int = MAX_TOKENS,
     overlap: int = OVERLAP_TOKENS,
 ) -> list[Chunk]:
-    """Chunks of every document of one file; `location` is `path#[anchor:]chunkN`."""
-    whole = count([d.text for d in docs])
-    chunks: list[Chunk] = []
-    for doc, n in zip(docs, whole, strict=False):
-        if n <= max_tokens:
-            a, b = _spans(doc.text, 0, len(doc.text), re.compile(r"(?!)"))[0]
-            spans = [(a, b, n)]
-        else:
-            spans = _pack(_units(doc.text, count, max_tokens), max_tokens, overlap)
-        prefix = f"{path}#{doc.anchor + ':' if doc.anchor else ''}chunk"
-        for i, (a, b, tokens) in enumerate(spans):
-            chunks.append(Chunk(doc.text[a:b], _title_at(doc, a), f"{prefix}{i}", a, b, tokens))
-    return chunks
+    """All chunks of one file at once (small inputs, tests); see `iter_chunks`."""
+    return list(iter_chunks(docs, path, count, max_tokens, overlap))

@@ -1,4 +1,4 @@
-"""BM25 over the index's chunks (bm25s) and reciprocal rank fusion with the dense results.
+"""BM25 over the index's chunks (SQLite FTS5) and reciprocal rank fusion with the dense results.
 
 Why hybrid: MiniLM misses exact names, numbers and rare words that BM25 matches
 trivially, and BM25 misses paraphrases. RRF fuses the two rankings without
@@ -7,11 +7,9 @@ having to calibrate their scores against each other.
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from rag.errors import IndexCorrupt
 
@@ -23,60 +21,44 @@ from rag.errors import IndexCorrupt
 RRF_K = 10
 DENSE_WEIGHT = 1.0
 BM25_WEIGHT = 0.5
-BM25_DIR = "bm25"
-IDS_FILE = "bm25_ids.npy"
+
+_TERM = re.compile(r"\w\w+")
+#: Function words that match nearly every chunk: they only slow a BM25 query down.
+_STOPWORDS_TEXT = """
+    a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for
+    from further had has have having he her here hers herself him himself his how i if in
+    into is it its itself just me more most my myself no nor not of off on once only or
+    other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with would you your
+    yours yourself yourselves"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
-def _tokenize(texts: Sequence[str]) -> list[list[str]]:
-    import bm25s
-
-    return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)  # type: ignore[return-value]
-
-
-def build_bm25(ids: np.ndarray, texts: Sequence[str], out_dir: Path) -> None:
-    """Index `texts` (row i is chunk ids[i]) and save into `out_dir/bm25`."""
-    import bm25s
-
-    retriever = bm25s.BM25()
-    target = out_dir / BM25_DIR
-    target.mkdir(parents=True, exist_ok=True)
-    if len(texts):
-        retriever.index(_tokenize(texts), show_progress=False)
-        retriever.save(str(target), show_progress=False)
-    np.save(target / IDS_FILE, np.asarray(ids, dtype=np.int64))
+def match_expression(query: str) -> str | None:
+    """An FTS5 query matching any content word of `query` (each quoted: no FTS syntax)."""
+    terms = [t for t in _TERM.findall(query.lower()) if t not in STOPWORDS]
+    if not terms:
+        return None
+    return " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
 
 
-class BM25Index:
-    """A loaded bm25s index mapping its row numbers back to chunk ids."""
-
-    def __init__(self, gen_dir: Path) -> None:
-        import bm25s
-
-        folder = gen_dir / BM25_DIR
-        try:
-            self.ids = np.load(folder / IDS_FILE)
-            self.retriever = (
-                bm25s.BM25.load(str(folder), show_progress=False) if len(self.ids) else None
-            )
-        except (OSError, ValueError, KeyError) as exc:
-            raise IndexCorrupt(f"Cannot read the BM25 index in {folder}: {exc}.") from None
-
-    def search(self, query: str, n: int) -> list[tuple[int, float]]:
-        """Top-n (chunk id, BM25 score), best first; chunks sharing no query term are dropped."""
-        if self.retriever is None or n <= 0:
-            return []
-        tokens = _tokenize([query])
-        vocab: dict[str, Any] = self.retriever.vocab_dict
-        tokens = [[t for t in tokens[0] if t in vocab]]
-        if not tokens[0]:
-            return []
-        n = min(n, len(self.ids))
-        rows, scores = self.retriever.retrieve(tokens, k=n, show_progress=False, n_threads=1)
-        return [
-            (int(self.ids[r]), float(s))
-            for r, s in zip(rows[0], scores[0], strict=False)
-            if float(s) > 0.0
-        ]
+def bm25_search(conn: sqlite3.Connection, query: str, n: int) -> list[tuple[int, float]]:
+    """Top-n (chunk id, BM25 score), best first, from the index's FTS5 table (SQLite's
+    bm25(): k1=1.2, b=0.75; porter-stemmed words). Chunks sharing no word are not returned."""
+    expression = match_expression(query)
+    if expression is None or n <= 0:
+        return []
+    try:
+        rows = conn.execute(
+            "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+            "ORDER BY rank LIMIT ?",
+            (expression, n),
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorrupt(f"Cannot search the BM25 index: {exc}.") from None
+    return [(int(i), float(s)) for i, s in rows]
 
 
 def rrf(

@@ -4,22 +4,35 @@ A file can hold several documents: a PDF gives one per page (citations name the
 page), a JSONL file one per record (citations name the line). Text is decoded
 whatever its encoding: UTF-8 (with or without BOM), UTF-16 with a BOM, else
 cp1252/latin-1, which never fail, so a legacy file is read rather than rejected.
+
+Readers stream: `iter_documents` yields documents as it reads, and a long text file
+comes as consecutive parts of one document (each with its offset), so reading a file
+never holds more than a part of it in memory. Formats that must be parsed whole (JSON,
+HTML) are refused above `WHOLE_FILE_LIMIT` with a reason, rather than exhaust memory.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 TEXT_FIELDS = ("text", "contents", "content", "body")
 TITLE_FIELDS = ("title", "name")
+#: Text is read this many bytes at a time and handed on in parts of about this size.
+READ_BYTES = 1 << 20
+#: JSON and HTML are parsed whole (json.loads, trafilatura): above this size they would
+#: take gigabytes, so such a file is skipped with its reason instead.
+WHOLE_FILE_LIMIT = 32 * 1024 * 1024
+#: A JSON Lines record longer than this is skipped (counted in the file's warning).
+MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 
 class LoadError(Exception):
@@ -34,12 +47,124 @@ class Document:
     title: str
     anchor: str = ""
     headings: list[tuple[int, str]] = field(default_factory=list)
+    offset: int = 0  # where `text` starts in the whole document (a part of a long file)
 
 
 @dataclass
 class Loaded:
     documents: list[Document]
     warnings: list[str] = field(default_factory=list)
+
+
+def iter_documents(path: Path, warnings: list[str]) -> Iterator[Document]:
+    """The documents of one file as they are read; `warnings` collects what was skipped
+    inside it. Raises LoadError (also part-way through) with a short reason."""
+    reader = _reader_for(path.name.lower())
+    found = False
+    try:
+        for doc in reader(path, warnings):
+            if doc.text.strip():
+                found = True
+                yield doc
+    except LoadError:
+        raise
+    except (OSError, ValueError, UnicodeError, EOFError) as exc:
+        raise LoadError(f"unreadable: {type(exc).__name__}: {exc}") from None
+    if not found:
+        raise LoadError("no text")
+
+
+def load_file(path: Path) -> Loaded:
+    """Read one whole file into documents (small files, tests); see `iter_documents`."""
+    warnings: list[str] = []
+    return Loaded(list(iter_documents(path, warnings)), warnings)
+
+
+Reader = Callable[[Path, list[str]], Iterator[Document]]
+
+
+def _reader_for(name: str) -> Reader:
+    if name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
+        return load_jsonl
+    if name.endswith((".json", ".json.gz")):
+        return load_json
+    if name.endswith((".md", ".markdown")):
+        return load_markdown
+    if name.endswith(".rst"):
+        return load_rst
+    if name.endswith((".html", ".htm", ".xhtml")):
+        return load_html
+    if name.endswith(".pdf"):
+        return load_pdf
+    if name.endswith(".gz"):
+        raise LoadError("compressed file of unknown type")
+    return load_text
+
+
+def _open(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def _read_whole(path: Path) -> bytes:
+    """A file that must be parsed at once, refused when it is too large for that."""
+    size = path.stat().st_size
+    if size > WHOLE_FILE_LIMIT:
+        raise LoadError(
+            f"too large to parse whole ({size // (1024 * 1024)} MiB; the limit for this "
+            f"format is {WHOLE_FILE_LIMIT // (1024 * 1024)} MiB)"
+        )
+    with _open(path) as handle:
+        data = handle.read(WHOLE_FILE_LIMIT + 1)
+    if len(data) > WHOLE_FILE_LIMIT:
+        raise LoadError("too large to parse whole once decompressed")
+    return data
+
+
+def text_encoding(path: Path) -> str:
+    """The codec for a text file, decided from all of it but read a block at a time: UTF-8
+    when every byte is valid UTF-8, else cp1252, else latin-1 (which never fails)."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        if head.startswith(b"\xef\xbb\xbf"):
+            return "utf-8-sig"
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return "utf-16"
+        for encoding in ("utf-8", "cp1252"):
+            handle.seek(0)
+            decoder = codecs.getincrementaldecoder(encoding)()
+            try:
+                while block := handle.read(READ_BYTES):
+                    decoder.decode(block)
+                decoder.decode(b"", final=True)
+                return encoding
+            except UnicodeDecodeError:
+                continue
+    return "latin-1"
+
+
+def stream_text(path: Path) -> Iterator[tuple[int, str]]:
+    """(offset, text) parts of a text file, cleaned, each ending at a line break when it can."""
+    decoder = codecs.getincrementaldecoder(text_encoding(path))(errors="replace")
+    offset, carry = 0, ""
+    with path.open("rb") as handle:
+        while True:
+            block = handle.read(READ_BYTES)
+            text = carry + decoder.decode(block, final=not block)
+            if block and text.endswith("\r"):  # a \r\n may straddle the blocks
+                text, carry = text[:-1], "\r"
+            else:
+                carry = ""
+            text = _clean(text)
+            if block:
+                cut = text.rfind("\n") + 1 or len(text)
+                if cut < len(text) // 2:  # no line break worth waiting for
+                    cut = len(text)
+                text, carry = text[:cut], text[cut:] + carry
+            if text:
+                yield offset, text
+                offset += len(text)
+            if not block:
+                return
 
 
 def decode(data: bytes) -> str:
@@ -60,48 +185,10 @@ def _clean(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
 
 
-def load_file(path: Path) -> Loaded:
-    """Read one file into documents; raises LoadError with a short reason."""
-    name = path.name.lower()
-    reader = _reader_for(name)
-    try:
-        loaded = reader(path)
-    except LoadError:
-        raise
-    except (OSError, ValueError, UnicodeError, EOFError) as exc:
-        raise LoadError(f"unreadable: {type(exc).__name__}: {exc}") from None
-    loaded.documents = [d for d in loaded.documents if d.text.strip()]
-    if not loaded.documents:
-        raise LoadError("no text")
-    return loaded
-
-
-def _reader_for(name: str) -> Callable[[Path], Loaded]:
-    if name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
-        return load_jsonl
-    if name.endswith((".json", ".json.gz")):
-        return load_json
-    if name.endswith((".md", ".markdown")):
-        return load_markdown
-    if name.endswith(".rst"):
-        return load_rst
-    if name.endswith((".html", ".htm", ".xhtml")):
-        return load_html
-    if name.endswith(".pdf"):
-        return load_pdf
-    if name.endswith(".gz"):
-        raise LoadError("compressed file of unknown type")
-    return load_text
-
-
-def _read_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    return gzip.decompress(data) if path.name.lower().endswith(".gz") else data
-
-
-def load_text(path: Path) -> Loaded:
+def load_text(path: Path, warnings: list[str]) -> Iterator[Document]:
     """Plain text and source code, read as-is; the title is the file name."""
-    return Loaded([Document(_clean(decode(path.read_bytes())), path.name)])
+    for offset, text in stream_text(path):
+        yield Document(text, path.name, offset=offset)
 
 
 _MD_ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
@@ -109,23 +196,28 @@ _MD_SETEXT = re.compile(r"^([^\n]*\S[^\n]*)\n(=+|-+)[ \t]*$", re.MULTILINE)
 _RST_HEADING = re.compile(r"^([^\n]*\w[^\n]*)\n([=\-~^\"'`#*+<>:.]{3,})[ \t]*$", re.MULTILINE)
 
 
-def _headed(path: Path, patterns: list[re.Pattern[str]]) -> Loaded:
-    text = _clean(decode(path.read_bytes()))
-    headings = sorted(
-        (m.start(), m.group(2 if p is _MD_ATX else 1).strip())
-        for p in patterns
-        for m in p.finditer(text)
-    )
-    title = headings[0][1] if headings else path.name
-    return Loaded([Document(text, title, headings=headings)])
+def _headed(path: Path, patterns: list[re.Pattern[str]]) -> Iterator[Document]:
+    """Each part titled by the nearest heading above it (the first heading, before any)."""
+    title = ""
+    for offset, text in stream_text(path):
+        headings = sorted(
+            (m.start(), m.group(2 if p is _MD_ATX else 1).strip())
+            for p in patterns
+            for m in p.finditer(text)
+        )
+        if not title:
+            title = headings[0][1] if headings else path.name
+        yield Document(text, title, headings=headings, offset=offset)
+        if headings:
+            title = headings[-1][1]
 
 
-def load_markdown(path: Path) -> Loaded:
+def load_markdown(path: Path, warnings: list[str]) -> Iterator[Document]:
     """Markdown: each chunk is titled by the nearest heading above it."""
     return _headed(path, [_MD_ATX, _MD_SETEXT])
 
 
-def load_rst(path: Path) -> Loaded:
+def load_rst(path: Path, warnings: list[str]) -> Iterator[Document]:
     return _headed(path, [_RST_HEADING])
 
 
@@ -160,9 +252,9 @@ class _TextOnly(HTMLParser):
             self.parts.append(data)
 
 
-def load_html(path: Path) -> Loaded:
+def load_html(path: Path, warnings: list[str]) -> Iterator[Document]:
     """HTML: main text only (trafilatura drops menus, footers, scripts)."""
-    html = decode(path.read_bytes())
+    html = decode(_read_whole(path))
     fallback = _TextOnly()
     fallback.feed(html)
     title = fallback.title or path.name
@@ -172,15 +264,16 @@ def load_html(path: Path) -> Loaded:
     text = trafilatura.extract(html, include_comments=False, include_tables=True)
     if not text or not text.strip():
         text = re.sub(r"\n\s*\n+", "\n\n", "".join(fallback.parts))
-    return Loaded([Document(_clean(text).strip(), title)])
+    yield Document(_clean(text).strip(), title)
 
 
-def load_pdf(path: Path) -> Loaded:
+def load_pdf(path: Path, warnings: list[str]) -> Iterator[Document]:
     """PDF: one document per page with text, so a citation can name the page."""
     logging.getLogger("pypdf").setLevel(logging.CRITICAL)
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
+    found = False
     try:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):
@@ -190,18 +283,17 @@ def load_pdf(path: Path) -> Loaded:
         if meta is not None and meta.title:
             title = str(meta.title).strip()
         title = title or path.name
-        docs = []
         for number, page in enumerate(reader.pages, start=1):
             text = page.extract_text() or ""
             if text.strip():
-                docs.append(Document(_clean(text), title, anchor=f"page{number}"))
+                found = True
+                yield Document(_clean(text), title, anchor=f"page{number}")
     except LoadError:
         raise
     except (PyPdfError, KeyError, TypeError, AttributeError, ValueError, OSError) as exc:
         raise LoadError(f"unreadable PDF ({type(exc).__name__}: {exc})") from None
-    if not docs:
+    if not found:
         raise LoadError("PDF has no extractable text (scanned?)")
-    return Loaded(docs)
 
 
 def record_document(record: Any, fallback_title: str, anchor: str) -> Document | None:
@@ -215,43 +307,67 @@ def record_document(record: Any, fallback_title: str, anchor: str) -> Document |
     return Document(_clean(text), title.strip() or fallback_title, anchor=anchor)
 
 
-def load_jsonl(path: Path) -> Loaded:
-    """JSON Lines (optionally gzipped): each record with a text field is its own document."""
-    docs: list[Document] = []
-    bad = 0
-    for number, line in enumerate(decode(_read_bytes(path)).splitlines(), start=1):
-        if not line.strip():
+def _lines(handle: IO[bytes]) -> Iterator[bytes | None]:
+    """The lines of a binary stream; None for a line longer than MAX_RECORD_BYTES (skipped
+    without ever holding it whole)."""
+    while True:
+        line = handle.readline(MAX_RECORD_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
+            while (rest := handle.readline(READ_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            yield None
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
-            continue
-        doc = record_document(record, f"{path.name} line {number}", f"L{number}")
-        if doc is None:
-            bad += 1
-        else:
-            docs.append(doc)
-    if not docs:
+        yield line
+
+
+def load_jsonl(path: Path, warnings: list[str]) -> Iterator[Document]:
+    """JSON Lines (optionally gzipped): each record with a text field is its own document,
+    read one line at a time."""
+    bad = good = long = 0
+    with _open(path) as handle:
+        for number, line in enumerate(_lines(handle), start=1):
+            if line is None:
+                long += 1
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(decode(line))
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            doc = record_document(record, f"{path.name} line {number}", f"L{number}")
+            if doc is None:
+                bad += 1
+            else:
+                good += 1
+                yield doc
+    if not good:
         raise LoadError(f"no records with a text field ({'/'.join(TEXT_FIELDS)})")
-    warnings = [f"{bad} record(s) without a text field or not JSON"] if bad else []
-    return Loaded(docs, warnings)
+    if bad:
+        warnings.append(f"{bad} record(s) without a text field or not JSON")
+    if long:
+        limit = MAX_RECORD_BYTES // (1024 * 1024)
+        warnings.append(f"{long} record(s) longer than {limit} MiB skipped")
 
 
-def load_json(path: Path) -> Loaded:
+def load_json(path: Path, warnings: list[str]) -> Iterator[Document]:
     """A JSON object with a text field, or a list of such objects."""
     try:
-        data = json.loads(decode(_read_bytes(path)))
+        data = json.loads(decode(_read_whole(path)))
     except json.JSONDecodeError as exc:
         raise LoadError(f"invalid JSON ({exc})") from None
     records = data if isinstance(data, list) else [data]
-    docs = []
+    found = 0
     for i, record in enumerate(records):
         anchor = f"item{i}" if isinstance(data, list) else ""
         doc = record_document(record, path.name, anchor)
         if doc is not None:
-            docs.append(doc)
-    if not docs:
+            found += 1
+            yield doc
+    if not found:
         raise LoadError(f"no text field ({'/'.join(TEXT_FIELDS)})")
-    skipped = len(records) - len(docs)
-    return Loaded(docs, [f"{skipped} item(s) without a text field"] if skipped else [])
+    if found < len(records):
+        warnings.append(f"{len(records) - found} item(s) without a text field")

@@ -1,10 +1,10 @@
 """`IndexRetriever`: the Retriever seam over a local index (dense FAISS + BM25, fused by RRF).
 
 Opened through `rag.retrieval.build_retriever("index:NAME", settings)`, so `rag search`,
-`rag ask` and the eval suite all query an index the same way. Opening checks the
-files (a damaged index is IndexCorrupt, exit 1) and the embedder (querying with a
-different model than the index was built with is a UsageError); the model itself
-loads on the first query.
+`rag ask` and the eval suite all query an index the same way. Opening runs the checks
+of `rag indexes info` (a damaged index is IndexCorrupt, exit 1) and checks the embedder
+(querying with a different model than the index was built with is a UsageError); the
+model itself loads on the first query.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from indexers import store
+from indexers import segments, store
 from indexers.embedders import Embedder, canonical_name, get_embedder
-from indexers.hybrid import BM25_WEIGHT, DENSE_WEIGHT, BM25Index, rrf
+from indexers.hybrid import BM25_WEIGHT, DENSE_WEIGHT, bm25_search, rrf
 from rag.config import Settings
 from rag.errors import IndexCorrupt, UsageError
 from rag.types import Passage
 
 CANDIDATES = 50  # per ranker before fusion; RRF needs depth beyond k to reorder well
-HNSW_EF_SEARCH = 128
 
 
 class IndexRetriever:
@@ -37,15 +36,10 @@ class IndexRetriever:
         self._lock = threading.Lock()
         self._embedder: Embedder | None = None
         try:
-            self.faiss_index = generation.load_vectors()
-            self.conn = generation.connect()
-            self.bm25 = BM25Index(generation.dir) if hybrid else None
+            self.segments = generation.load_segments()
+            self.conn = generation.connect()  # the chunks and their BM25 index
         except IndexCorrupt as exc:
             raise store.damaged(label, exc) from None
-        if generation.params["faiss"] == "hnsw":
-            import faiss
-
-            faiss.downcast_index(self.faiss_index.index).hnsw.efSearch = HNSW_EF_SEARCH
 
     @classmethod
     def open(cls, name: str, settings: Settings) -> IndexRetriever:
@@ -81,18 +75,16 @@ class IndexRetriever:
         return self._embedder
 
     def dense(self, query: str, n: int) -> list[tuple[int, float]]:
-        """Top-n (chunk id, cosine similarity) from FAISS."""
-        total = int(self.faiss_index.ntotal)
-        if total == 0 or n <= 0:
+        """Top-n (chunk id, cosine similarity) from the FAISS segments."""
+        if not self.generation.params["chunks"] or n <= 0:
             return []
-        vector = self.embedder.embed([query]).reshape(1, -1)
-        scores, ids = self.faiss_index.search(vector, min(n, total))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=False) if i >= 0]
+        return segments.search(self.segments, self.embedder.embed([query]), n)
 
     def sparse(self, query: str, n: int) -> list[tuple[int, float]]:
-        if self.bm25 is None:
-            self.bm25 = BM25Index(self.generation.dir)
-        return self.bm25.search(query, n)
+        try:
+            return bm25_search(self.conn, query, n)
+        except IndexCorrupt as exc:
+            raise store.damaged(self.label, exc) from None
 
     def retrieve(self, query: str, k: int) -> list[Passage]:
         """The k best passages, best first. Score: RRF when hybrid, else cosine similarity."""

@@ -2,17 +2,19 @@
 
 Layout of an index folder (`$RAG_HOME/indexes/NAME`, or any folder given as a path):
 
-    CURRENT           one line: the name of the live generation, replaced atomically
-    write.lock        held by the one process allowed to write (filelock)
-    gen-000007/       a complete, never-modified generation:
-        params.json     format version, embedder name/id, dim, FAISS kind, counts, roots
-        chunks.sqlite   tables `files` (path, sha256, size, mtime) and `chunks` (text + metadata)
-        vectors.faiss   IndexIDMap2 over IndexFlatIP (exact), or HNSW above APPROX_THRESHOLD
-        bm25/           the bm25s index over the same chunks, plus bm25_ids.npy
+    pocketrag-index.json  marker: this folder is a pocketrag index (and nothing else is)
+    CURRENT               one line: the name of the live generation, replaced atomically
+    write.lock            held by the one process allowed to write (filelock)
+    gen-000007/           a complete, never-modified generation:
+        params.json         format version, embedder name/id, dim, counts, roots, segments
+        chunks.sqlite       tables `files`, `chunks` (text + metadata) and `chunks_fts` (BM25)
+        seg-000012.faiss    vectors, at most segments.SEGMENT_SIZE per file (IndexIDMap2 over
+        seg-000013.faiss    IndexFlatIP, or HNSW above APPROX_THRESHOLD chunks in all)
 
 A writer builds `gen-N.tmp/`, fsyncs it, renames it to `gen-N/`, then replaces
 CURRENT. Killing the writer at any moment leaves CURRENT on the previous
 generation, which is complete; leftover `*.tmp` folders are removed by the next writer.
+Segments a new generation did not change are hard links to the previous one's files.
 """
 
 from __future__ import annotations
@@ -29,24 +31,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from indexers.segments import Segment, read_segment
 from rag.config import Settings
-from rag.errors import IndexCorrupt, IndexNotFound, UsageError
+from rag.errors import IndexBusy, IndexCorrupt, IndexNotFound, UsageError
+from rag.files import fsync_dir
 
 FORMAT = "pocketrag-index"
-FORMAT_VERSION = 1
-# Above this many chunks the index is HNSW (approximate, ~10x faster queries at 1M
+FORMAT_VERSION = 2
+# Above this many chunks the segments are HNSW (approximate, ~10x faster queries at 1M
 # chunks, recall ~0.98); below it exact inner-product search is fast enough (< 20 ms).
 APPROX_THRESHOLD = 100_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
 KEEP_GENERATIONS = 2
+MARKER = "pocketrag-index.json"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_GENERATION = re.compile(r"gen-\d{6}")
 # Everything pocketrag itself puts in an index folder (see the layout above).
-_LAYOUT = re.compile(r"CURRENT|CURRENT\..+\.tmp|write\.lock|gen-\d{6}(\.tmp)?")
-SCHEMA = """
+_LAYOUT = re.compile(
+    r"CURRENT|CURRENT\..+\.tmp|write\.lock|gen-\d{6}(\.tmp)?|"
+    + re.escape(MARKER)
+    + r"|\."
+    + re.escape(MARKER)
+    + r"\.\d+\.tmp"
+)
+#: BM25 over the chunks lives in SQLite's FTS5, kept in step with `chunks` by triggers: it
+#: is updated per chunk (no rebuild of the whole index per change) and stays on disk.
+FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, chunks INTEGER NOT NULL, indexed_at REAL NOT NULL);
@@ -54,6 +65,15 @@ CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, location TEXT NOT NULL,
     text TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, tokens INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, text, content='chunks', content_rowid='id', tokenize='{FTS_TOKENIZER}');
+CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, title, text)
+    VALUES ('delete', old.id, old.title, old.text);
+END;
 """
 
 
@@ -88,6 +108,36 @@ def holds_only_index_files(folder: Path) -> bool:
     return all(_LAYOUT.fullmatch(p.name) for p in folder.iterdir())
 
 
+def write_marker(index_dir: Path) -> None:
+    """Mark a folder as a pocketrag index; `rag indexes remove` deletes nothing without it."""
+    from rag.files import write_atomic
+
+    marker = {"format": FORMAT, "created_at": time.time()}
+    write_atomic(index_dir / MARKER, json.dumps(marker) + "\n")
+
+
+def has_marker(index_dir: Path) -> bool:
+    try:
+        data = json.loads((index_dir / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def is_index_dir(index_dir: Path) -> bool:
+    """True only for a folder pocketrag wrote: its marker, or (indexes from before the
+    marker) CURRENT naming a generation whose params.json is pocketrag's own format."""
+    if has_marker(index_dir):
+        return True
+    try:
+        gen_dir = current_generation_dir(index_dir)
+        raw = (gen_dir / "params.json").read_text(encoding="utf-8") if gen_dir else "null"
+        params = json.loads(raw)
+    except (IndexCorrupt, OSError, ValueError):
+        return False
+    return isinstance(params, dict) and params.get("format") == FORMAT
+
+
 def list_index_dirs(settings: Settings) -> list[Path]:
     root = settings.indexes_dir
     if not root.is_dir():
@@ -104,9 +154,13 @@ def current_generation_dir(index_dir: Path) -> Path | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise IndexCorrupt(f"Cannot read {pointer}: {exc}.") from None
-    if not re.fullmatch(r"gen-\d{6}", name) or not (index_dir / name).is_dir():
+    if not _GENERATION.fullmatch(name) or not (index_dir / name).is_dir():
         raise IndexCorrupt(f"{pointer} points to a missing generation ({name!r}).")
     return index_dir / name
+
+
+class OldFormat(IndexCorrupt):
+    """A generation written by an older pocketrag: readable by a rebuild, not by queries."""
 
 
 @dataclass
@@ -120,6 +174,10 @@ class Generation:
     def number(self) -> int:
         return int(self.dir.name.split("-")[1])
 
+    @property
+    def segments(self) -> list[Segment]:
+        return [Segment.from_dict(s) for s in self.params.get("segments", [])]
+
     @classmethod
     def open(cls, gen_dir: Path) -> Generation:
         path = gen_dir / "params.json"
@@ -129,15 +187,27 @@ class Generation:
             raise IndexCorrupt(f"Cannot read {path}: {exc}.") from None
         if not isinstance(params, dict) or params.get("format") != FORMAT:
             raise IndexCorrupt(f"{path} is not a pocketrag index params file.")
-        if params.get("format_version") != FORMAT_VERSION:
-            raise IndexCorrupt(
-                f"{path} has format version {params.get('format_version')}; this pocketrag "
-                f"reads version {FORMAT_VERSION}."
+        version = params.get("format_version")
+        if isinstance(version, int) and version < FORMAT_VERSION:
+            raise OldFormat(
+                f"{path} is format version {version}, written by an older pocketrag; this "
+                f"one reads version {FORMAT_VERSION}."
             )
-        for key in ("embedder", "dim", "chunks", "faiss"):
+        if version != FORMAT_VERSION:
+            raise IndexCorrupt(
+                f"{path} has format version {version}; this pocketrag reads version "
+                f"{FORMAT_VERSION}."
+            )
+        for key in ("embedder", "dim", "chunks", "faiss", "segments"):
             if key not in params:
                 raise IndexCorrupt(f"{path} lacks {key!r}.")
-        return cls(gen_dir, params)
+        generation = cls(gen_dir, params)
+        listed = sum(s.count for s in generation.segments)
+        if listed != params["chunks"]:
+            raise IndexCorrupt(
+                f"{path} lists {listed} vectors in segments for {params['chunks']} chunks."
+            )
+        return generation
 
     def connect(self) -> sqlite3.Connection:
         """Read-only; `immutable=1` because a committed generation never changes."""
@@ -150,6 +220,8 @@ class Generation:
         )
         try:
             (count,) = conn.execute("SELECT count(*) FROM chunks").fetchone()
+            # The BM25 index is part of the same file: a damaged one is a damaged index.
+            conn.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH 'a' LIMIT 1")
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise IndexCorrupt(f"Cannot read {path}: {exc}.") from None
@@ -167,36 +239,21 @@ class Generation:
             conn.close()
         return {p: (h, s, m) for p, h, s, m in rows}
 
-    def load_vectors(self, mmap: bool = False) -> Any:
-        """The FAISS index (IDs are chunk ids); checked against params so damage shows early.
+    def load_segments(self, mmap: bool = False) -> list[Any]:
+        """Every segment's FAISS index (ids are chunk ids), checked against params.
 
         `mmap=True` maps flat vectors instead of reading them: a cheap check, for `verify`.
         """
-        import faiss
-
-        path = self.dir / "vectors.faiss"
-        if not path.is_file():
-            raise IndexCorrupt(f"Missing {path}.")
-        flags = (getattr(faiss, "IO_FLAG_MMAP_IFC", 0) | faiss.IO_FLAG_READ_ONLY) if mmap else 0
-        try:
-            index = faiss.read_index(str(path), flags)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-            raise IndexCorrupt(f"Cannot read {path}: {first}.") from None
-        if index.ntotal != self.params["chunks"] or index.d != self.params["dim"]:
-            raise IndexCorrupt(
-                f"{path} holds {index.ntotal} vectors of dim {index.d}; params say "
-                f"{self.params['chunks']} of dim {self.params['dim']}."
-            )
-        return index
+        return [read_segment(self.dir, s, self.params["dim"], mmap) for s in self.segments]
 
     def verify(self) -> None:
-        """Raise IndexCorrupt unless the vectors and chunks open and match params.
+        """Raise IndexCorrupt unless every part opens and matches params: the vectors, the
+        chunks and the BM25 index. `rag indexes list/info` and every query use this one check.
 
         Cheap enough for `rag indexes list`: vectors are memory-mapped, not read, and
         SQLite counts rows through its smallest index.
         """
-        self.load_vectors(mmap=True)
+        self.load_segments(mmap=True)
         self.connect().close()
 
 
@@ -231,49 +288,12 @@ def open_current(index_dir: Path, label: str) -> Generation:
     return Generation.open(gen_dir)
 
 
-def vectors_of(index: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of an IndexIDMap2, so a new generation can reuse unchanged embeddings."""
-    import faiss
-
-    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-    inner = faiss.downcast_index(index.index)
-    vectors = inner.reconstruct_n(0, inner.ntotal) if inner.ntotal else None
-    if vectors is None:
-        vectors = np.zeros((0, index.d), dtype=np.float32)
-    return ids, np.asarray(vectors, dtype=np.float32)
-
-
-def make_faiss(ids: np.ndarray, vectors: np.ndarray, dim: int, threshold: int) -> tuple[Any, str]:
-    """Exact IndexFlatIP up to `threshold` vectors, HNSW (inner product) above it."""
-    import faiss
-
-    if len(ids) > threshold:
-        inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        kind = "hnsw"
-    else:
-        inner = faiss.IndexFlatIP(dim)
-        kind = "flat"
-    index = faiss.IndexIDMap2(inner)
-    if len(ids):
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
-    return index, kind
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_tree(path: Path) -> None:
     for folder, _, names in os.walk(path):
         for n in names:
             with open(os.path.join(folder, n), "rb") as handle:
                 os.fsync(handle.fileno())
-        _fsync_dir(Path(folder))
+        fsync_dir(folder)
 
 
 def next_generation_name(index_dir: Path) -> str:
@@ -304,8 +324,8 @@ def commit_generation(index_dir: Path, tmp_dir: Path) -> Path:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(pointer_tmp, index_dir / "CURRENT")
-    _fsync_dir(index_dir)
-    gens = sorted(p for p in index_dir.iterdir() if re.fullmatch(r"gen-\d{6}", p.name))
+    fsync_dir(index_dir)
+    gens = sorted(p for p in index_dir.iterdir() if _GENERATION.fullmatch(p.name))
     for old in gens[:-KEEP_GENERATIONS]:  # the previous one stays for readers still on it
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -315,6 +335,7 @@ def new_params(
     name: str, embedder_name: str, embedder_id: str, dim: int, roots: list[str]
 ) -> dict[str, Any]:
     return {
+        "segments": [],
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -332,4 +353,67 @@ def new_params(
 
 
 def disk_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    """Bytes on disk; a segment shared by two generations (a hard link) counts once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for p in path.rglob("*"):
+        if p.is_file():
+            stat = p.stat()
+            if (stat.st_dev, stat.st_ino) not in seen:
+                seen.add((stat.st_dev, stat.st_ino))
+                total += stat.st_size
+    return total
+
+
+def remove_index(index_dir: Path, label: str) -> list[str]:
+    """Delete what pocketrag wrote in `index_dir`, holding its write lock; return the names
+    of entries left because pocketrag did not write them (the folder then stays).
+
+    Nothing is removed unless the folder is proven an index by `is_index_dir`, and even
+    then only the entries of pocketrag's own layout are: never a user's file.
+    """
+    from filelock import FileLock, Timeout
+
+    from rag.files import storage_error
+
+    if not index_dir.is_dir():
+        raise IndexNotFound(
+            f"No index named {label!r} (looked in {index_dir}). See `rag indexes list`."
+        )
+    if not is_index_dir(index_dir):
+        raise IndexNotFound(
+            f"{index_dir} is not a pocketrag index (no {MARKER} and no pocketrag generation); "
+            "not removing anything."
+        )
+    lock = FileLock(str(index_dir / "write.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise IndexBusy(
+            f"`rag index` is writing {label!r} right now; remove it after that."
+        ) from None
+    except OSError as exc:
+        raise storage_error(index_dir / "write.lock", exc, "lock") from None
+    others: list[str] = []
+    try:
+        for entry in sorted(index_dir.iterdir()):
+            if entry.name == "write.lock" or not _LAYOUT.fullmatch(entry.name):
+                if entry.name != "write.lock":
+                    others.append(entry.name)
+                continue
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            except OSError as exc:
+                raise storage_error(entry, exc, "remove") from None
+    finally:
+        lock.release()
+    try:
+        (index_dir / "write.lock").unlink(missing_ok=True)
+        if not others:
+            index_dir.rmdir()
+    except OSError as exc:
+        raise storage_error(index_dir, exc, "remove") from None
+    return others

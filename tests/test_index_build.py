@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from index_fixtures import FakeEmbedder, RandomEmbedder, docs, fake_embedder, settings  # noqa: F401 - fixtures
 
-from indexers import store
+from indexers import segments, store
 from indexers.build import build_index
 from indexers.embedders import register_embedder, unregister_embedder
 from indexers.hybrid import rrf
@@ -92,7 +92,9 @@ def test_vectors_stay_aligned_with_chunks_after_updates(
     (docs / "extra.txt").write_text("An added file about volcanoes in Iceland.")
     build_index([docs], "notes", settings())
     gen = store.open_current(store.resolve_index_dir("notes", settings()), "notes")
-    ids, vectors = store.vectors_of(gen.load_vectors())
+    parts = [segments.contents(index) for index in gen.load_segments()]
+    ids = np.concatenate([i for i, _ in parts])
+    vectors = np.concatenate([v for _, v in parts])
     rows = dict(
         (r[0], embedding_text(r[1], r[2]))
         for r in gen.connect().execute("SELECT id, title, text FROM chunks")

@@ -81,7 +81,7 @@ def test_indexes_list_info_remove(docs: Path, fake_embedder) -> None:
     rows = json.loads(cli("indexes", "list", "--json").stdout)["indexes"]
     assert [r["name"] for r in rows] == ["one", "two"] and rows[0]["embedder"] == "fake"
     info = json.loads(cli("indexes", "info", "one", "--json").stdout)
-    assert info["files"] == 1 and info["faiss"] == "flat" and info["format_version"] == 1
+    assert info["files"] == 1 and info["faiss"] == "flat" and info["format_version"] == 2
     assert "FAISS flat" in cli("indexes", "info", "one").stdout
     removed = cli("indexes", "remove", "one")
     assert removed.exit_code == 0
@@ -108,6 +108,9 @@ def test_bad_input_exit_codes(tmp_path: Path, docs: Path, fake_embedder) -> None
     assert "Traceback" not in result.output
 
 
+SEGMENT = "seg-000001.faiss"  # the first (here the only) vector segment
+
+
 def _corrupt(name: str, filename: str, data: bytes) -> None:
     gen_dir = store.current_generation_dir(store.resolve_index_dir(name, settings()))
     (gen_dir / filename).write_bytes(data)
@@ -115,7 +118,7 @@ def _corrupt(name: str, filename: str, data: bytes) -> None:
 
 def test_corrupt_index_files_exit_1_with_rebuild_hint(docs: Path, fake_embedder) -> None:
     for filename, data in (
-        ("vectors.faiss", b"not a faiss index"),
+        (SEGMENT, b"not a faiss index"),
         ("params.json", b"{broken"),
         ("chunks.sqlite", b"garbage" * 100),
     ):
@@ -159,16 +162,16 @@ def _truncate(name: str, filename: str) -> None:
 
 def test_indexes_list_and_info_report_damaged_files(docs: Path, fake_embedder) -> None:
     for name, damage in (
-        ("garbled", lambda: _corrupt("garbled", "vectors.faiss", b"not a faiss index")),
-        ("cutfaiss", lambda: _truncate("cutfaiss", "vectors.faiss")),
+        ("garbled", lambda: _corrupt("garbled", SEGMENT, b"not a faiss index")),
+        ("cutfaiss", lambda: _truncate("cutfaiss", SEGMENT)),
         ("cutsqlite", lambda: _truncate("cutsqlite", "chunks.sqlite")),
     ):
         cli("index", str(docs), "--name", name)
         damage()
     cli("index", str(docs / "notes.md"), "--name", "ok")
     for name, filename in (
-        ("garbled", "vectors.faiss"),
-        ("cutfaiss", "vectors.faiss"),
+        ("garbled", SEGMENT),
+        ("cutfaiss", SEGMENT),
         ("cutsqlite", "chunks.sqlite"),
     ):
         result = cli("indexes", "info", name)

@@ -95,7 +95,7 @@ def test_sigkill_just_before_the_switch_keeps_previous_index(
     child = spawn_build("notes", docs, "--pause-at", "commit", FAKE_MARKER=str(marker))
     wait_for(marker, child)
     tmp_gen = Path(marker.read_text())
-    assert (tmp_gen / "vectors.faiss").is_file(), "the new generation was fully written"
+    assert (tmp_gen / "params.json").is_file(), "the new generation was fully written"
     _kill(child)
     assert (index_dir / "CURRENT").read_text().strip() == "gen-000001"
     hits = build_retriever("index:notes", settings()).retrieve("Margaret Flett lighthouse", 1)

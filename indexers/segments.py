@@ -1,0 +1,221 @@
+"""Vectors in segments: FAISS indexes of at most `SEGMENT_SIZE` vectors each.
+
+Why segments rather than one FAISS file: writing one file needs every vector of the
+index in memory at once, so indexing a 200 MB text file took gigabytes. A segment is
+written as soon as it is full, so a build holds at most one segment (plus the batch
+being embedded), whatever the size of the input. A new generation links the segments
+it did not change from the previous one (hard links: no copy, no memory) and rewrites
+only segments that lost chunks, have the wrong kind, or are small enough to merge.
+
+A query searches every segment and merges the results by score; for exact (flat)
+segments that is the exact top-k of the whole index.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.errors import IndexCorrupt
+
+#: Vectors per segment: 16384 x 384 float32 = 24 MB for MiniLM, the most a build keeps.
+SEGMENT_SIZE = 16_384
+# HNSW above APPROX_THRESHOLD chunks in all (store.APPROX_THRESHOLD): ~10x faster queries.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment file as params.json lists it: `{"file", "count", "kind"}`."""
+
+    file: str
+    count: int
+    kind: str  # "flat" (exact) or "hnsw" (approximate)
+    min_id: int = 0  # the range of chunk ids inside, so a writer knows which segments a
+    max_id: int = -1  # deletion touches without reading them
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "count": self.count, "kind": self.kind,
+                "min_id": self.min_id, "max_id": self.max_id}  # fmt: skip
+
+    def may_hold(self, ids: np.ndarray) -> bool:
+        return bool(len(ids)) and bool(((ids >= self.min_id) & (ids <= self.max_id)).any())
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Segment:
+        try:
+            segment = cls(
+                str(data["file"]), int(data["count"]), str(data["kind"]),
+                int(data["min_id"]), int(data["max_id"]),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            raise IndexCorrupt(f"params.json lists a malformed segment: {data!r}.") from None
+        if segment.kind not in ("flat", "hnsw") or "/" in segment.file or segment.count < 0:
+            raise IndexCorrupt(f"params.json lists a malformed segment: {data!r}.")
+        return segment
+
+    @property
+    def number(self) -> int:
+        return int(self.file.split("-")[1].split(".")[0])
+
+
+def segment_file(number: int) -> str:
+    return f"seg-{number:06d}.faiss"
+
+
+def make_index(ids: np.ndarray, vectors: np.ndarray, dim: int, kind: str) -> Any:
+    """An IndexIDMap2 (FAISS ids = chunk ids) over an exact or an HNSW inner-product index."""
+    import faiss
+
+    if kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    else:
+        inner = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIDMap2(inner)
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+    return index
+
+
+def write_segment(
+    folder: Path, number: int, ids: np.ndarray, vectors: np.ndarray, kind: str
+) -> Segment:
+    import faiss
+
+    name = segment_file(number)
+    index = make_index(ids, vectors, vectors.shape[1], kind)
+    try:
+        faiss.write_index(index, str(folder / name))
+    except RuntimeError as exc:  # FAISS reports a failed fwrite (disk full) this way
+        raise OSError(28, f"FAISS could not write {name}: {first_line(exc)}") from None
+    low, high = (int(ids.min()), int(ids.max())) if len(ids) else (0, -1)
+    return Segment(name, len(ids), kind, low, high)
+
+
+def first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_segment(folder: Path, segment: Segment, dim: int, mmap: bool = False) -> Any:
+    """Load one segment, checked against what params.json says it holds."""
+    import faiss
+
+    path = folder / segment.file
+    if not path.is_file():
+        raise IndexCorrupt(f"Missing {path}.")
+    flags = (getattr(faiss, "IO_FLAG_MMAP_IFC", 0) | faiss.IO_FLAG_READ_ONLY) if mmap else 0
+    try:
+        index = faiss.read_index(str(path), flags)
+    except RuntimeError as exc:
+        raise IndexCorrupt(f"Cannot read {path}: {first_line(exc)}.") from None
+    if index.ntotal != segment.count or index.d != dim:
+        raise IndexCorrupt(
+            f"{path} holds {index.ntotal} vectors of dim {index.d}; params say "
+            f"{segment.count} of dim {dim}."
+        )
+    if segment.kind == "hnsw":
+        faiss.downcast_index(index.index).hnsw.efSearch = HNSW_EF_SEARCH
+    return index
+
+
+def contents(index: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of a segment, to carry its surviving vectors into a rewrite."""
+    import faiss
+
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    inner = faiss.downcast_index(index.index)
+    if not inner.ntotal:
+        return ids, np.zeros((0, index.d), dtype=np.float32)
+    return ids, np.asarray(inner.reconstruct_n(0, inner.ntotal), dtype=np.float32)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A segment shared by two generations is one file on disk: segments never change."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def search(indexes: Iterable[Any], vector: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """Top-n (chunk id, inner product) over all segments, best first."""
+    hits: list[tuple[int, float]] = []
+    query = vector.reshape(1, -1)
+    for index in indexes:
+        if index.ntotal == 0:
+            continue
+        scores, ids = index.search(query, min(n, int(index.ntotal)))
+        hits += [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=False) if i >= 0]
+    hits.sort(key=lambda hit: (-hit[1], hit[0]))
+    return hits[:n]
+
+
+class SegmentBuffer:
+    """Vectors waiting for a segment: `add` flushes a full segment to `folder` at once."""
+
+    def __init__(self, folder: Path, dim: int, kind: str, first_number: int, size: int) -> None:
+        self.folder = folder
+        self.dim = dim
+        self.kind = kind
+        self.size = size
+        self.next_number = first_number
+        self.written: list[Segment] = []
+        self._ids: list[np.ndarray] = []
+        self._vectors: list[np.ndarray] = []
+        self._count = 0
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        start = 0
+        while start < len(ids):
+            take = min(self.size - self._count, len(ids) - start)
+            self._ids.append(ids[start : start + take])
+            self._vectors.append(vectors[start : start + take])
+            self._count += take
+            start += take
+            if self._count >= self.size:
+                self.flush()
+
+    def discard(self, ids: Iterable[int]) -> set[int]:
+        """Drop `ids` still in the buffer; return those already written (the caller's job)."""
+        wanted = {int(i) for i in ids}
+        if not wanted:
+            return set()
+        held = set()
+        for i, block in enumerate(self._ids):
+            keep = ~np.isin(block, np.fromiter(wanted, dtype=np.int64))
+            held |= {int(x) for x in block[~keep]}
+            self._ids[i], self._vectors[i] = block[keep], self._vectors[i][keep]
+        self._count = sum(len(b) for b in self._ids)
+        return wanted - held
+
+    def flush(self) -> None:
+        if not self._count:
+            return
+        ids = np.concatenate(self._ids)
+        vectors = np.concatenate(self._vectors)
+        self._ids, self._vectors, self._count = [], [], 0
+        self.written.append(write_segment(self.folder, self.next_number, ids, vectors, self.kind))
+        self.next_number += 1
+
+
+def surviving(
+    segments: Iterable[tuple[Path, Segment]], dim: int, dropped: set[int]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The vectors of (folder, segment) pairs minus `dropped`, one segment at a time."""
+    gone = np.fromiter(dropped, dtype=np.int64) if dropped else None
+    for folder, segment in segments:
+        ids, vectors = contents(read_segment(folder, segment, dim))
+        if gone is not None:
+            keep = ~np.isin(ids, gone)
+            ids, vectors = ids[keep], vectors[keep]
+        yield ids, vectors
