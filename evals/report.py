@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,35 @@ from rag.errors import UsageError
 ALPHA = 0.05
 
 
-def load_run(out_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The manifest and predictions of a run folder; UsageError when it is not one."""
+def load_run(
+    out_dir: Path, warn: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The manifest and predictions of a run folder, read without changing anything.
+
+    UsageError when it is not a run folder or a file in it is damaged (naming the file
+    and line); a last line cut short by an interrupted write is not counted, and `warn`
+    is told which line that is.
+    """
     from evals.manifest import MANIFEST
-    from evals.runner import read_predictions
+    from evals.runner import cut_short_message, load_predictions
 
     path = out_dir / MANIFEST
     if not path.is_file():
         raise UsageError(
             f"{out_dir} is not an eval run folder (no {MANIFEST}); run `rag eval run`."
         )
-    return json.loads(path.read_text(encoding="utf-8")), read_predictions(out_dir)
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    found = load_predictions(out_dir)
+    if found.cut_short is not None and warn:
+        warn(
+            cut_short_message(
+                found.path,
+                found.cut_short,
+                "it is not counted. If no run is writing there now, run the same "
+                "`rag eval run` again to answer it.",
+            )
+        )
+    return manifest, found.rows
 
 
 def _r(x: float | None, digits: int = 4) -> float | None:
@@ -277,11 +295,27 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_reports(out_dir: Path, *, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Recompute and write results.json, report.md and report.png; return the results."""
-    loaded_manifest, predictions = load_run(out_dir)
+def write_reports(
+    out_dir: Path,
+    *,
+    manifest: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Recompute and write results.json, report.md and report.png; return the results.
+
+    The inputs (manifest.json, predictions.jsonl) are only read.
+    """
+    uncounted: list[str] = []
+
+    def note(message: str) -> None:
+        uncounted.append(message)
+        if warn:
+            warn(message)
+
+    loaded_manifest, predictions = load_run(out_dir, note)
     manifest = manifest or loaded_manifest
     results = summarize(manifest, predictions)
+    results["notes"] += uncounted  # the report says what it did not count
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out_dir / "report.md").write_text(markdown(results, manifest), encoding="utf-8")
     plot(results, out_dir / "report.png")

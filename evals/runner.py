@@ -5,8 +5,9 @@ Why it is built this way:
   `rag ask` uses, so the eval measures the product, not a lookalike;
 - the model loads once per process and the prompt templates share their fixed
   instruction prefix, so llama.cpp reuses its KV cache across questions;
-- `predictions.jsonl` is appended and flushed per answer, so an interrupted run
-  resumes where it stopped; `manifest.json` pins what the numbers depend on (including
+- `predictions.jsonl` gets one whole line per answer as it goes (`evals.jsonl`: a failed
+  append is cut back off), so an interrupted run resumes where it stopped;
+- `manifest.json` pins what the numbers depend on (including
   which generation of each local index answered) and refuses to mix runs whose
   settings or indexes differ;
 - throughput is timed over the answering loop only: the model load, opening the
@@ -16,7 +17,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any
 
 from evals.benchmarks import Question, load_benchmark, sample_questions
 from evals.conditions import Condition, EvidenceSource, Snapshot
+from evals.jsonl import append_line, bad_line, read_jsonl, repair_tail
 from evals.manifest import MANIFEST, build_manifest, index_fingerprint, reconcile_manifest
 from evals.metrics import score_answer
 from rag.config import Settings
@@ -33,7 +35,15 @@ from rag.generators import Generator, load_generator
 from rag.retrieval import Retriever, build_retriever
 
 PREDICTIONS = "predictions.jsonl"
-__all__ = ["MANIFEST", "PREDICTIONS", "EvalConfig", "RunOutcome", "read_predictions", "run_eval"]
+__all__ = [
+    "MANIFEST",
+    "PREDICTIONS",
+    "EvalConfig",
+    "RunOutcome",
+    "load_predictions",
+    "read_predictions",
+    "run_eval",
+]
 DEFAULT_MAX_TOKENS = 32
 
 Progress = Callable[[int, int, str], None]
@@ -72,24 +82,75 @@ class RunOutcome:
         return 60.0 * self.questions / self.seconds if self.seconds > 0 else 0.0
 
 
-def read_predictions(out_dir: Path) -> list[dict[str, Any]]:
-    """The answers already written. A line cut short by an interruption is dropped (and the
-    file rewritten without it) so appending the next answer cannot glue onto it."""
+PREDICTIONS_FIX = (
+    "Fix or delete that line (a deleted answer is asked again when the run resumes), or start "
+    "over with a new --out folder."
+)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def row_problem(row: Any) -> str | None:
+    """Why a predictions.jsonl value cannot be counted, or None. Checked on every read, so a
+    damaged or hand-edited line is named with its number instead of failing deep inside the
+    report."""
+    if not isinstance(row, dict):
+        return "is not a JSON object"
+    for key in ("qid", "condition"):
+        if not isinstance(row.get(key), str) or not row[key]:
+            return f"has no `{key}` (a non-empty string)"
+    if not isinstance(row.get("answers"), list):
+        return "has no `answers` list"
+    sources = row.get("sources")
+    if sources is not None and not (
+        isinstance(sources, list) and all(isinstance(s, dict) for s in sources)
+    ):
+        return "has a `sources` value that is not a list of objects"
+    for key in ("latency_s", "prompt_tokens"):
+        if not _number(row.get(key)):
+            return f"has no `{key}` number"
+    if row.get("hit") is not None and not _number(row["hit"]):
+        return "has a `hit` value that is not a number"
+    return None
+
+
+@dataclass
+class Predictions:
+    """The complete answers in predictions.jsonl, and a last line cut short (not counted)."""
+
+    path: Path
+    rows: list[dict[str, Any]]
+    cut_short: int | None = None
+
+
+def load_predictions(out_dir: Path) -> Predictions:
+    """Every answer written so far, checked; the file is never changed.
+
+    A damaged line is a UsageError naming the file and line: silently skipping it would
+    change the numbers, and rewriting the file would destroy the evidence. Only a last
+    line cut short by an interrupted write is set apart (see `evals.jsonl`).
+    """
     path = out_dir / PREDICTIONS
-    if not path.is_file():
-        return []
-    rows, broken = [], False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            broken = True
-    if broken or not path.read_text(encoding="utf-8").endswith("\n"):
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        path.write_text(text, encoding="utf-8")
-    return rows
+    found = read_jsonl(path, PREDICTIONS_FIX)
+    for number, row in found.rows:
+        problem = row_problem(row)
+        if problem:
+            raise bad_line(path, number, problem, PREDICTIONS_FIX)
+    return Predictions(path, [row for _, row in found.rows], found.cut_short)
+
+
+def read_predictions(out_dir: Path) -> list[dict[str, Any]]:
+    """The complete answers written so far, without changing the file."""
+    return load_predictions(out_dir).rows
+
+
+def cut_short_message(path: Path, number: int, action: str) -> str:
+    return (
+        f"{path} line {number} was cut short by an interrupted write and holds no complete "
+        f"record; {action}"
+    )
 
 
 def score(question: Question, condition: Condition, answer: Any, retrieval_s: float) -> dict:
@@ -132,10 +193,22 @@ def run_eval(
     generator: Generator | None = None,
     retriever_factory: Callable[[str], Retriever] | None = None,
     progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RunOutcome:
-    """Run (or resume) an eval into `config.out_dir` and write its reports."""
+    """Run (or resume) an eval into `config.out_dir` and write its reports.
+
+    Warnings (e.g. a repaired last line) go to `warn` as they happen,
+    so a user sees them even if the run fails later, and into `RunOutcome.warnings`.
+    """
     from evals.report import write_reports
     from rag.orchestrator import ask
+
+    warnings: list[str] = []
+
+    def note(message: str) -> None:
+        warnings.append(message)
+        if warn:
+            warn(message)
 
     if config.snapshot and config.replay:
         raise UsageError("Use --snapshot or --replay, not both: a replay does not search.")
@@ -158,10 +231,15 @@ def run_eval(
         if spec.startswith("index:")
     }
     config.out_dir.mkdir(parents=True, exist_ok=True)
+    found = load_predictions(config.out_dir)  # a damaged line stops the run before any write
     manifest = reconcile_manifest(
         config.out_dir, build_manifest(config, settings, bench, questions, indexes)
     )
-    done = {(r["condition"], r["qid"]) for r in read_predictions(config.out_dir)}
+    for path in (found.path, config.snapshot):
+        cut = repair_tail(path) if path is not None else None
+        if cut is not None:
+            note(cut_short_message(path, cut, "it was removed, and its answer is asked again."))
+    done = {(r["condition"], r["qid"]) for r in found.rows}
     todo = [(q, c) for q in questions for c in config.conditions if (c.name, q.id) not in done]
     total = len(questions) * len(config.conditions)
     resumed = total - len(todo)
@@ -177,23 +255,20 @@ def run_eval(
         generator = generator or load_generator(settings)
         warmup = evidence.warm_up(todo[0][0].question, {s for _, c in todo for s in c.sources})
         started = time.perf_counter()
-        with (config.out_dir / PREDICTIONS).open("a", encoding="utf-8") as out:
-            for question, condition in todo:
-                got = evidence.retrieve(condition, question.question)
-                answer = ask(
-                    question.question,
-                    settings=settings,
-                    sources=condition.sources,
-                    generator=generator,
-                    family="eval",
-                    retrieved=got,
-                )
-                row = score(question, condition, answer, got.seconds)
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                out.flush()
-                answered += 1
-                if progress:
-                    progress(resumed + answered, total, condition.name)
+        for question, condition in todo:
+            got = evidence.retrieve(condition, question.question)
+            answer = ask(
+                question.question,
+                settings=settings,
+                sources=condition.sources,
+                generator=generator,
+                family="eval",
+                retrieved=got,
+            )
+            append_line(found.path, score(question, condition, answer, got.seconds))
+            answered += 1
+            if progress:
+                progress(resumed + answered, total, condition.name)
         seconds = time.perf_counter() - started
     results = write_reports(config.out_dir, manifest=manifest)
     return RunOutcome(
@@ -205,4 +280,5 @@ def run_eval(
         questions=len(full),
         conditions=len(config.conditions),
         warmup_seconds=warmup,
+        warnings=warnings,
     )

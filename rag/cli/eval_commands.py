@@ -109,7 +109,7 @@ def run(
 
     try:
         with bar:
-            outcome = run_eval(config, settings, progress=progress)
+            outcome = run_eval(config, settings, progress=progress, warn=output.warn)
     except KeyboardInterrupt:
         output.warn(f"Interrupted. Run the same command again to resume into {out}.")
         raise typer.Exit(130) from None
@@ -139,7 +139,7 @@ def report(
     """Re-score a run folder and rewrite results.json, report.md and report.png."""
     from evals.report import write_reports
 
-    results = write_reports(run_dir)
+    results = write_reports(run_dir, warn=output.warn)
     if json_output:
         output.print_json(results)
     else:
