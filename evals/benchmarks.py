@@ -14,14 +14,16 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
-from rag.errors import UsageError
+from rag.errors import RagError, UsageError
+from rag.files import storage_error
 
 
 @dataclass(frozen=True)
@@ -110,12 +112,17 @@ def fetch_known(known: KnownBenchmark, settings: Settings) -> Path:
     target = cached_path(known, settings)
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(target.parent, exc, "create the folder") from None
     try:
         if known.hf_dataset:
             _download_hf(known.hf_dataset, target)
         elif known.url:
             _download_url(known.url, target)
+    except RagError:
+        raise  # writing the cache failed (a full disk): not a download problem
     except Exception as exc:  # offline, DNS, HTTP errors: all mean "provide the file yourself"
         cause = " ".join(str(exc).split())[:200] or type(exc).__name__
         source = known.url or f"the Hugging Face dataset {known.hf_dataset[0]}"  # type: ignore[index]
@@ -127,25 +134,56 @@ def fetch_known(known: KnownBenchmark, settings: Settings) -> Path:
     return target
 
 
+def _save(target: Path, chunks: Iterable[bytes]) -> None:
+    """Write `chunks` to `target` whole or not at all: into a temporary file next to it,
+    renamed over it once complete, so an interrupted download or a full disk never leaves a
+    truncated file in the cache that later runs would read as the benchmark. A local write
+    failure is a StorageError; a failure of `chunks` (the network) propagates as it is."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    handle = None
+    try:
+        try:
+            handle = partial.open("wb")
+        except OSError as exc:
+            raise storage_error(target, exc) from None
+        with handle:
+            for chunk in chunks:
+                try:
+                    handle.write(chunk)
+                except OSError as exc:
+                    raise storage_error(target, exc) from None
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError as exc:
+                raise storage_error(target, exc) from None
+        try:
+            os.replace(partial, target)
+        except OSError as exc:
+            raise storage_error(target, exc) from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _download_url(url: str, target: Path) -> None:
     import httpx
 
-    partial = target.with_name(target.name + ".part")
     with httpx.stream("GET", url, follow_redirects=True, timeout=30.0) as response:
         response.raise_for_status()
-        with partial.open("wb") as fh:
-            for chunk in response.iter_bytes():
-                fh.write(chunk)
-    partial.replace(target)
+        _save(target, response.iter_bytes())
 
 
 def _download_hf(dataset: tuple[str, str], target: Path) -> None:
-    import shutil
-
     from huggingface_hub import hf_hub_download
 
     found = hf_hub_download(dataset[0], dataset[1], repo_type="dataset")
-    shutil.copyfile(found, target)
+
+    def blocks() -> Iterator[bytes]:
+        with open(found, "rb") as fh:
+            while block := fh.read(1 << 20):
+                yield block
+
+    _save(target, blocks())
 
 
 # --- formats -------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import prompts
 from rag.config import Settings
-from rag.errors import RagError, UsageError
+from rag.errors import RagError, StorageError, UsageError
+from rag.files import storage_error, write_atomic
 
 if TYPE_CHECKING:
     from evals.benchmarks import Benchmark, Question
@@ -59,14 +60,24 @@ def file_sha256(path: Path, settings: Settings) -> str:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
     cache = settings.cache_dir / "file-hashes" / key
-    if cache.is_file():
-        return cache.read_text().strip()
+    try:
+        cached = cache.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        cached = ""
+    if len(cached) == 64 and all(c in "0123456789abcdef" for c in cached):
+        return cached  # anything else (an empty file left by a full disk) is hashed again
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(digest.hexdigest())
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise storage_error(path, exc, "read") from None
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cache, digest.hexdigest())
+    except (OSError, StorageError):
+        pass  # only a cache: the next run hashes the file again
     return digest.hexdigest()
 
 
@@ -166,11 +177,16 @@ def _generation(fingerprint: dict | None) -> str:
     return f"generation {fingerprint.get('generation')} (params.json sha256 {sha})"
 
 
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Replaced atomically: a full disk leaves the old manifest (or none), never half of one."""
+    write_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
 def reconcile_manifest(out_dir: Path, fresh: dict[str, Any]) -> dict[str, Any]:
     """Write the manifest, or check that an existing run in `out_dir` can be resumed."""
     path = out_dir / MANIFEST
     if not path.is_file():
-        path.write_text(json.dumps(fresh, indent=2) + "\n", encoding="utf-8")
+        write_manifest(out_dir, fresh)
         return fresh
     old = json.loads(path.read_text(encoding="utf-8"))
     differ = [key for key in PINNED if old.get(key) != fresh.get(key)]
@@ -200,5 +216,5 @@ def reconcile_manifest(out_dir: Path, fresh: dict[str, Any]) -> dict[str, Any]:
         c for c in fresh["conditions"] if c not in old["conditions"]
     ]
     merged["resumed"] = fresh["created"]
-    path.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    write_manifest(out_dir, merged)
     return merged

@@ -20,6 +20,7 @@ from typing import Any
 from evals.conditions import CLOSED
 from evals.metrics import bootstrap_ci, mcnemar_exact, mean, score_answer
 from rag.errors import UsageError
+from rag.files import write_atomic
 
 ALPHA = 0.05
 
@@ -259,7 +260,14 @@ def markdown(results: dict[str, Any], manifest: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    """Bar chart of accuracy per condition with 95% interval whiskers."""
+    """Bar chart of accuracy per condition with 95% interval whiskers, replaced atomically."""
+    write_atomic(path, png(results))
+
+
+def png(results: dict[str, Any]) -> bytes:
+    """The chart as PNG bytes: drawn in memory, so a failed write never leaves half a file."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,26 +281,30 @@ def plot(results: dict[str, Any], path: Path) -> None:
         [max(a - lo, 0) for a, lo in zip(acc, low, strict=False)],
         [max(h - a, 0) for a, h in zip(acc, high, strict=False)],
     ]
+    buffer = io.BytesIO()
     fig, ax = plt.subplots(figsize=(max(5.5, 1.8 * len(names) + 2), 4.2))
-    bars = ax.bar(names, acc, yerr=err, capsize=6, width=0.6, color="#4c78a8", ecolor="#333333")
-    for bar, value in zip(bars, acc, strict=False):
-        ax.annotate(
-            f"{value:.1f}",
-            (bar.get_x() + bar.get_width() / 2, value),
-            xytext=(4, 3),
-            textcoords="offset points",
-            fontsize=9,
+    try:
+        bars = ax.bar(names, acc, yerr=err, capsize=6, width=0.6, color="#4c78a8", ecolor="#333333")
+        for bar, value in zip(bars, acc, strict=False):
+            ax.annotate(
+                f"{value:.1f}",
+                (bar.get_x() + bar.get_width() / 2, value),
+                xytext=(4, 3),
+                textcoords="offset points",
+                fontsize=9,
+            )
+        ax.set_ylabel("contains-answer accuracy (%)")
+        ax.set_ylim(0, min(100, max(high + [10]) * 1.2))
+        ax.set_title(
+            f"{results['benchmark']} · {results['model']}\n"
+            f"n={results['n']} questions, whiskers: 95% bootstrap interval",
+            fontsize=10,
         )
-    ax.set_ylabel("contains-answer accuracy (%)")
-    ax.set_ylim(0, min(100, max(high + [10]) * 1.2))
-    ax.set_title(
-        f"{results['benchmark']} · {results['model']}\n"
-        f"n={results['n']} questions, whiskers: 95% bootstrap interval",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        fig.tight_layout()
+        fig.savefig(buffer, format="png", dpi=120)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def write_reports(
@@ -303,7 +315,7 @@ def write_reports(
 ) -> dict[str, Any]:
     """Recompute and write results.json, report.md and report.png; return the results.
 
-    The inputs (manifest.json, predictions.jsonl) are only read.
+    Each is replaced atomically; the inputs (manifest.json, predictions.jsonl) are only read.
     """
     uncounted: list[str] = []
 
@@ -316,7 +328,7 @@ def write_reports(
     manifest = manifest or loaded_manifest
     results = summarize(manifest, predictions)
     results["notes"] += uncounted  # the report says what it did not count
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "report.md").write_text(markdown(results, manifest), encoding="utf-8")
+    write_atomic(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_atomic(out_dir / "report.md", markdown(results, manifest))
     plot(results, out_dir / "report.png")
     return results

@@ -7,7 +7,7 @@ Why it is built this way:
   instruction prefix, so llama.cpp reuses its KV cache across questions;
 - `predictions.jsonl` gets one whole line per answer as it goes (`evals.jsonl`: a failed
   append is cut back off), so an interrupted run resumes where it stopped;
-- `manifest.json` pins what the numbers depend on (including
+- `manifest.json` (replaced atomically) pins what the numbers depend on (including
   which generation of each local index answered) and refuses to mix runs whose
   settings or indexes differ;
 - throughput is timed over the answering loop only: the model load, opening the
@@ -31,6 +31,7 @@ from evals.manifest import MANIFEST, build_manifest, index_fingerprint, reconcil
 from evals.metrics import score_answer
 from rag.config import Settings
 from rag.errors import UsageError
+from rag.files import storage_error
 from rag.generators import Generator, load_generator
 from rag.retrieval import Retriever, build_retriever
 
@@ -230,7 +231,10 @@ def run_eval(
         for spec, retriever in evidence.retrievers.items()
         if spec.startswith("index:")
     }
-    config.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(config.out_dir, exc, "create the folder") from None
     found = load_predictions(config.out_dir)  # a damaged line stops the run before any write
     manifest = reconcile_manifest(
         config.out_dir, build_manifest(config, settings, bench, questions, indexes)
