@@ -16,6 +16,7 @@ import io
 import json
 import os
 import random
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ class Benchmark:
     questions: list[Question]
     sha256: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    #: rows without a question or a gold answer, left out (the run says how many)
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ def load_benchmark(name_or_file: str, settings: Settings) -> Benchmark:
     if key in KNOWN:
         known = KNOWN[key]
         return _load_path(fetch_known(known, settings), name=known.name, kind=known.name)
+    if path.is_dir():
+        raise UsageError(f"--benchmark {path} is a folder. Give the benchmark file in it.")
     if path.suffix or "/" in name_or_file:
         raise UsageError(f"No benchmark file at {path}. Check the path given to --benchmark.")
     raise UsageError(
@@ -190,23 +195,32 @@ def _download_hf(dataset: tuple[str, str], target: Path) -> None:
 
 
 def _load_path(path: Path, *, name: str, kind: str | None) -> Benchmark:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise storage_error(path, exc, "read") from None
     digest = hashlib.sha256(data).hexdigest()
-    if path.name.endswith(".gz"):
-        data = gzip.decompress(data)
     lower = path.name.lower().removesuffix(".gz")
+    if not lower.endswith((".parquet", ".jsonl", ".ndjson", ".json", ".tsv", ".csv")):
+        raise UsageError(
+            f"Cannot tell the format of {path}: name it .jsonl, .json, .csv, .tsv or .parquet."
+        )
+    if path.name.lower().endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated, corrupt
+            raise UsageError(
+                f"{path} is not a readable gzip file ({type(exc).__name__}: {exc or 'cut short'}"
+                "). Download it again, or pass the uncompressed file."
+            ) from None
     if lower.endswith(".parquet"):
-        rows = _parquet_rows(path)
+        rows = _parquet_rows(data, path)
     elif lower.endswith((".jsonl", ".ndjson")):
         rows = _jsonl_rows(data, path)
     elif lower.endswith(".json"):
         rows = _json_rows(data, path)
-    elif lower.endswith((".tsv", ".csv")):
-        rows = _csv_rows(data, delimiter="\t" if lower.endswith(".tsv") else ",")
     else:
-        raise UsageError(
-            f"Cannot tell the format of {path}: name it .jsonl, .json, .csv, .tsv or .parquet."
-        )
+        rows = _csv_rows(data, path, delimiter="\t" if lower.endswith(".tsv") else ",")
     questions = [q for i, row in enumerate(rows) if (q := question_from_row(row, i)) is not None]
     if not questions:
         raise UsageError(
@@ -215,26 +229,47 @@ def _load_path(path: Path, *, name: str, kind: str | None) -> Benchmark:
             "TriviaQA `Answer`/`answer` object with aliases)."
         )
     _dedupe_ids(questions)
-    return Benchmark(name=kind or name, path=path, questions=questions, sha256=digest)
+    return Benchmark(
+        name=kind or name,
+        path=path,
+        questions=questions,
+        sha256=digest,
+        skipped=len(rows) - len(questions),
+    )
+
+
+def _text(data: bytes, path: Path) -> str:
+    """The file as text; invalid UTF-8 is bad input, named with where it is."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UsageError(
+            f"{path} is not UTF-8 text (an invalid byte on line {line}). Save it as UTF-8."
+        ) from None
 
 
 def _jsonl_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
     rows = []
-    for number, line in enumerate(data.decode("utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(_text(data, path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path} line {number} is not JSON ({exc.msg}).") from None
+        except RecursionError:
+            raise UsageError(f"{path} line {number} is nested too deeply to read.") from None
     return rows
 
 
 def _json_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
     try:
-        doc = json.loads(data.decode("utf-8-sig"))
+        doc = json.loads(_text(data, path))
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path} is not JSON ({exc.msg} at line {exc.lineno}).") from None
+    except RecursionError:
+        raise UsageError(f"{path} is nested too deeply to read.") from None
     if isinstance(doc, dict) and isinstance(doc.get("Data"), list):  # official TriviaQA
         return doc["Data"]
     if isinstance(doc, dict) and isinstance(doc.get("data"), list):
@@ -244,19 +279,31 @@ def _json_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
     raise UsageError(f"{path}: expected a list of questions or an object with `Data`.")
 
 
-def _csv_rows(data: bytes, *, delimiter: str) -> list[dict[str, Any]]:
+def _csv_rows(data: bytes, path: Path, *, delimiter: str) -> list[dict[str, Any]]:
     csv.field_size_limit(10_000_000)
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=delimiter))
-
-
-def _parquet_rows(path: Path) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(_text(data, path), newline=""), delimiter=delimiter)
     try:
+        return list(reader)
+    except csv.Error as exc:
+        raise UsageError(f"{path} line {reader.line_num} is not valid CSV/TSV ({exc}).") from None
+
+
+def _parquet_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
+    try:
+        import pyarrow
         import pyarrow.parquet as pq
     except ImportError:
         raise UsageError(
             f"Reading {path} needs pyarrow: pip install pyarrow (or convert it to JSONL)."
         ) from None
-    return pq.read_table(path).to_pylist()
+    try:
+        return pq.read_table(pyarrow.BufferReader(data)).to_pylist()
+    except (pyarrow.ArrowException, OSError, ValueError) as exc:
+        cause = " ".join(str(exc).split())[:200]
+        raise UsageError(
+            f"{path} is not a readable parquet file ({cause}). Download it again, or convert "
+            "it to JSONL."
+        ) from None
 
 
 def _answers_value(value: Any) -> list[str]:
@@ -281,13 +328,13 @@ def _answers_value(value: Any) -> list[str]:
     if text.startswith("["):
         try:
             parsed = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             try:
                 import ast
 
                 parsed = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                parsed = None
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                parsed = None  # not a list after all: the text is the answer
         if isinstance(parsed, list):
             return _answers_value(parsed)
     return [text] if text else []

@@ -34,15 +34,14 @@ def load_run(
     and line); a last line cut short by an interrupted write is not counted, and `warn`
     is told which line that is.
     """
-    from evals.manifest import MANIFEST
+    from evals.manifest import MANIFEST, read_manifest
     from evals.runner import cut_short_message, load_predictions
 
-    path = out_dir / MANIFEST
-    if not path.is_file():
+    manifest = read_manifest(out_dir)
+    if manifest is None:
         raise UsageError(
             f"{out_dir} is not an eval run folder (no {MANIFEST}); run `rag eval run`."
         )
-    manifest = json.loads(path.read_text(encoding="utf-8"))
     found = load_predictions(out_dir)
     if found.cut_short is not None and warn:
         warn(
@@ -282,28 +281,32 @@ def png(results: dict[str, Any]) -> bytes:
         [max(h - a, 0) for a, h in zip(acc, high, strict=False)],
     ]
     buffer = io.BytesIO()
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.8 * len(names) + 2), 4.2))
-    try:
-        bars = ax.bar(names, acc, yerr=err, capsize=6, width=0.6, color="#4c78a8", ecolor="#333333")
-        for bar, value in zip(bars, acc, strict=False):
-            ax.annotate(
-                f"{value:.1f}",
-                (bar.get_x() + bar.get_width() / 2, value),
-                xytext=(4, 3),
-                textcoords="offset points",
-                fontsize=9,
+    # names and titles are data, not TeX: a `$` in a condition or model name is a dollar sign
+    with matplotlib.rc_context({"text.parse_math": False}):
+        fig, ax = plt.subplots(figsize=(max(5.5, 1.8 * len(names) + 2), 4.2))
+        try:
+            bars = ax.bar(
+                names, acc, yerr=err, capsize=6, width=0.6, color="#4c78a8", ecolor="#333333"
             )
-        ax.set_ylabel("contains-answer accuracy (%)")
-        ax.set_ylim(0, min(100, max(high + [10]) * 1.2))
-        ax.set_title(
-            f"{results['benchmark']} · {results['model']}\n"
-            f"n={results['n']} questions, whiskers: 95% bootstrap interval",
-            fontsize=10,
-        )
-        fig.tight_layout()
-        fig.savefig(buffer, format="png", dpi=120)
-    finally:
-        plt.close(fig)
+            for bar, value in zip(bars, acc, strict=False):
+                ax.annotate(
+                    f"{value:.1f}",
+                    (bar.get_x() + bar.get_width() / 2, value),
+                    xytext=(4, 3),
+                    textcoords="offset points",
+                    fontsize=9,
+                )
+            ax.set_ylabel("contains-answer accuracy (%)")
+            ax.set_ylim(0, min(100, max(high + [10]) * 1.2))
+            ax.set_title(
+                f"{results['benchmark']} · {results['model']}\n"
+                f"n={results['n']} questions, whiskers: 95% bootstrap interval",
+                fontsize=10,
+            )
+            fig.tight_layout()
+            fig.savefig(buffer, format="png", dpi=120)
+        finally:
+            plt.close(fig)
     return buffer.getvalue()
 
 

@@ -198,7 +198,7 @@ def run_eval(
 ) -> RunOutcome:
     """Run (or resume) an eval into `config.out_dir` and write its reports.
 
-    Warnings (e.g. a repaired last line) go to `warn` as they happen,
+    Warnings (skipped benchmark rows, a repaired last line) go to `warn` as they happen,
     so a user sees them even if the run fails later, and into `RunOutcome.warnings`.
     """
     from evals.report import write_reports
@@ -213,8 +213,14 @@ def run_eval(
 
     if config.snapshot and config.replay:
         raise UsageError("Use --snapshot or --replay, not both: a replay does not search.")
+    check_paths(config)
     settings = settings.with_overrides(max_tokens=config.max_tokens, temperature=0.0)
     bench = load_benchmark(config.benchmark, settings)
+    if bench.skipped:
+        note(
+            f"{bench.skipped} of {bench.skipped + len(bench.questions)} rows of {bench.path} "
+            "were skipped: they have no question or no gold answer."
+        )
     questions = sample_questions(bench.questions, config.n, config.seed)
     replay = Snapshot.load(config.replay) if config.replay else None
     if replay is not None:
@@ -286,3 +292,24 @@ def run_eval(
         warmup_seconds=warmup,
         warnings=warnings,
     )
+
+
+def check_paths(config: EvalConfig) -> None:
+    """Refuse paths that cannot work before any time is spent (the model load, a search)."""
+    if config.out_dir.exists() and not config.out_dir.is_dir():
+        raise UsageError(
+            f"--out {config.out_dir} is a file, not a folder. Give a folder for the run "
+            "(it is created if missing)."
+        )
+    if config.snapshot is not None:
+        folder = config.snapshot.parent
+        if config.snapshot.is_dir():
+            raise UsageError(
+                f"--snapshot {config.snapshot} is a folder. Give a file name to record the "
+                f"retrieval results to, e.g. {config.snapshot / 'snapshot.jsonl'}."
+            )
+        if not folder.is_dir():
+            raise UsageError(
+                f"Cannot record the snapshot to {config.snapshot}: the folder {folder} does "
+                "not exist. Create it, or choose another path for --snapshot."
+            )

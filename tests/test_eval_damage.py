@@ -167,6 +167,16 @@ def test_resume_with_a_snapshot_cut_short_does_not_glue_the_next_record(tmp_path
     assert replayed.answered == 4
 
 
+def test_names_with_dollar_signs_are_text_not_tex(tmp_path: Path) -> None:
+    rows = [_line("q0", "$\\frac{$", "London", ["London"])]
+    run = tmp_path / "run"
+    _write_run(run, rows, ["$\\frac{$"])
+    result = cli("eval", "report", str(run), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["conditions"]["$\\frac{$"]["accuracy"] == 1.0
+    assert (run / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
 # --- bad input: one clear line, never a traceback ------------------------------------------
 
 BAD_ROWS = {
@@ -198,3 +208,51 @@ def test_report_on_a_bad_predictions_row_is_a_usage_error(case: str, tmp_path: P
     assert message in result.output and "predictions.jsonl" in result.output
     _no_traceback(result)
     assert _snapshot(run) == before
+
+
+BAD_MANIFESTS = {
+    "empty": (b"", "manifest.json is empty"),
+    "invalid JSON": (b'{"benchmark": ', "manifest.json is not JSON"),
+    "invalid UTF-8": (b'{"benchmark": "\xff"}', "manifest.json is not UTF-8"),
+    "a list": (b"[1, 2]", "manifest.json is not a JSON object"),
+    "no question_ids": (
+        json.dumps({"benchmark": "b", "model": "m", "conditions": ["closed"]}).encode(),
+        "manifest.json has no `question_ids`",
+    ),
+    "conditions not strings": (
+        json.dumps(
+            {"benchmark": "b", "model": "m", "conditions": [["closed"]], "question_ids": []}
+        ).encode(),
+        "manifest.json has a `conditions` list that is not all strings",
+    ),
+    "prompts not an object": (
+        json.dumps(
+            {
+                "benchmark": "b",
+                "model": "m",
+                "conditions": ["closed"],
+                "question_ids": ["q0"],
+                "prompts": ["x"],
+            }
+        ).encode(),
+        "manifest.json has a `prompts` value",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MANIFESTS))
+def test_a_damaged_manifest_is_named_by_report_and_resume(
+    case: str, tmp_path: Path, fake_model: FakeGenerator
+) -> None:
+    run = _run(tmp_path)
+    data, message = BAD_MANIFESTS[case]
+    (run / "manifest.json").write_bytes(data)
+    before = _snapshot(run)
+    result = cli("eval", "report", str(run))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "new --out folder" in result.output
+    _no_traceback(result)
+    resumed = cli("eval", "run", "-b", NQ, "-c", "closed", "-m", "fake:", "--out", str(run))
+    assert resumed.exit_code == 2 and message in resumed.output, resumed.output
+    _no_traceback(resumed)
+    assert _snapshot(run) == before and fake_model.calls == []
