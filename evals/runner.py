@@ -6,7 +6,8 @@ Why it is built this way:
 - the model loads once per process and the prompt templates share their fixed
   instruction prefix, so llama.cpp reuses its KV cache across questions;
 - `predictions.jsonl` gets one whole line per answer as it goes (`evals.jsonl`: a failed
-  append is cut back off), so an interrupted run resumes where it stopped;
+  append is cut back off), so an interrupted run resumes where it stopped; one run at a
+  time writes into a folder (`lock_run`);
 - `manifest.json` (replaced atomically) pins what the numbers depend on (including
   which generation of each local index answered) and refuses to mix runs whose
   settings or indexes differ;
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,16 +32,20 @@ from evals.jsonl import append_line, bad_line, read_jsonl, repair_tail
 from evals.manifest import MANIFEST, build_manifest, index_fingerprint, reconcile_manifest
 from evals.metrics import score_answer
 from rag.config import Settings
-from rag.errors import UsageError
+from rag.errors import RagError, UsageError
 from rag.files import storage_error
 from rag.generators import Generator, load_generator
 from rag.retrieval import Retriever, build_retriever
 
 PREDICTIONS = "predictions.jsonl"
+#: Held by the run writing into a folder; never read by `rag eval report`.
+LOCK = ".run.lock"
 __all__ = [
+    "LOCK",
     "MANIFEST",
     "PREDICTIONS",
     "EvalConfig",
+    "RunBusy",
     "RunOutcome",
     "load_predictions",
     "read_predictions",
@@ -241,46 +247,47 @@ def run_eval(
         config.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise storage_error(config.out_dir, exc, "create the folder") from None
-    found = load_predictions(config.out_dir)  # a damaged line stops the run before any write
-    manifest = reconcile_manifest(
-        config.out_dir, build_manifest(config, settings, bench, questions, indexes)
-    )
-    for path in (found.path, config.snapshot):
-        cut = repair_tail(path) if path is not None else None
-        if cut is not None:
-            note(cut_short_message(path, cut, "it was removed, and its answer is asked again."))
-    done = {(r["condition"], r["qid"]) for r in found.rows}
-    todo = [(q, c) for q in questions for c in config.conditions if (c.name, q.id) not in done]
-    total = len(questions) * len(config.conditions)
-    resumed = total - len(todo)
-    if progress:
-        progress(resumed, total, "")
+    with lock_run(config.out_dir):
+        found = load_predictions(config.out_dir)  # a damaged line stops the run before any write
+        manifest = reconcile_manifest(
+            config.out_dir, build_manifest(config, settings, bench, questions, indexes)
+        )
+        for path in (found.path, config.snapshot):
+            cut = repair_tail(path) if path is not None else None
+            if cut is not None:
+                note(cut_short_message(path, cut, "it was removed, and its answer is asked again."))
+        done = {(r["condition"], r["qid"]) for r in found.rows}
+        todo = [(q, c) for q in questions for c in config.conditions if (c.name, q.id) not in done]
+        total = len(questions) * len(config.conditions)
+        resumed = total - len(todo)
+        if progress:
+            progress(resumed, total, "")
 
-    answered, seconds, warmup = 0, 0.0, 0.0
-    left = {q.id: 0 for q in questions}  # answers this process gives per question
-    for question, _ in todo:
-        left[question.id] += 1
-    full = {qid for qid, count in left.items() if count == len(config.conditions)}
-    if todo:
-        generator = generator or load_generator(settings)
-        warmup = evidence.warm_up(todo[0][0].question, {s for _, c in todo for s in c.sources})
-        started = time.perf_counter()
-        for question, condition in todo:
-            got = evidence.retrieve(condition, question.question)
-            answer = ask(
-                question.question,
-                settings=settings,
-                sources=condition.sources,
-                generator=generator,
-                family="eval",
-                retrieved=got,
-            )
-            append_line(found.path, score(question, condition, answer, got.seconds))
-            answered += 1
-            if progress:
-                progress(resumed + answered, total, condition.name)
-        seconds = time.perf_counter() - started
-    results = write_reports(config.out_dir, manifest=manifest)
+        answered, seconds, warmup = 0, 0.0, 0.0
+        left = {q.id: 0 for q in questions}  # answers this process gives per question
+        for question, _ in todo:
+            left[question.id] += 1
+        full = {qid for qid, count in left.items() if count == len(config.conditions)}
+        if todo:
+            generator = generator or load_generator(settings)
+            warmup = evidence.warm_up(todo[0][0].question, {s for _, c in todo for s in c.sources})
+            started = time.perf_counter()
+            for question, condition in todo:
+                got = evidence.retrieve(condition, question.question)
+                answer = ask(
+                    question.question,
+                    settings=settings,
+                    sources=condition.sources,
+                    generator=generator,
+                    family="eval",
+                    retrieved=got,
+                )
+                append_line(found.path, score(question, condition, answer, got.seconds))
+                answered += 1
+                if progress:
+                    progress(resumed + answered, total, condition.name)
+            seconds = time.perf_counter() - started
+        results = write_reports(config.out_dir, manifest=manifest)
     return RunOutcome(
         config.out_dir,
         results,
@@ -313,3 +320,32 @@ def check_paths(config: EvalConfig) -> None:
                 f"Cannot record the snapshot to {config.snapshot}: the folder {folder} does "
                 "not exist. Create it, or choose another path for --snapshot."
             )
+
+
+class RunBusy(RagError):
+    """Another `rag eval run` is writing into the same run folder."""
+
+
+@contextmanager
+def lock_run(out_dir: Path) -> Iterator[None]:
+    """One writer per run folder: two runs into one folder would answer the same questions
+    twice and interleave their lines. The lock is the kernel's (released when the holder
+    dies, so a killed run never blocks the next); the file stays, as deleting it would
+    race with a run about to lock it. `rag eval report` ignores it."""
+    from filelock import FileLock, Timeout
+
+    path = out_dir / LOCK
+    lock = FileLock(str(path), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunBusy(
+            f"Another `rag eval run` is writing into {out_dir} (it holds {path}). Wait for it "
+            "to finish, or give this run another --out folder."
+        ) from None
+    except OSError as exc:
+        raise storage_error(path, exc, "lock") from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -77,7 +77,7 @@ def run(
     )
 
     from evals.conditions import parse_conditions
-    from evals.runner import EvalConfig, run_eval
+    from evals.runner import EvalConfig, RunBusy, run_eval
     from rag.config import load_settings
     from rag.errors import RagError
 
@@ -114,7 +114,8 @@ def run(
         output.warn(f"Interrupted. Run the same command again to resume into {out}.")
         raise typer.Exit(130) from None
     except RagError as exc:
-        if exc.exit_code != 2 and (out / "predictions.jsonl").is_file():
+        busy = isinstance(exc, RunBusy)  # the other run goes on: nothing stopped
+        if exc.exit_code != 2 and not busy and (out / "predictions.jsonl").is_file():
             output.warn(
                 f"The run stopped; its answers so far are in {out}. Run the same "
                 "command again to resume once the problem is fixed."
