@@ -364,13 +364,21 @@ def question_from_row(row: Any, index: int) -> Question | None:
 
 
 def _dedupe_ids(questions: list[Question]) -> None:
-    seen: dict[str, int] = {}
+    """Give repeated ids a `#N` suffix no other row uses: predictions are keyed by id, so
+    two questions sharing one would count as one (and a resume would skip the second)."""
+    taken = {q.id for q in questions}
+    seen: set[str] = set()
     for i, q in enumerate(questions):
-        if q.id in seen:
-            seen[q.id] += 1
-            questions[i] = Question(f"{q.id}#{seen[q.id]}", q.question, q.answers)
-        else:
-            seen[q.id] = 0
+        if q.id not in seen:
+            seen.add(q.id)
+            continue
+        n = 1
+        while f"{q.id}#{n}" in taken:
+            n += 1
+        new_id = f"{q.id}#{n}"
+        taken.add(new_id)
+        seen.add(new_id)
+        questions[i] = Question(new_id, q.question, q.answers)
 
 
 def sample_questions(questions: Sequence[Question], n: int | None, seed: int) -> list[Question]:

@@ -11,7 +11,9 @@ import pytest
 from conftest import FakeGenerator
 from typer.testing import CliRunner
 
+from evals.benchmarks import load_benchmark
 from rag.cli.app import app
+from rag.config import load_settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
 NQ = FIXTURES / "nq_open.jsonl"
@@ -146,6 +148,14 @@ def test_rows_without_answers_are_counted_and_the_run_goes_on(
     assert f"Warning: 2 of 3 rows of {bench} were skipped" in result.stderr
     assert "no question or no gold answer" in result.stderr
     assert len(fake_model.calls) == 1
+
+
+def test_repeated_ids_stay_distinct_after_deduplication(tmp_path: Path) -> None:
+    rows = [{"id": i, **ROW} for i in ("a", "a", "a#1", "a#1")]
+    bench = _write(tmp_path / "b.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    ids = [q.id for q in load_benchmark(str(bench), load_settings()).questions]
+    # two questions under one id would be one prediction, and a resume would skip the other
+    assert len(set(ids)) == 4 and ids[:3] == ["a", "a#2", "a#1"]
 
 
 def test_a_corrupt_parquet_file_is_a_usage_error(tmp_path: Path, fake_model: FakeGenerator) -> None:
