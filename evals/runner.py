@@ -303,10 +303,13 @@ def run_eval(
 
 def check_paths(config: EvalConfig) -> None:
     """Refuse paths that cannot work before any time is spent (the model load, a search)."""
-    if config.out_dir.exists() and not config.out_dir.is_dir():
+    # the folder itself, or the nearest part of its path that exists, must be a folder
+    existing = next((p for p in (config.out_dir, *config.out_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == config.out_dir else f": {existing} is a file"
         raise UsageError(
-            f"--out {config.out_dir} is a file, not a folder. Give a folder for the run "
-            "(it is created if missing)."
+            f"--out {config.out_dir} is a file, not a folder{where}. Give a folder for the "
+            "run (it is created if missing)."
         )
     if config.snapshot is not None:
         folder = config.snapshot.parent

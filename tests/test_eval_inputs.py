@@ -82,6 +82,11 @@ CASES = {
     ),
     "snapshot is a folder": ({"snaps": None}, ["--snapshot", "{snaps}"], "is a folder"),
     "out is a file": ({"out.txt": "notes\n"}, ["--out", "{out.txt}"], "is a file, not a folder"),
+    "out inside a file": (
+        {"out.txt": "notes\n"},
+        ["--out", "{out.txt/run}"],
+        "is a file, not a folder: ",
+    ),
     "replay is a folder": ({"snaps": None}, ["--replay", "{snaps}"], "is a folder"),
     "replay not UTF-8": (
         {"snap.jsonl": b'{"condition": "\xff"}\n'},
