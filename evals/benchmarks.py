@@ -14,14 +14,17 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import random
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
-from rag.errors import UsageError
+from rag.errors import RagError, UsageError
+from rag.files import storage_error
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class Benchmark:
     questions: list[Question]
     sha256: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    #: rows without a question or a gold answer, left out (the run says how many)
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ def load_benchmark(name_or_file: str, settings: Settings) -> Benchmark:
     if key in KNOWN:
         known = KNOWN[key]
         return _load_path(fetch_known(known, settings), name=known.name, kind=known.name)
+    if path.is_dir():
+        raise UsageError(f"--benchmark {path} is a folder. Give the benchmark file in it.")
     if path.suffix or "/" in name_or_file:
         raise UsageError(f"No benchmark file at {path}. Check the path given to --benchmark.")
     raise UsageError(
@@ -110,12 +117,17 @@ def fetch_known(known: KnownBenchmark, settings: Settings) -> Path:
     target = cached_path(known, settings)
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(target.parent, exc, "create the folder") from None
     try:
         if known.hf_dataset:
             _download_hf(known.hf_dataset, target)
         elif known.url:
             _download_url(known.url, target)
+    except RagError:
+        raise  # writing the cache failed (a full disk): not a download problem
     except Exception as exc:  # offline, DNS, HTTP errors: all mean "provide the file yourself"
         cause = " ".join(str(exc).split())[:200] or type(exc).__name__
         source = known.url or f"the Hugging Face dataset {known.hf_dataset[0]}"  # type: ignore[index]
@@ -127,48 +139,88 @@ def fetch_known(known: KnownBenchmark, settings: Settings) -> Path:
     return target
 
 
+def _save(target: Path, chunks: Iterable[bytes]) -> None:
+    """Write `chunks` to `target` whole or not at all: into a temporary file next to it,
+    renamed over it once complete, so an interrupted download or a full disk never leaves a
+    truncated file in the cache that later runs would read as the benchmark. A local write
+    failure is a StorageError; a failure of `chunks` (the network) propagates as it is."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    handle = None
+    try:
+        try:
+            handle = partial.open("wb")
+        except OSError as exc:
+            raise storage_error(target, exc) from None
+        with handle:
+            for chunk in chunks:
+                try:
+                    handle.write(chunk)
+                except OSError as exc:
+                    raise storage_error(target, exc) from None
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError as exc:
+                raise storage_error(target, exc) from None
+        try:
+            os.replace(partial, target)
+        except OSError as exc:
+            raise storage_error(target, exc) from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _download_url(url: str, target: Path) -> None:
     import httpx
 
-    partial = target.with_name(target.name + ".part")
     with httpx.stream("GET", url, follow_redirects=True, timeout=30.0) as response:
         response.raise_for_status()
-        with partial.open("wb") as fh:
-            for chunk in response.iter_bytes():
-                fh.write(chunk)
-    partial.replace(target)
+        _save(target, response.iter_bytes())
 
 
 def _download_hf(dataset: tuple[str, str], target: Path) -> None:
-    import shutil
-
     from huggingface_hub import hf_hub_download
 
     found = hf_hub_download(dataset[0], dataset[1], repo_type="dataset")
-    shutil.copyfile(found, target)
+
+    def blocks() -> Iterator[bytes]:
+        with open(found, "rb") as fh:
+            while block := fh.read(1 << 20):
+                yield block
+
+    _save(target, blocks())
 
 
 # --- formats -------------------------------------------------------------------------------
 
 
 def _load_path(path: Path, *, name: str, kind: str | None) -> Benchmark:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise storage_error(path, exc, "read") from None
     digest = hashlib.sha256(data).hexdigest()
-    if path.name.endswith(".gz"):
-        data = gzip.decompress(data)
     lower = path.name.lower().removesuffix(".gz")
+    if not lower.endswith((".parquet", ".jsonl", ".ndjson", ".json", ".tsv", ".csv")):
+        raise UsageError(
+            f"Cannot tell the format of {path}: name it .jsonl, .json, .csv, .tsv or .parquet."
+        )
+    if path.name.lower().endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated, corrupt
+            raise UsageError(
+                f"{path} is not a readable gzip file ({type(exc).__name__}: {exc or 'cut short'}"
+                "). Download it again, or pass the uncompressed file."
+            ) from None
     if lower.endswith(".parquet"):
-        rows = _parquet_rows(path)
+        rows = _parquet_rows(data, path)
     elif lower.endswith((".jsonl", ".ndjson")):
         rows = _jsonl_rows(data, path)
     elif lower.endswith(".json"):
         rows = _json_rows(data, path)
-    elif lower.endswith((".tsv", ".csv")):
-        rows = _csv_rows(data, delimiter="\t" if lower.endswith(".tsv") else ",")
     else:
-        raise UsageError(
-            f"Cannot tell the format of {path}: name it .jsonl, .json, .csv, .tsv or .parquet."
-        )
+        rows = _csv_rows(data, path, delimiter="\t" if lower.endswith(".tsv") else ",")
     questions = [q for i, row in enumerate(rows) if (q := question_from_row(row, i)) is not None]
     if not questions:
         raise UsageError(
@@ -177,26 +229,47 @@ def _load_path(path: Path, *, name: str, kind: str | None) -> Benchmark:
             "TriviaQA `Answer`/`answer` object with aliases)."
         )
     _dedupe_ids(questions)
-    return Benchmark(name=kind or name, path=path, questions=questions, sha256=digest)
+    return Benchmark(
+        name=kind or name,
+        path=path,
+        questions=questions,
+        sha256=digest,
+        skipped=len(rows) - len(questions),
+    )
+
+
+def _text(data: bytes, path: Path) -> str:
+    """The file as text; invalid UTF-8 is bad input, named with where it is."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UsageError(
+            f"{path} is not UTF-8 text (an invalid byte on line {line}). Save it as UTF-8."
+        ) from None
 
 
 def _jsonl_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
     rows = []
-    for number, line in enumerate(data.decode("utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(_text(data, path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path} line {number} is not JSON ({exc.msg}).") from None
+        except RecursionError:
+            raise UsageError(f"{path} line {number} is nested too deeply to read.") from None
     return rows
 
 
 def _json_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
     try:
-        doc = json.loads(data.decode("utf-8-sig"))
+        doc = json.loads(_text(data, path))
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path} is not JSON ({exc.msg} at line {exc.lineno}).") from None
+    except RecursionError:
+        raise UsageError(f"{path} is nested too deeply to read.") from None
     if isinstance(doc, dict) and isinstance(doc.get("Data"), list):  # official TriviaQA
         return doc["Data"]
     if isinstance(doc, dict) and isinstance(doc.get("data"), list):
@@ -206,19 +279,31 @@ def _json_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
     raise UsageError(f"{path}: expected a list of questions or an object with `Data`.")
 
 
-def _csv_rows(data: bytes, *, delimiter: str) -> list[dict[str, Any]]:
+def _csv_rows(data: bytes, path: Path, *, delimiter: str) -> list[dict[str, Any]]:
     csv.field_size_limit(10_000_000)
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=delimiter))
-
-
-def _parquet_rows(path: Path) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(_text(data, path), newline=""), delimiter=delimiter)
     try:
+        return list(reader)
+    except csv.Error as exc:
+        raise UsageError(f"{path} line {reader.line_num} is not valid CSV/TSV ({exc}).") from None
+
+
+def _parquet_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
+    try:
+        import pyarrow
         import pyarrow.parquet as pq
     except ImportError:
         raise UsageError(
             f"Reading {path} needs pyarrow: pip install pyarrow (or convert it to JSONL)."
         ) from None
-    return pq.read_table(path).to_pylist()
+    try:
+        return pq.read_table(pyarrow.BufferReader(data)).to_pylist()
+    except (pyarrow.ArrowException, OSError, ValueError) as exc:
+        cause = " ".join(str(exc).split())[:200]
+        raise UsageError(
+            f"{path} is not a readable parquet file ({cause}). Download it again, or convert "
+            "it to JSONL."
+        ) from None
 
 
 def _answers_value(value: Any) -> list[str]:
@@ -243,13 +328,13 @@ def _answers_value(value: Any) -> list[str]:
     if text.startswith("["):
         try:
             parsed = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             try:
                 import ast
 
                 parsed = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                parsed = None
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                parsed = None  # not a list after all: the text is the answer
         if isinstance(parsed, list):
             return _answers_value(parsed)
     return [text] if text else []
@@ -279,13 +364,21 @@ def question_from_row(row: Any, index: int) -> Question | None:
 
 
 def _dedupe_ids(questions: list[Question]) -> None:
-    seen: dict[str, int] = {}
+    """Give repeated ids a `#N` suffix no other row uses: predictions are keyed by id, so
+    two questions sharing one would count as one (and a resume would skip the second)."""
+    taken = {q.id for q in questions}
+    seen: set[str] = set()
     for i, q in enumerate(questions):
-        if q.id in seen:
-            seen[q.id] += 1
-            questions[i] = Question(f"{q.id}#{seen[q.id]}", q.question, q.answers)
-        else:
-            seen[q.id] = 0
+        if q.id not in seen:
+            seen.add(q.id)
+            continue
+        n = 1
+        while f"{q.id}#{n}" in taken:
+            n += 1
+        new_id = f"{q.id}#{n}"
+        taken.add(new_id)
+        seen.add(new_id)
+        questions[i] = Question(new_id, q.question, q.answers)
 
 
 def sample_questions(questions: Sequence[Question], n: int | None, seed: int) -> list[Question]:

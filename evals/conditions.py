@@ -13,13 +13,13 @@ a web eval with another model, or to re-score it after a prompt change.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from evals.jsonl import append_line, bad_line, read_jsonl
 from rag.errors import UsageError
 from rag.orchestrator import Retrieved, retrieve_all
 from rag.retrieval import Retriever
@@ -77,11 +77,14 @@ def passage_to_dict(passage: Passage) -> dict[str, Any]:
 
 
 def passage_from_dict(data: dict[str, Any]) -> Passage:
+    """A recorded passage; TypeError/KeyError/ValueError when `data` is not one."""
+    if not isinstance(data.get("text"), str):
+        raise TypeError("a passage has no `text` string")
     return Passage(
         text=data["text"],
-        title=data.get("title", ""),
-        location=data.get("location", ""),
-        origin=data.get("origin", ""),
+        title=str(data.get("title", "")),
+        location=str(data.get("location", "")),
+        origin=str(data.get("origin", "")),
         score=float(data.get("score", 0.0)),
         meta=dict(data.get("meta") or {}),
     )
@@ -99,26 +102,28 @@ class Snapshot:
 
     @classmethod
     def load(cls, path: Path) -> Snapshot:
+        """Read a snapshot file, without changing it. A damaged line is a UsageError naming
+        it; a last line cut short by an interrupted run (no newline) is not a record."""
+        if path.is_dir():
+            raise UsageError(
+                f"--replay {path} is a folder. Give the snapshot file recorded with --snapshot."
+            )
         if not path.is_file():
             raise UsageError(f"No snapshot file at {path}. Record one with --snapshot FILE.")
+        fix = "Replay a file recorded with --snapshot FILE, or record a new one."
         records: dict[tuple[str, str], Retrieved] = {}
-        lines = path.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+        for number, row in read_jsonl(path, fix).rows:
             try:
-                row = json.loads(line)
                 records[(row["condition"], row["question"])] = Retrieved(
                     [passage_from_dict(p) for p in row["passages"]],
-                    list(row.get("warnings", [])),
+                    [str(w) for w in row.get("warnings") or []],
                     float(row.get("seconds", 0.0)),
                 )
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                if number == len(lines):
-                    continue  # a last line cut short by an interrupted run
-                raise UsageError(
-                    f"{path} line {number} is not a snapshot record ({exc})."
-                ) from None
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                reason = f"is not a snapshot record ({type(exc).__name__}: {exc})"
+                raise bad_line(path, number, reason, fix) from None
+        if not records:
+            raise UsageError(f"{path} holds no snapshot records. {fix}")
         return cls(records)
 
     def check(self, conditions: Sequence[Condition], questions: Sequence[str]) -> None:
@@ -147,7 +152,8 @@ class Snapshot:
 
 
 def append_snapshot(path: Path, condition: str, question: str, k: int, got: Retrieved) -> None:
-    """Add one retrieval result; flushed per line so an interrupted run keeps what it did."""
+    """Add one retrieval result, one whole line at once, so an interrupted run keeps what
+    it did and a failed write (a full disk) leaves no half line."""
     row = {
         "condition": condition,
         "question": question,
@@ -156,8 +162,7 @@ def append_snapshot(path: Path, condition: str, question: str, k: int, got: Retr
         "warnings": got.warnings,
         "passages": [passage_to_dict(p) for p in got.passages],
     }
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    append_line(path, row)
 
 
 class EvidenceSource:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import prompts
 from rag.config import Settings
-from rag.errors import RagError, UsageError
+from rag.errors import RagError, StorageError, UsageError
+from rag.files import storage_error, write_atomic
 
 if TYPE_CHECKING:
     from evals.benchmarks import Benchmark, Question
@@ -59,14 +60,24 @@ def file_sha256(path: Path, settings: Settings) -> str:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
     cache = settings.cache_dir / "file-hashes" / key
-    if cache.is_file():
-        return cache.read_text().strip()
+    try:
+        cached = cache.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        cached = ""
+    if len(cached) == 64 and all(c in "0123456789abcdef" for c in cached):
+        return cached  # anything else (an empty file left by a full disk) is hashed again
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(digest.hexdigest())
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise storage_error(path, exc, "read") from None
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cache, digest.hexdigest())
+    except (OSError, StorageError):
+        pass  # only a cache: the next run hashes the file again
     return digest.hexdigest()
 
 
@@ -166,13 +177,84 @@ def _generation(fingerprint: dict | None) -> str:
     return f"generation {fingerprint.get('generation')} (params.json sha256 {sha})"
 
 
-def reconcile_manifest(out_dir: Path, fresh: dict[str, Any]) -> dict[str, Any]:
-    """Write the manifest, or check that an existing run in `out_dir` can be resumed."""
+MANIFEST_FIX = (
+    "The run's settings cannot be read from it: restore the file from a copy, or start over "
+    "with a new --out folder."
+)
+#: Keys every manifest has, and the JSON type the report and the resume check rely on.
+REQUIRED: dict[str, type] = {
+    "benchmark": str,
+    "model": str,
+    "conditions": list,
+    "question_ids": list,
+}
+#: Optional keys with a fixed type when present.
+OPTIONAL: dict[str, type] = {"indexes": dict, "prompts": dict, "packages": dict}
+
+
+def manifest_problem(data: Any) -> str | None:
+    """What is wrong with a parsed manifest.json, or None: checked on every read, so a damaged
+    or hand-edited file is named instead of failing deep inside the report or the resume."""
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    for key, kind in REQUIRED.items():
+        if not isinstance(data.get(key), kind):
+            return f"has no `{key}` ({kind.__name__})"
+    for key in ("conditions", "question_ids"):
+        if not all(isinstance(x, str) for x in data[key]):
+            return f"has a `{key}` list that is not all strings"
+    for key, kind in OPTIONAL.items():
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            return f"has a `{key}` value that is not a {kind.__name__}"
+    if not all(isinstance(v, dict) or v is None for v in (data.get("indexes") or {}).values()):
+        return "has an `indexes` entry that is not an object"
+    if not all(isinstance(v, str) for v in (data.get("prompts") or {}).values()):
+        return "has a `prompts` entry that is not a string"
+    return None
+
+
+def read_manifest(out_dir: Path) -> dict[str, Any] | None:
+    """The manifest of the run in `out_dir`, checked; None when there is none."""
     path = out_dir / MANIFEST
     if not path.is_file():
-        path.write_text(json.dumps(fresh, indent=2) + "\n", encoding="utf-8")
+        return None
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise storage_error(path, exc, "read") from None
+    if not raw.strip():
+        raise UsageError(f"{path} is empty (a write cut short by an old version?). {MANIFEST_FIX}")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path} is not UTF-8 text (byte {exc.start + 1}). {MANIFEST_FIX}"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{path} is not JSON ({exc.msg} at line {exc.lineno}). {MANIFEST_FIX}"
+        ) from None
+    except RecursionError:
+        raise UsageError(
+            f"{path} is not JSON this reader accepts (nested too deeply). {MANIFEST_FIX}"
+        ) from None
+    problem = manifest_problem(data)
+    if problem:
+        raise UsageError(f"{path} {problem}. {MANIFEST_FIX}")
+    return data
+
+
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Replaced atomically: a full disk leaves the old manifest (or none), never half of one."""
+    write_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def reconcile_manifest(out_dir: Path, fresh: dict[str, Any]) -> dict[str, Any]:
+    """Write the manifest, or check that an existing run in `out_dir` can be resumed."""
+    old = read_manifest(out_dir)
+    if old is None:
+        write_manifest(out_dir, fresh)
         return fresh
-    old = json.loads(path.read_text(encoding="utf-8"))
     differ = [key for key in PINNED if old.get(key) != fresh.get(key)]
     if differ:
         raise UsageError(
@@ -200,5 +282,5 @@ def reconcile_manifest(out_dir: Path, fresh: dict[str, Any]) -> dict[str, Any]:
         c for c in fresh["conditions"] if c not in old["conditions"]
     ]
     merged["resumed"] = fresh["created"]
-    path.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    write_manifest(out_dir, merged)
     return merged

@@ -13,28 +13,46 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from evals.conditions import CLOSED
 from evals.metrics import bootstrap_ci, mcnemar_exact, mean, score_answer
 from rag.errors import UsageError
+from rag.files import write_atomic
 
 ALPHA = 0.05
 
 
-def load_run(out_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The manifest and predictions of a run folder; UsageError when it is not one."""
-    from evals.manifest import MANIFEST
-    from evals.runner import read_predictions
+def load_run(
+    out_dir: Path, warn: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The manifest and predictions of a run folder, read without changing anything.
 
-    path = out_dir / MANIFEST
-    if not path.is_file():
+    UsageError when it is not a run folder or a file in it is damaged (naming the file
+    and line); a last line cut short by an interrupted write is not counted, and `warn`
+    is told which line that is.
+    """
+    from evals.manifest import MANIFEST, read_manifest
+    from evals.runner import cut_short_message, load_predictions
+
+    manifest = read_manifest(out_dir)
+    if manifest is None:
         raise UsageError(
             f"{out_dir} is not an eval run folder (no {MANIFEST}); run `rag eval run`."
         )
-    return json.loads(path.read_text(encoding="utf-8")), read_predictions(out_dir)
+    found = load_predictions(out_dir)
+    if found.cut_short is not None and warn:
+        warn(
+            cut_short_message(
+                found.path,
+                found.cut_short,
+                "it is not counted. If no run is writing there now, run the same "
+                "`rag eval run` again to answer it.",
+            )
+        )
+    return manifest, found.rows
 
 
 def _r(x: float | None, digits: int = 4) -> float | None:
@@ -241,7 +259,14 @@ def markdown(results: dict[str, Any], manifest: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    """Bar chart of accuracy per condition with 95% interval whiskers."""
+    """Bar chart of accuracy per condition with 95% interval whiskers, replaced atomically."""
+    write_atomic(path, png(results))
+
+
+def png(results: dict[str, Any]) -> bytes:
+    """The chart as PNG bytes: drawn in memory, so a failed write never leaves half a file."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -255,34 +280,58 @@ def plot(results: dict[str, Any], path: Path) -> None:
         [max(a - lo, 0) for a, lo in zip(acc, low, strict=False)],
         [max(h - a, 0) for a, h in zip(acc, high, strict=False)],
     ]
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.8 * len(names) + 2), 4.2))
-    bars = ax.bar(names, acc, yerr=err, capsize=6, width=0.6, color="#4c78a8", ecolor="#333333")
-    for bar, value in zip(bars, acc, strict=False):
-        ax.annotate(
-            f"{value:.1f}",
-            (bar.get_x() + bar.get_width() / 2, value),
-            xytext=(4, 3),
-            textcoords="offset points",
-            fontsize=9,
-        )
-    ax.set_ylabel("contains-answer accuracy (%)")
-    ax.set_ylim(0, min(100, max(high + [10]) * 1.2))
-    ax.set_title(
-        f"{results['benchmark']} · {results['model']}\n"
-        f"n={results['n']} questions, whiskers: 95% bootstrap interval",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    buffer = io.BytesIO()
+    # names and titles are data, not TeX: a `$` in a condition or model name is a dollar sign
+    with matplotlib.rc_context({"text.parse_math": False}):
+        fig, ax = plt.subplots(figsize=(max(5.5, 1.8 * len(names) + 2), 4.2))
+        try:
+            bars = ax.bar(
+                names, acc, yerr=err, capsize=6, width=0.6, color="#4c78a8", ecolor="#333333"
+            )
+            for bar, value in zip(bars, acc, strict=False):
+                ax.annotate(
+                    f"{value:.1f}",
+                    (bar.get_x() + bar.get_width() / 2, value),
+                    xytext=(4, 3),
+                    textcoords="offset points",
+                    fontsize=9,
+                )
+            ax.set_ylabel("contains-answer accuracy (%)")
+            ax.set_ylim(0, min(100, max(high + [10]) * 1.2))
+            ax.set_title(
+                f"{results['benchmark']} · {results['model']}\n"
+                f"n={results['n']} questions, whiskers: 95% bootstrap interval",
+                fontsize=10,
+            )
+            fig.tight_layout()
+            fig.savefig(buffer, format="png", dpi=120)
+        finally:
+            plt.close(fig)
+    return buffer.getvalue()
 
 
-def write_reports(out_dir: Path, *, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Recompute and write results.json, report.md and report.png; return the results."""
-    loaded_manifest, predictions = load_run(out_dir)
+def write_reports(
+    out_dir: Path,
+    *,
+    manifest: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Recompute and write results.json, report.md and report.png; return the results.
+
+    Each is replaced atomically; the inputs (manifest.json, predictions.jsonl) are only read.
+    """
+    uncounted: list[str] = []
+
+    def note(message: str) -> None:
+        uncounted.append(message)
+        if warn:
+            warn(message)
+
+    loaded_manifest, predictions = load_run(out_dir, note)
     manifest = manifest or loaded_manifest
     results = summarize(manifest, predictions)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "report.md").write_text(markdown(results, manifest), encoding="utf-8")
+    results["notes"] += uncounted  # the report says what it did not count
+    write_atomic(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_atomic(out_dir / "report.md", markdown(results, manifest))
     plot(results, out_dir / "report.png")
     return results

@@ -5,8 +5,10 @@ Why it is built this way:
   `rag ask` uses, so the eval measures the product, not a lookalike;
 - the model loads once per process and the prompt templates share their fixed
   instruction prefix, so llama.cpp reuses its KV cache across questions;
-- `predictions.jsonl` is appended and flushed per answer, so an interrupted run
-  resumes where it stopped; `manifest.json` pins what the numbers depend on (including
+- `predictions.jsonl` gets one whole line per answer as it goes (`evals.jsonl`: a failed
+  append is cut back off), so an interrupted run resumes where it stopped; one run at a
+  time writes into a folder (`lock_run`);
+- `manifest.json` (replaced atomically) pins what the numbers depend on (including
   which generation of each local index answered) and refuses to mix runs whose
   settings or indexes differ;
 - throughput is timed over the answering loop only: the model load, opening the
@@ -16,24 +18,39 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import json
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evals.benchmarks import Question, load_benchmark, sample_questions
 from evals.conditions import Condition, EvidenceSource, Snapshot
+from evals.jsonl import append_line, bad_line, read_jsonl, repair_tail
 from evals.manifest import MANIFEST, build_manifest, index_fingerprint, reconcile_manifest
 from evals.metrics import score_answer
 from rag.config import Settings
-from rag.errors import UsageError
+from rag.errors import RagError, UsageError
+from rag.files import storage_error
 from rag.generators import Generator, load_generator
 from rag.retrieval import Retriever, build_retriever
 
 PREDICTIONS = "predictions.jsonl"
-__all__ = ["MANIFEST", "PREDICTIONS", "EvalConfig", "RunOutcome", "read_predictions", "run_eval"]
+#: Held by the run writing into a folder; never read by `rag eval report`.
+LOCK = ".run.lock"
+__all__ = [
+    "LOCK",
+    "MANIFEST",
+    "PREDICTIONS",
+    "EvalConfig",
+    "RunBusy",
+    "RunOutcome",
+    "load_predictions",
+    "read_predictions",
+    "run_eval",
+]
 DEFAULT_MAX_TOKENS = 32
 
 Progress = Callable[[int, int, str], None]
@@ -72,24 +89,75 @@ class RunOutcome:
         return 60.0 * self.questions / self.seconds if self.seconds > 0 else 0.0
 
 
-def read_predictions(out_dir: Path) -> list[dict[str, Any]]:
-    """The answers already written. A line cut short by an interruption is dropped (and the
-    file rewritten without it) so appending the next answer cannot glue onto it."""
+PREDICTIONS_FIX = (
+    "Fix or delete that line (a deleted answer is asked again when the run resumes), or start "
+    "over with a new --out folder."
+)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def row_problem(row: Any) -> str | None:
+    """Why a predictions.jsonl value cannot be counted, or None. Checked on every read, so a
+    damaged or hand-edited line is named with its number instead of failing deep inside the
+    report."""
+    if not isinstance(row, dict):
+        return "is not a JSON object"
+    for key in ("qid", "condition"):
+        if not isinstance(row.get(key), str) or not row[key]:
+            return f"has no `{key}` (a non-empty string)"
+    if not isinstance(row.get("answers"), list):
+        return "has no `answers` list"
+    sources = row.get("sources")
+    if sources is not None and not (
+        isinstance(sources, list) and all(isinstance(s, dict) for s in sources)
+    ):
+        return "has a `sources` value that is not a list of objects"
+    for key in ("latency_s", "prompt_tokens"):
+        if not _number(row.get(key)):
+            return f"has no `{key}` number"
+    if row.get("hit") is not None and not _number(row["hit"]):
+        return "has a `hit` value that is not a number"
+    return None
+
+
+@dataclass
+class Predictions:
+    """The complete answers in predictions.jsonl, and a last line cut short (not counted)."""
+
+    path: Path
+    rows: list[dict[str, Any]]
+    cut_short: int | None = None
+
+
+def load_predictions(out_dir: Path) -> Predictions:
+    """Every answer written so far, checked; the file is never changed.
+
+    A damaged line is a UsageError naming the file and line: silently skipping it would
+    change the numbers, and rewriting the file would destroy the evidence. Only a last
+    line cut short by an interrupted write is set apart (see `evals.jsonl`).
+    """
     path = out_dir / PREDICTIONS
-    if not path.is_file():
-        return []
-    rows, broken = [], False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            broken = True
-    if broken or not path.read_text(encoding="utf-8").endswith("\n"):
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        path.write_text(text, encoding="utf-8")
-    return rows
+    found = read_jsonl(path, PREDICTIONS_FIX)
+    for number, row in found.rows:
+        problem = row_problem(row)
+        if problem:
+            raise bad_line(path, number, problem, PREDICTIONS_FIX)
+    return Predictions(path, [row for _, row in found.rows], found.cut_short)
+
+
+def read_predictions(out_dir: Path) -> list[dict[str, Any]]:
+    """The complete answers written so far, without changing the file."""
+    return load_predictions(out_dir).rows
+
+
+def cut_short_message(path: Path, number: int, action: str) -> str:
+    return (
+        f"{path} line {number} was cut short by an interrupted write and holds no complete "
+        f"record; {action}"
+    )
 
 
 def score(question: Question, condition: Condition, answer: Any, retrieval_s: float) -> dict:
@@ -132,15 +200,33 @@ def run_eval(
     generator: Generator | None = None,
     retriever_factory: Callable[[str], Retriever] | None = None,
     progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RunOutcome:
-    """Run (or resume) an eval into `config.out_dir` and write its reports."""
+    """Run (or resume) an eval into `config.out_dir` and write its reports.
+
+    Warnings (skipped benchmark rows, a repaired last line) go to `warn` as they happen,
+    so a user sees them even if the run fails later, and into `RunOutcome.warnings`.
+    """
     from evals.report import write_reports
     from rag.orchestrator import ask
 
+    warnings: list[str] = []
+
+    def note(message: str) -> None:
+        warnings.append(message)
+        if warn:
+            warn(message)
+
     if config.snapshot and config.replay:
         raise UsageError("Use --snapshot or --replay, not both: a replay does not search.")
+    check_paths(config)
     settings = settings.with_overrides(max_tokens=config.max_tokens, temperature=0.0)
     bench = load_benchmark(config.benchmark, settings)
+    if bench.skipped:
+        note(
+            f"{bench.skipped} of {bench.skipped + len(bench.questions)} rows of {bench.path} "
+            "were skipped: they have no question or no gold answer."
+        )
     questions = sample_questions(bench.questions, config.n, config.seed)
     replay = Snapshot.load(config.replay) if config.replay else None
     if replay is not None:
@@ -157,27 +243,35 @@ def run_eval(
         for spec, retriever in evidence.retrievers.items()
         if spec.startswith("index:")
     }
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = reconcile_manifest(
-        config.out_dir, build_manifest(config, settings, bench, questions, indexes)
-    )
-    done = {(r["condition"], r["qid"]) for r in read_predictions(config.out_dir)}
-    todo = [(q, c) for q in questions for c in config.conditions if (c.name, q.id) not in done]
-    total = len(questions) * len(config.conditions)
-    resumed = total - len(todo)
-    if progress:
-        progress(resumed, total, "")
+    try:
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(config.out_dir, exc, "create the folder") from None
+    with lock_run(config.out_dir):
+        found = load_predictions(config.out_dir)  # a damaged line stops the run before any write
+        manifest = reconcile_manifest(
+            config.out_dir, build_manifest(config, settings, bench, questions, indexes)
+        )
+        for path in (found.path, config.snapshot):
+            cut = repair_tail(path) if path is not None else None
+            if cut is not None:
+                note(cut_short_message(path, cut, "it was removed, and its answer is asked again."))
+        done = {(r["condition"], r["qid"]) for r in found.rows}
+        todo = [(q, c) for q in questions for c in config.conditions if (c.name, q.id) not in done]
+        total = len(questions) * len(config.conditions)
+        resumed = total - len(todo)
+        if progress:
+            progress(resumed, total, "")
 
-    answered, seconds, warmup = 0, 0.0, 0.0
-    left = {q.id: 0 for q in questions}  # answers this process gives per question
-    for question, _ in todo:
-        left[question.id] += 1
-    full = {qid for qid, count in left.items() if count == len(config.conditions)}
-    if todo:
-        generator = generator or load_generator(settings)
-        warmup = evidence.warm_up(todo[0][0].question, {s for _, c in todo for s in c.sources})
-        started = time.perf_counter()
-        with (config.out_dir / PREDICTIONS).open("a", encoding="utf-8") as out:
+        answered, seconds, warmup = 0, 0.0, 0.0
+        left = {q.id: 0 for q in questions}  # answers this process gives per question
+        for question, _ in todo:
+            left[question.id] += 1
+        full = {qid for qid, count in left.items() if count == len(config.conditions)}
+        if todo:
+            generator = generator or load_generator(settings)
+            warmup = evidence.warm_up(todo[0][0].question, {s for _, c in todo for s in c.sources})
+            started = time.perf_counter()
             for question, condition in todo:
                 got = evidence.retrieve(condition, question.question)
                 answer = ask(
@@ -188,14 +282,12 @@ def run_eval(
                     family="eval",
                     retrieved=got,
                 )
-                row = score(question, condition, answer, got.seconds)
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                out.flush()
+                append_line(found.path, score(question, condition, answer, got.seconds))
                 answered += 1
                 if progress:
                     progress(resumed + answered, total, condition.name)
-        seconds = time.perf_counter() - started
-    results = write_reports(config.out_dir, manifest=manifest)
+            seconds = time.perf_counter() - started
+        results = write_reports(config.out_dir, manifest=manifest)
     return RunOutcome(
         config.out_dir,
         results,
@@ -205,4 +297,58 @@ def run_eval(
         questions=len(full),
         conditions=len(config.conditions),
         warmup_seconds=warmup,
+        warnings=warnings,
     )
+
+
+def check_paths(config: EvalConfig) -> None:
+    """Refuse paths that cannot work before any time is spent (the model load, a search)."""
+    # the folder itself, or the nearest part of its path that exists, must be a folder
+    existing = next((p for p in (config.out_dir, *config.out_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == config.out_dir else f": {existing} is a file"
+        raise UsageError(
+            f"--out {config.out_dir} is a file, not a folder{where}. Give a folder for the "
+            "run (it is created if missing)."
+        )
+    if config.snapshot is not None:
+        folder = config.snapshot.parent
+        if config.snapshot.is_dir():
+            raise UsageError(
+                f"--snapshot {config.snapshot} is a folder. Give a file name to record the "
+                f"retrieval results to, e.g. {config.snapshot / 'snapshot.jsonl'}."
+            )
+        if not folder.is_dir():
+            raise UsageError(
+                f"Cannot record the snapshot to {config.snapshot}: the folder {folder} does "
+                "not exist. Create it, or choose another path for --snapshot."
+            )
+
+
+class RunBusy(RagError):
+    """Another `rag eval run` is writing into the same run folder."""
+
+
+@contextmanager
+def lock_run(out_dir: Path) -> Iterator[None]:
+    """One writer per run folder: two runs into one folder would answer the same questions
+    twice and interleave their lines. The lock is the kernel's (released when the holder
+    dies, so a killed run never blocks the next); the file stays, as deleting it would
+    race with a run about to lock it. `rag eval report` ignores it."""
+    from filelock import FileLock, Timeout
+
+    path = out_dir / LOCK
+    lock = FileLock(str(path), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunBusy(
+            f"Another `rag eval run` is writing into {out_dir} (it holds {path}). Wait for it "
+            "to finish, or give this run another --out folder."
+        ) from None
+    except OSError as exc:
+        raise storage_error(path, exc, "lock") from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -101,6 +101,7 @@ def test_run_scores_each_condition_through_the_eval_prompts(tmp_path, settings) 
     assert comparison["p_value"] == pytest.approx(2 / 16)
     assert set(retriever.queries) == {q["question"] for q in rows}
     assert sorted(p.name for p in outcome.out_dir.iterdir()) == [
+        ".run.lock",  # held while a run writes; the report never reads it
         "manifest.json",
         "predictions.jsonl",
         "report.md",

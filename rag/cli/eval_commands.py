@@ -77,7 +77,7 @@ def run(
     )
 
     from evals.conditions import parse_conditions
-    from evals.runner import EvalConfig, run_eval
+    from evals.runner import EvalConfig, RunBusy, run_eval
     from rag.config import load_settings
     from rag.errors import RagError
 
@@ -109,12 +109,13 @@ def run(
 
     try:
         with bar:
-            outcome = run_eval(config, settings, progress=progress)
+            outcome = run_eval(config, settings, progress=progress, warn=output.warn)
     except KeyboardInterrupt:
         output.warn(f"Interrupted. Run the same command again to resume into {out}.")
         raise typer.Exit(130) from None
     except RagError as exc:
-        if exc.exit_code != 2 and (out / "predictions.jsonl").is_file():
+        busy = isinstance(exc, RunBusy)  # the other run goes on: nothing stopped
+        if exc.exit_code != 2 and not busy and (out / "predictions.jsonl").is_file():
             output.warn(
                 f"The run stopped; its answers so far are in {out}. Run the same "
                 "command again to resume once the problem is fixed."
@@ -139,7 +140,7 @@ def report(
     """Re-score a run folder and rewrite results.json, report.md and report.png."""
     from evals.report import write_reports
 
-    results = write_reports(run_dir)
+    results = write_reports(run_dir, warn=output.warn)
     if json_output:
         output.print_json(results)
     else:

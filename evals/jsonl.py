@@ -1,0 +1,143 @@
+"""The JSON Lines files a run appends to (predictions.jsonl, retrieval snapshots).
+
+Why it is built this way:
+- reading never changes the file: a report must not rewrite its inputs, and a damaged
+  line is shown to the user with its line number instead of vanishing;
+- every line is appended whole or not at all: a failed append (a full disk) is cut back
+  off, so the file ends with a newline as before and the next append cannot glue onto
+  half a line;
+- the writer ends every line with a newline, so a last line without one is the only
+  trace an interrupted write (a kill, a power cut) can leave. Only that line may be
+  dropped, and only by a run about to append; any other bad line is damage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.errors import UsageError
+from rag.files import storage_error
+
+
+@dataclass
+class JsonlFile:
+    """The values of a JSONL file with their line numbers, and a cut-short last line."""
+
+    path: Path
+    rows: list[tuple[int, Any]] = field(default_factory=list)
+    #: line number of a last line cut short by an interrupted write (not in `rows`)
+    cut_short: int | None = None
+
+
+def bad_line(path: Path, number: int, reason: str, fix: str) -> UsageError:
+    """The error for a damaged line: which file, which line, what is wrong, what to do."""
+    return UsageError(f"{path} line {number} {reason}. {fix}")
+
+
+class _Unreadable(ValueError):
+    pass
+
+
+def _parse(raw: bytes, number: int) -> Any:
+    try:
+        text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Unreadable(f"is not UTF-8 text (byte {exc.start + 1} of the line)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Unreadable(f"is not JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise _Unreadable("is not JSON this reader accepts (nested too deeply)") from None
+
+
+def read_jsonl(path: Path, fix: str) -> JsonlFile:
+    """Parse `path` without changing it; a missing file has no rows.
+
+    A bad line raises a UsageError naming the file and line and ending with `fix`; only a
+    last line without its newline that does not parse is set apart as `cut_short`.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return JsonlFile(path)
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a folder, not a JSON Lines file. {fix}") from None
+    except OSError as exc:
+        raise storage_error(path, exc, "read") from None
+    lines = data.split(b"\n")
+    tail = lines.pop()  # what follows the last newline: empty when the file ends with one
+    found = JsonlFile(path)
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            found.rows.append((number, _parse(raw, number)))
+        except _Unreadable as exc:
+            raise bad_line(path, number, str(exc), fix) from None
+    if tail.strip():
+        number = len(lines) + 1
+        try:
+            found.rows.append((number, _parse(tail, number)))  # whole, only its newline missing
+        except _Unreadable:
+            found.cut_short = number
+    return found
+
+
+def repair_tail(path: Path) -> int | None:
+    """Before appending: make `path` end with a newline, losing no complete line.
+
+    A last line without its newline is either whole (it gets its newline) or cut short by
+    an interrupted write (it is cut off: it holds no complete record). Returns the line
+    number of a line cut off, else None.
+    """
+    try:
+        with path.open("r+b") as fh:
+            data = fh.read()
+            start = data.rfind(b"\n") + 1
+            tail = data[start:]
+            if not tail.strip():
+                if tail:
+                    fh.truncate(start)
+                return None
+            number = data.count(b"\n") + 1
+            try:
+                _parse(tail, number)
+            except _Unreadable:
+                fh.truncate(start)
+                return number
+            fh.seek(0, os.SEEK_END)
+            fh.write(b"\n")
+            return None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+
+
+def append_line(path: Path, value: Any) -> None:
+    """Append `value` as one JSON line, whole or not at all (see the module docstring)."""
+    data = (json.dumps(value, ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException as exc:  # Ctrl-C mid-line too: the line is not left half written
+            with contextlib.suppress(OSError):  # shrinking needs no space
+                os.ftruncate(fd, start)
+            if isinstance(exc, OSError):
+                raise storage_error(path, exc) from None
+            raise
+    finally:
+        os.close(fd)
