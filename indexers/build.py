@@ -132,15 +132,18 @@ def build_index(
         roots = [Path(p).expanduser().resolve() for p in paths]
         target.check_target(index_dir, name, roots)
     made = target.make_index_dir(index_dir)
-    lock_is_ours = not (index_dir / "write.lock").exists()
-    lock = FileLock(str(index_dir / "write.lock"))
+    lock_path = index_dir / "write.lock"
     try:
+        lock_is_ours = not lock_path.exists()
+        lock = FileLock(str(lock_path))
         lock.acquire(timeout=wait)
     except Timeout:
         raise IndexBusy(
             f"Another `rag index` is writing index {name!r} ({index_dir}). Wait for it to "
             "finish, or pass --wait SECONDS to queue behind it."
         ) from None
+    except OSError as exc:  # read-only mount, no permission: nothing written, nothing to undo
+        raise storage_error(lock_path, exc, "create or open the lock file") from None
     try:
         store.clean_stale(index_dir)
         report = _build_locked(

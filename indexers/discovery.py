@@ -1,16 +1,27 @@
 """Which files to index: walk the given paths and skip what a user would not want embedded.
 
 Skipped by default, each with a reason the summary reports: hidden files and
-folders, likely secrets (`.env`, private keys, `*.pem`, credential files), binary
-files, files over a size cap, and anything matching `--exclude GLOB`. Secrets
-are skipped even when named explicitly, because an index is easy to share.
+folders, likely secrets (`.env`, private keys, `*.pem`, credential and token files,
+anything in `.ssh`, `.gnupg`, ...), binary files, files over a size cap, anything
+that is not a regular file (FIFO, socket, device), folders that cannot be listed,
+symlinked folders (never followed, so a walk cannot loop or leave the tree), file
+names that are not valid UTF-8 (the index stores paths as UTF-8 text), and
+anything matching `--exclude GLOB`. Secrets are skipped even when named
+explicitly, because an index is easy to share.
+
+Nothing here opens a file that is not a regular file (a FIFO would block forever,
+a device never ends), the walk is iterative (no recursion limit on deep trees),
+and one odd entry never stops the walk: it becomes a skip with its reason.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
-from collections.abc import Iterable, Sequence
+import re
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,38 +29,25 @@ from rag.errors import UsageError
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
+# Matched against the lower-cased file name (or a symlink's target name).
 SECRET_NAMES = {
-    ".env",
-    ".netrc",
-    ".pgpass",
-    ".npmrc",
-    ".pypirc",
-    ".git-credentials",
-    ".htpasswd",
-    "credentials",
-    "credentials.json",
-    "secrets.json",
-    "secrets.yaml",
-    "secrets.yml",
-    "secrets.toml",
-}
+    ".env", ".netrc", "_netrc", ".pgpass", ".my.cnf", ".npmrc", ".pypirc",
+    ".git-credentials", ".htpasswd", ".vault-token", ".dockercfg",
+    "credentials", "secrets", "kubeconfig", "token.json",
+}  # fmt: skip
 SECRET_GLOBS = (
-    ".env.*",
-    "*.env",
-    "*.pem",
-    "*.key",
-    "*.p12",
-    "*.pfx",
-    "*.jks",
-    "*.keystore",
-    "*.kdbx",
-    "*.gpg",
-    "*.asc",
-    "id_rsa*",
-    "id_dsa*",
-    "id_ecdsa*",
-    "id_ed25519*",
-)
+    ".env.*", "*.env",
+    "*.pem", "*.key", "*.p12", "*.pfx", "*.ppk", "*.jks", "*.keystore", "*.keytab",
+    "*.kdbx", "*.gpg", "*.asc", "*.kubeconfig", "kubeconfig.*",
+    "secrets.*", "credentials*.json", "credentials*.yaml", "credentials*.yml",
+    "credentials*.toml", "credentials*.ini", "credentials*.csv", "credentials*.xml",
+    "credentials*.txt", "service-account*.json", "client_secret*.json",
+    "*-token.json", "*_token.json",
+    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
+)  # fmt: skip
+# Every file inside these folders is a key, a token or a login (public keys aside).
+SECRET_DIRS = {".ssh", ".gnupg", ".aws", ".kube", ".docker", ".password-store"}
+PUBLIC_KEY_SUFFIX = ".pub"
 # Formats that are binary on disk but that a loader reads.
 BINARY_READABLE = (".pdf", ".gz")
 BINARY_SUFFIXES = {
@@ -61,10 +59,13 @@ BINARY_SUFFIXES = {
     ".docx", ".xlsx", ".pptx", ".odt", ".woff", ".woff2", ".ttf", ".otf",
 }  # fmt: skip
 SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
 class Skip:
+    """A path not indexed and why; `path` is always valid UTF-8 (see `shown`), folders end in /."""
+
     path: str
     reason: str
 
@@ -75,9 +76,62 @@ class Discovery:
     skipped: list[Skip] = field(default_factory=list)
 
 
+def shown(path: str | Path) -> str:
+    """`path` as valid UTF-8 text: bytes of a name that are not UTF-8 appear as `\\xff`.
+
+    Python keeps such bytes as lone surrogates, which cannot be encoded, printed as
+    UTF-8 or stored in SQLite; a report must never carry them.
+    """
+
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+    return _SURROGATE.sub(escape, str(path))
+
+
+def is_utf8(text: str) -> bool:
+    """False when `text` holds bytes that are not UTF-8 (surrogate escapes)."""
+    return _SURROGATE.search(text) is None
+
+
 def is_secret(name: str) -> bool:
+    """True for a file name that very likely holds a key, token or password."""
     lowered = name.lower()
-    return lowered in SECRET_NAMES or any(fnmatch.fnmatch(lowered, g) for g in SECRET_GLOBS)
+    if lowered.endswith(PUBLIC_KEY_SUFFIX):  # public keys are meant to be shared
+        return False
+    if lowered in SECRET_NAMES or any(fnmatch.fnmatch(lowered, g) for g in SECRET_GLOBS):
+        return True
+    return lowered.startswith("id_") and "." not in lowered  # an SSH key named id_work
+
+
+def _secret_reason(path: Path) -> str | None:
+    """The skip reason for a secret name or a file in a secret folder such as `.ssh`, or None."""
+    if is_secret(path.name):
+        return "likely secret"
+    if path.name.lower().endswith(PUBLIC_KEY_SUFFIX):
+        return None
+    folder = next((p for p in path.parent.parts if p.lower() in SECRET_DIRS), None)
+    return f"likely secret (in {folder}/)" if folder else None
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, in a user's words."""
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return "special file"
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def _excluded(path: Path, root: Path, patterns: Sequence[str]) -> bool:
@@ -93,86 +147,183 @@ def _excluded(path: Path, root: Path, patterns: Sequence[str]) -> bool:
 
 
 def sniff_binary(path: Path) -> bool:
-    """A NUL byte in the first 8 KiB means binary; text (except BOM-less UTF-16) has none."""
-    with path.open("rb") as handle:
-        head = handle.read(8192)
+    """A NUL byte in the first 8 KiB means binary; text (except BOM-less UTF-16) has none.
+
+    Opened non-blocking and checked with fstat, so a file swapped for a FIFO or a
+    device since it was looked at raises OSError instead of blocking or never ending.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"replaced by a {_kind(mode)} while read")
+        head = os.read(fd, 8192)
+    finally:
+        os.close(fd)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM is text
         return False
     return b"\x00" in head
 
 
 def check_file(path: Path) -> str | None:
-    """The reason to skip a file by content/type, or None to read it."""
-    name = path.name.lower()
-    if is_secret(path.name):
-        return "likely secret"
+    """The reason to skip a file by name, type or content, or None to read it.
+
+    Only a regular file (or a symlink to one) is ever opened, and only to read 8 KiB.
+    """
+    secret = _secret_reason(path)
+    if secret:
+        return secret
+    if not is_utf8(path.name):
+        return "file name is not valid UTF-8"
+    if not is_utf8(str(path)):
+        return "path is not valid UTF-8"
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return f"unreadable ({_why(exc)})"
+    link = stat.S_ISLNK(info.st_mode)
+    if link:
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            return "broken link (symlink loop)" if exc.errno == errno.ELOOP else "broken link"
+        target = Path(os.path.realpath(path))
+        secret = _secret_reason(target)
+        if secret:
+            return f"likely secret (link to {shown(target)})"
+    if stat.S_ISDIR(info.st_mode):
+        return "symlinked folder (not followed)" if link else "folder"
+    if not stat.S_ISREG(info.st_mode):
+        kind = _kind(info.st_mode)
+        return f"not a regular file (link to a {kind})" if link else f"not a regular file ({kind})"
     if path.suffix.lower() in BINARY_SUFFIXES:
         return "binary"
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        return f"unreadable ({exc.strerror or exc})"
-    if size > MAX_FILE_BYTES:
-        return f"too large ({size // (1024 * 1024)} MiB)"
-    if size == 0:
+    if info.st_size > MAX_FILE_BYTES:
+        return f"too large ({info.st_size // (1024 * 1024)} MiB)"
+    if info.st_size == 0:
         return "empty"
-    if name.endswith(BINARY_READABLE):
+    if path.name.lower().endswith(BINARY_READABLE):
         return None
     try:
         return "binary" if sniff_binary(path) else None
     except OSError as exc:
-        return f"unreadable ({exc.strerror or exc})"
+        return f"unreadable ({_why(exc)})"
+
+
+def check_given(raw: str | Path) -> Path:
+    """A path named on the command line, expanded; UsageError if it is not there or unreachable."""
+    given = Path(raw).expanduser()
+    try:
+        os.stat(given)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            raise UsageError(
+                f"No such file or folder: {shown(raw)}. Check the path and try again."
+            ) from None
+        raise UsageError(
+            f"Cannot read {shown(raw)}: {_why(exc)}. Check the path and its permissions."
+        ) from None
+    return given
 
 
 def discover(paths: Iterable[str | Path], exclude: Sequence[str] = ()) -> Discovery:
-    """Files under `paths` (sorted, deduplicated, absolute) and the files skipped, with reasons."""
+    """Files under `paths` (deduplicated, absolute, in walk order) and the skips, with reasons.
+
+    A path named twice, or inside another one named, is read once and skipped once.
+    """
     found = Discovery()
     seen: set[Path] = set()
+    roots: set[Path] = set()
     for raw in paths:
-        root = Path(raw).expanduser()
-        if not root.exists():
-            raise UsageError(f"No such file or folder: {raw}. Check the path and try again.")
-        root = root.resolve()
-        if root.is_file():
-            candidates: Iterable[Path] = [root]
-        else:
-            candidates = _walk(root, exclude, found)
+        root = check_given(raw).resolve()
+        if root in roots:
+            continue
+        roots.add(root)
+        try:
+            is_dir = stat.S_ISDIR(os.stat(root).st_mode)
+        except OSError as exc:
+            found.skipped.append(Skip(shown(root), f"unreadable ({_why(exc)})"))
+            continue
+        if is_dir and not is_utf8(str(root)):
+            reason = "folder name" if not is_utf8(root.name) else "path"
+            found.skipped.append(Skip(shown(root) + "/", f"{reason} is not valid UTF-8"))
+            continue
+        candidates: Iterable[Path] = _walk(root, exclude, found) if is_dir else [root]
         for path in candidates:
             if path in seen:
                 continue
             seen.add(path)
-            if _excluded(path, root, exclude) and path != Path(raw).expanduser().resolve():
-                found.skipped.append(Skip(str(path), "excluded"))
+            if path != root and _excluded(path, root, exclude):
+                found.skipped.append(Skip(shown(path), "excluded"))
                 continue
             reason = check_file(path)
             if reason:
-                found.skipped.append(Skip(str(path), reason))
+                found.skipped.append(Skip(shown(path), reason))
             else:
                 found.files.append(path)
+    unique: dict[str, Skip] = {}
+    for skip in found.skipped:  # a folder inside two named paths is reported once
+        unique.setdefault(skip.path, skip)
+    found.skipped = list(unique.values())
     return found
 
 
-def _walk(root: Path, exclude: Sequence[str], found: Discovery) -> Iterable[Path]:
-    for folder, dirs, names in os.walk(root, onerror=None):
-        here = Path(folder)
-        keep = []
-        for d in sorted(dirs):
-            sub = here / d
-            if d.startswith("."):
-                found.skipped.append(Skip(str(sub) + "/", "hidden folder"))
-            elif d in SKIP_DIRS or d.endswith(".egg-info"):
-                found.skipped.append(Skip(str(sub) + "/", "tool folder"))
-            elif _excluded(sub, root, exclude):
-                found.skipped.append(Skip(str(sub) + "/", "excluded"))
+def _folder_reason(path: Path, root: Path, exclude: Sequence[str]) -> str | None:
+    """Why not to walk into the folder `path`, or None to walk it."""
+    name = path.name
+    if name.startswith("."):
+        return "hidden folder"
+    if name in SKIP_DIRS or name.endswith(".egg-info"):
+        return "tool folder"
+    if _excluded(path, root, exclude):
+        return "excluded"
+    if not is_utf8(name):
+        return "folder name is not valid UTF-8"
+    return None
+
+
+def _walk(root: Path, exclude: Sequence[str], found: Discovery) -> Iterator[Path]:
+    """Files under `root`, top-down with sorted names; folders skipped land in `found`.
+
+    An explicit stack, not recursion, so any depth works; symlinked folders are listed
+    as skipped, never followed, so a link loop or a link out of the tree cannot be walked.
+    """
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            found.skipped.append(Skip(shown(folder) + "/", f"unreadable folder ({_why(exc)})"))
+            continue
+        subfolders: list[Path] = []
+        files: list[os.DirEntry[str]] = []
+        for entry in entries:  # folders first, as os.walk reports them
+            if not _is_folder(entry):
+                files.append(entry)
+                continue
+            path = folder / entry.name
+            reason = _folder_reason(path, root, exclude)
+            if reason is None and entry.is_symlink():
+                reason = "symlinked folder (not followed)"
+            if reason:
+                found.skipped.append(Skip(shown(path) + "/", reason))
             else:
-                keep.append(d)
-        dirs[:] = keep
-        for n in sorted(names):
-            path = here / n
-            if n.startswith(".") and not is_secret(n):
-                found.skipped.append(Skip(str(path), "hidden"))
-                continue
-            if path.is_symlink() and not path.is_file():
-                found.skipped.append(Skip(str(path), "broken link"))
-                continue
-            yield path
+                subfolders.append(path)
+        for entry in files:
+            path = folder / entry.name
+            if entry.name.startswith(".") and not is_secret(entry.name):
+                found.skipped.append(Skip(shown(path), "hidden"))
+            else:
+                yield path
+        stack.extend(reversed(subfolders))
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    """A folder, or a symlink to one; never raises (a broken link is not a folder)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False

@@ -10,13 +10,17 @@ run is never removed.
 
 from __future__ import annotations
 
+import errno
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from indexers import store
+from indexers.discovery import is_utf8, shown
 from rag.errors import UsageError
+from rag.files import storage_error
 
+_STORAGE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
 _ELSEWHERE = "Give a new or empty folder, or a plain name like `--name notes` (kept in RAG_HOME)."
 
 
@@ -53,14 +57,21 @@ def check_target(index_dir: Path, name: str, roots: Sequence[Path]) -> None:
 
 def make_index_dir(index_dir: Path) -> list[Path]:
     """Create `index_dir` and missing parents; return the folders created, deepest first."""
+    if not is_utf8(str(index_dir)):  # its paths could not be written to SQLite or FAISS
+        raise UsageError(
+            f"Index folder {shown(index_dir)} has a name that is not valid UTF-8. "
+            "Give a --name folder path (or RAG_HOME) whose name is valid UTF-8."
+        )
     made: list[Path] = []
     folder = index_dir
-    while not folder.exists() and folder != folder.parent:
-        made.append(folder)
-        folder = folder.parent
     try:
+        while not folder.exists() and folder != folder.parent:
+            made.append(folder)
+            folder = folder.parent
         index_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if exc.errno in _STORAGE_ERRNOS:  # read-only, no permission, disk full: exit 1
+            raise storage_error(index_dir, exc, "create the index folder") from None
         raise UsageError(
             f"Cannot create index folder {index_dir}: {exc.strerror or exc}."
         ) from None

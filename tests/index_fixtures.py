@@ -12,7 +12,9 @@ this module builds an index in a separate process with the fake registered:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -21,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -142,6 +145,106 @@ def wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -
             proc.kill()
             raise AssertionError("child never reached the pause point")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """Make `folder` really unwritable for the block: a read-only bind mount as root (root
+    ignores file modes), mode 0o555 otherwise. Skips with the reason when neither works."""
+    if os.geteuid() != 0:
+        with modes(folder, 0o555, files=0o444):
+            yield folder
+        return
+    for args in (["--bind", str(folder), str(folder)], ["-o", "remount,ro,bind", str(folder)]):
+        done = subprocess.run(["mount", *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            subprocess.run(["umount", str(folder)], capture_output=True)
+            pytest.skip(f"cannot make a read-only bind mount here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+@contextlib.contextmanager
+def modes(folder: Path, mode: int, *, files: int | None = None) -> Iterator[Path]:
+    """`folder` (and, with `files`, the files directly in it) at `mode` for the block."""
+    paths = [folder, *(p for p in folder.iterdir() if p.is_file())] if files else [folder]
+    saved = {p: p.stat().st_mode for p in paths}
+    for p in paths:
+        p.chmod(mode if p == folder else files)  # type: ignore[arg-type]
+    try:
+        yield folder
+    finally:
+        for p, old in saved.items():
+            p.chmod(old)
+
+
+def unprivileged_prefix() -> list[str]:
+    """A command prefix that runs a child without root's power to ignore file modes.
+
+    Tests run as root (here and in CI), and root reads and writes anything. `setpriv`
+    drops every capability but keeps uid 0, so the child still reads the interpreter and
+    site-packages under /root while a folder at mode 0 or 0o555 refuses it, as it would a
+    user. Not root: file modes already apply, no prefix.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("dropping root's capabilities needs setpriv (util-linux)")
+    return [setpriv, "--bounding-set=-all", "--inh-caps=-all", "--"]
+
+
+def run_child(code: str, *, unprivileged: bool = False, timeout: float = 120.0, **env: str) -> Any:
+    """Run `code` in a fresh interpreter and return the JSON it prints on stdout.
+
+    `unprivileged`: see `unprivileged_prefix`. A child still running after `timeout`
+    seconds (a hang: a FIFO or a device being read) fails the test instead of hanging it.
+    """
+    prefix = unprivileged_prefix() if unprivileged else []
+    try:
+        done = subprocess.run(
+            [*prefix, sys.executable, "-c", "import json, sys\n" + code],
+            env=child_env(**env),
+            capture_output=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the child hung for {timeout}s (something blocked on a special file)")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return json.loads(done.stdout)
+
+
+def discover_in_child(paths: Sequence[str | Path], *, unprivileged: bool = False) -> Any:
+    """`discover(paths)` in a child (see `run_child`): {"files": [...], "skipped": {path: reason}}.
+
+    A UsageError comes back as {"error": message}."""
+    code = f"""
+from indexers.discovery import discover
+from rag.errors import UsageError
+try:
+    found = discover({[str(p) for p in paths]!r})
+except UsageError as exc:
+    print(json.dumps({{"error": str(exc)}}))
+else:
+    print(json.dumps({{"files": [str(p) for p in found.files],
+                      "skipped": {{s.path: s.reason for s in found.skipped}}}}))
+"""
+    return run_child(code, unprivileged=unprivileged)
+
+
+def cli_in_child(*args: str, unprivileged: bool = False) -> Any:
+    """`rag ARGS` in a child, fake embedder registered: {exit_code, stdout, stderr, exception}."""
+    code = f"""
+sys.path.insert(0, {str(HERE)!r})
+from index_fixtures import cli, register_fake
+register_fake("fake")
+result = cli(*{list(args)!r})
+print(json.dumps({{"exit_code": result.exit_code, "stdout": result.stdout,
+                  "stderr": result.stderr, "exception": repr(result.exception)}}))
+"""
+    return run_child(code, unprivileged=unprivileged, RAG_EMBEDDER="fake")
 
 
 def _child_main(argv: list[str]) -> int:

@@ -55,7 +55,10 @@ def index(
 ) -> None:
     """Index documents under PATH into the local index NAME; re-runs re-embed only changed files."""
     from indexers.build import build_index
+    from indexers.discovery import check_given
 
+    for path in paths or []:  # a missing or unreachable path: one clear line, exit 2
+        check_given(path)
     settings = load_settings(embedder=embedder)
     with _Progress() as progress:
         report = build_index(
@@ -67,8 +70,8 @@ def index(
             wait=wait,
             progress=progress.update,
         )
-    for warning in report.warnings:
-        output.warn(warning)
+    for warning in report.warnings:  # one line each, even for a file name with a newline
+        output.warn(output.printable(warning))
     if json_output:
         output.print_json(report.as_dict())
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -11,10 +12,35 @@ from rich.console import Console
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# A file name can hold any byte but `/` and NUL: bytes that are not UTF-8 come back from
+# the OS as lone surrogates, which cannot be written as UTF-8, and control characters
+# (newlines, terminal escapes) would break a line or drive the terminal.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # all but tab
+_CONTROL_KEEP_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def _surrogate_escape(match: re.Match[str], backslash: str = "\\") -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name
+        return f"{backslash}x{code - 0xDC00:02x}"
+    return f"{backslash}u{code:04x}"
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` as valid UTF-8 for a terminal: `bad\\xff.txt`, `a\\nb.txt`, no raw escapes."""
+    text = _SURROGATE.sub(_surrogate_escape, text)
+    pattern = _CONTROL_KEEP_NEWLINE if keep_newlines else _CONTROL
+    return pattern.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+
 
 def print_json(payload: dict[str, Any]) -> None:
     """One JSON object on stdout, nothing else, so `--json` output can be piped."""
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    text = json.dumps(payload, ensure_ascii=False, indent=2)
+    # Lone surrogates only occur inside JSON strings; there `\\xff` decodes to `\xff`.
+    text = _SURROGATE.sub(lambda m: _surrogate_escape(m, backslash="\\\\"), text)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
@@ -39,8 +65,8 @@ def working(message: str) -> Any:
 
 
 def warn(message: str) -> None:
-    err.print(f"Warning: {message}", style="yellow", markup=False)
+    err.print(f"Warning: {printable(message, keep_newlines=True)}", style="yellow", markup=False)
 
 
 def error(message: str) -> None:
-    err.print(f"Error: {message}", style="bold red", markup=False)
+    err.print(f"Error: {printable(message, keep_newlines=True)}", style="bold red", markup=False)
