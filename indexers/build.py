@@ -144,13 +144,17 @@ def build_index(
         ) from None
     except OSError as exc:  # read-only mount, no permission: nothing written, nothing to undo
         raise storage_error(lock_path, exc, "create or open the lock file") from None
+    marker_is_ours = False
     try:
         store.clean_stale(index_dir)
+        if not store.has_marker(index_dir):
+            marker_is_ours = True
+            store.write_marker(index_dir)
         report = _build_locked(
             paths, name, index_dir, settings, rebuild, exclude, progress, approx_threshold
         )
     except BaseException as exc:  # Ctrl-C too: remove what this run made, nothing else
-        target.undo_failed_run(index_dir, made, lock_is_ours)
+        target.undo_failed_run(index_dir, made, lock_is_ours, marker_is_ours)
         if isinstance(exc, IndexCorrupt):
             raise store.damaged(name, exc, paths) from None
         if _is_storage_failure(exc):  # disk full, read-only: the index stays as it was
@@ -397,7 +401,9 @@ def _storage_error(index_dir: Path, exc: BaseException) -> RagError:
     if isinstance(exc, OSError):
         return storage_error(getattr(exc, "filename", None) or index_dir, exc)
     # sqlite says "database or disk is full" / "attempt to write a readonly database"
-    return storage_error(index_dir, OSError(errno.EIO, str(exc)))
+    text = str(exc)
+    code = errno.ENOSPC if "full" in text else errno.EROFS if "readonly" in text else errno.EIO
+    return storage_error(index_dir, OSError(code, text))
 
 
 def _reasons(report: BuildReport) -> str:

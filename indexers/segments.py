@@ -185,18 +185,15 @@ class SegmentBuffer:
             if self._count >= self.size:
                 self.flush()
 
-    def discard(self, ids: Iterable[int]) -> set[int]:
+    def discard(self, ids: range) -> set[int]:
         """Drop `ids` still in the buffer; return those already written (the caller's job)."""
-        wanted = {int(i) for i in ids}
-        if not wanted:
-            return set()
-        held = set()
+        held: set[int] = set()
         for i, block in enumerate(self._ids):
-            keep = ~np.isin(block, np.fromiter(wanted, dtype=np.int64))
-            held |= {int(x) for x in block[~keep]}
-            self._ids[i], self._vectors[i] = block[keep], self._vectors[i][keep]
+            gone = (block >= ids.start) & (block < ids.stop)
+            held |= {int(x) for x in block[gone]}
+            self._ids[i], self._vectors[i] = block[~gone], self._vectors[i][~gone]
         self._count = sum(len(b) for b in self._ids)
-        return wanted - held
+        return set(ids) - held
 
     def flush(self) -> None:
         if not self._count:

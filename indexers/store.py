@@ -220,14 +220,19 @@ class Generation:
         )
         try:
             (count,) = conn.execute("SELECT count(*) FROM chunks").fetchone()
-            # The BM25 index is part of the same file: a damaged one is a damaged index.
-            conn.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH 'a' LIMIT 1")
+            lost = _bm25_lost_chunk(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise IndexCorrupt(f"Cannot read {path}: {exc}.") from None
         if count != self.params["chunks"]:
             conn.close()
             raise IndexCorrupt(f"{path} holds {count} chunks, params say {self.params['chunks']}.")
+        if lost is not None:
+            conn.close()
+            raise IndexCorrupt(
+                f"The BM25 index in {path} is damaged: it does not find chunk {lost} by its "
+                "own words."
+            )
         return conn
 
     def file_table(self) -> dict[str, tuple[str, int, int]]:
@@ -255,6 +260,30 @@ class Generation:
         """
         self.load_segments(mmap=True)
         self.connect().close()
+
+
+_WORD = re.compile(r"\w\w+")
+
+
+def _bm25_lost_chunk(conn: sqlite3.Connection) -> int | None:
+    """A chunk (the first or the last) that the BM25 index cannot find by a word of its own
+    text, or None. FTS5 reads a damaged index as an empty one, silently; this probe makes
+    that a damaged index for every reader alike, at the cost of two tiny queries."""
+    rows = conn.execute(
+        "SELECT id, text FROM chunks WHERE id IN "
+        "((SELECT min(id) FROM chunks), (SELECT max(id) FROM chunks))"
+    ).fetchall()
+    for chunk_id, text in rows:
+        word = _WORD.search(text)
+        if word is None:
+            continue
+        found = conn.execute(
+            "SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid = ?",
+            (f'"{word.group(0)}"', chunk_id),
+        ).fetchone()
+        if found is None:
+            return int(chunk_id)
+    return None
 
 
 def _check_not_truncated(path: Path) -> None:

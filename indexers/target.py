@@ -78,7 +78,9 @@ def make_index_dir(index_dir: Path) -> list[Path]:
     return made
 
 
-def undo_failed_run(index_dir: Path, made: Sequence[Path], lock_is_ours: bool) -> None:
+def undo_failed_run(
+    index_dir: Path, made: Sequence[Path], lock_is_ours: bool, marker_is_ours: bool = False
+) -> None:
     """After a failure, still holding the lock: remove what this run created.
 
     Every `gen-*.tmp` is this run's (the lock holder cleared stale ones when it
@@ -89,8 +91,11 @@ def undo_failed_run(index_dir: Path, made: Sequence[Path], lock_is_ours: bool) -
         return
     if made and made[0] == index_dir:
         shutil.rmtree(index_dir, ignore_errors=True)  # the folder is this run's own
-    elif lock_is_ours:
-        (index_dir / "write.lock").unlink(missing_ok=True)
+    else:
+        if lock_is_ours:
+            (index_dir / "write.lock").unlink(missing_ok=True)
+        if marker_is_ours:
+            (index_dir / store.MARKER).unlink(missing_ok=True)
     for folder in made[1:]:  # parents this run made, while they are empty
         try:
             folder.rmdir()

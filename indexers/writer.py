@@ -33,14 +33,14 @@ class GenerationWriter:
         params: dict[str, Any],
         *,
         approx_threshold: int = store.APPROX_THRESHOLD,
-        segment_size: int = seg.SEGMENT_SIZE,
+        segment_size: int | None = None,
     ) -> None:
         self.index_dir = index_dir
         self.prev = prev
         self.params = params
         self.dim = int(params["dim"])
         self.approx_threshold = approx_threshold
-        self.segment_size = segment_size
+        self.segment_size = segment_size or seg.SEGMENT_SIZE
         self.tmp = index_dir / (store.next_generation_name(index_dir) + ".tmp")
         self.tmp.mkdir()
         db = self.tmp / "chunks.sqlite"
@@ -58,11 +58,12 @@ class GenerationWriter:
         first_segment = max([s.number for _, s in self._old] + [0]) + 1
         first_segment = max(first_segment, int(params.get("next_segment", 1)))
         self.buffer = seg.SegmentBuffer(
-            self.tmp, self.dim, self._kind(int(params["chunks"])), first_segment, segment_size
+            self.tmp, self.dim, self._kind(int(params["chunks"])), first_segment, self.segment_size
         )
         self.dropped: set[int] = set()
         self.chunks = int(params["chunks"])
-        self._new_ids: dict[str, list[int]] = {}
+        # Files are added one after another, so each one's new chunk ids are one range.
+        self._new_ids: dict[str, range] = {}
 
     def _kind(self, chunks: int) -> str:
         return "hnsw" if chunks > self.approx_threshold else "flat"
@@ -86,13 +87,14 @@ class GenerationWriter:
                 for i, c in zip(ids, chunks, strict=True)
             ],
         )
-        self._new_ids.setdefault(path, []).extend(int(i) for i in ids)
+        earlier = self._new_ids.get(path, range(int(ids[0]), int(ids[0])))
+        self._new_ids[path] = range(earlier.start, int(ids[-1]) + 1)
         self.buffer.add(ids, vectors)
         self.chunks += len(chunks)
 
     def add_file(self, path: str, sha256: str, size: int, mtime_ns: int) -> None:
         """The file's chunks are all in: record it, so the next run can skip it."""
-        count = len(self._new_ids.get(path, []))
+        count = len(self._new_ids.get(path, range(0)))
         self.conn.execute(
             "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
             (path, sha256, size, mtime_ns, count, time.time()),
@@ -100,7 +102,7 @@ class GenerationWriter:
 
     def discard_file(self, path: str) -> None:
         """A file that failed part-way: its chunks and vectors from this run leave again."""
-        ids = self._new_ids.pop(path, [])
+        ids = self._new_ids.pop(path, range(0))
         if not ids:
             return
         self.conn.execute("DELETE FROM chunks WHERE path=?", (path,))

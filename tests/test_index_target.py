@@ -139,7 +139,9 @@ def test_ctrl_c_while_updating_keeps_the_live_index(
     monkeypatch.setattr(store, "commit_generation", interrupt)
     with pytest.raises(KeyboardInterrupt):
         build_index([docs], str(idx), settings())
-    assert sorted(p.name for p in idx.iterdir()) == ["CURRENT", "gen-000001", "write.lock"]
+    assert sorted(p.name for p in idx.iterdir()) == [
+        "CURRENT", "gen-000001", "pocketrag-index.json", "write.lock",
+    ]  # fmt: skip
     monkeypatch.setattr(store, "commit_generation", real_commit)
     assert build_index([docs], str(idx), settings()).files_embedded == 1
 

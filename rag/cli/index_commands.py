@@ -7,7 +7,6 @@ print. Progress goes to stderr; the summary (or `--json`) to stdout.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -16,7 +15,7 @@ import typer
 from rag.cli import output
 from rag.cli.options import JsonOption
 from rag.config import load_settings
-from rag.errors import IndexBusy, IndexCorrupt, IndexNotFound
+from rag.errors import IndexCorrupt
 
 EmbedderOption = Annotated[
     Optional[str],  # noqa: UP007, UP045 - typer needs Optional on Python 3.10
@@ -230,26 +229,13 @@ def info(
 @indexes_app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="Index name or folder path.")]) -> None:
     """Delete an index (its files only; your documents are untouched)."""
-    from filelock import FileLock, Timeout
-
     from indexers import store
 
     index_dir = store.resolve_index_dir(name, load_settings())
-    if not (index_dir / "CURRENT").exists() and not index_dir.is_dir():
-        raise IndexNotFound(
-            f"No index named {name!r} (looked in {index_dir}). See `rag indexes list`."
+    left = store.remove_index(index_dir, name)
+    if left:
+        output.warn(
+            f"Kept {index_dir}: it also holds {len(left)} file(s) pocketrag did not write "
+            f"({', '.join(left[:5])}{', ...' if len(left) > 5 else ''})."
         )
-    if not (index_dir / "CURRENT").exists() and not any(index_dir.glob("gen-*")):
-        raise IndexNotFound(f"{index_dir} is not a pocketrag index; not removing it.")
-    lock = FileLock(str(index_dir / "write.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise IndexBusy(
-            f"`rag index` is writing {name!r} right now; remove it after that."
-        ) from None
-    try:
-        shutil.rmtree(index_dir)
-    finally:
-        lock.release()
     output.out.print(f"Removed index {name!r} ({index_dir}).", markup=False)
