@@ -32,7 +32,6 @@ PACKAGES = (
     "llama-cpp-python",
     "sentence-transformers",
     "faiss-cpu",
-    "bm25s",
     "ddgs",
     "numpy",
     "torch",
@@ -94,7 +93,13 @@ def model_file(spec: str) -> Path | None:
 
 
 def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
+    import sqlite3
+
+    # SQLite's FTS5 ranks the BM25 half of hybrid retrieval: its version is part of the result.
+    versions: dict[str, str | None] = {
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)

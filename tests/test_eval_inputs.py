@@ -168,3 +168,15 @@ def test_a_corrupt_parquet_file_is_a_usage_error(tmp_path: Path, fake_model: Fak
     bench = _write(tmp_path / "b.parquet", b"PAR1 not really parquet")
     result = cli("eval", "run", "-b", str(bench), "-m", "fake:", "--out", str(tmp_path / "r"))
     assert result.exit_code == 2 and "is not a readable parquet file" in result.output
+
+
+def test_eval_max_tokens_has_the_same_bounds_as_everywhere(fake_model) -> None:
+    from typer.testing import CliRunner
+
+    from rag.cli.app import app
+
+    result = CliRunner().invoke(
+        app,
+        ["eval", "run", "--benchmark", "nq_open", "--model", "fake:", "--max-tokens", "99999999"],
+    )
+    assert result.exit_code == 2 and "max_tokens must be between 1 and 32768" in result.stderr

@@ -197,7 +197,7 @@ def test_help_does_not_import_heavy_modules() -> None:
         "from typer.testing import CliRunner\n"
         "CliRunner().invoke(a.app, ['index', '--help'])\n"
         "CliRunner().invoke(a.app, ['indexes', '--help'])\n"
-        "heavy = ('torch', 'faiss', 'sentence_transformers', 'bm25s')\n"
+        "heavy = ('torch', 'faiss', 'sentence_transformers')\n"
         "heavy = [m for m in heavy if m in sys.modules]\n"
         "print(heavy)\n"
     )

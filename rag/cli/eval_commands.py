@@ -61,7 +61,7 @@ def run(
     max_tokens: Annotated[
         int,
         typer.Option(
-            "--max-tokens", min=1, help="Longest answer, in tokens (short answers are expected)."
+            "--max-tokens", help="Longest answer, in tokens (short answers are expected)."
         ),
     ] = 32,
 ) -> None:
@@ -81,7 +81,7 @@ def run(
     from rag.config import load_settings
     from rag.errors import RagError
 
-    settings = load_settings(model=model, k=k)
+    settings = load_settings(model=model, k=k, max_tokens=max_tokens)  # range-checked there
     config = EvalConfig(
         benchmark=benchmark,
         conditions=parse_conditions(conditions),
