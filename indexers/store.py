@@ -97,6 +97,12 @@ def resolve_index_dir(name: str, settings: Settings) -> Path:
 def damaged(label: str, exc: Exception, paths: Sequence[str | Path] = ()) -> IndexCorrupt:
     """`exc` (an IndexCorrupt) restated with what to do about it."""
     target = " ".join(shlex.quote(str(p)) for p in paths) or "PATH"
+    if isinstance(exc, OldFormat):
+        return IndexCorrupt(
+            f"Index {label!r} was written by an older pocketrag ({exc}) Update it with "
+            f"`rag index --name {shlex.quote(label)}`: that re-embeds its files into the "
+            "current format."
+        )
     return IndexCorrupt(
         f"Index {label!r} is damaged: {exc} Rebuild it with "
         f"`rag index {target} --name {shlex.quote(label)} --rebuild`."
@@ -190,8 +196,8 @@ class Generation:
         version = params.get("format_version")
         if isinstance(version, int) and version < FORMAT_VERSION:
             raise OldFormat(
-                f"{path} is format version {version}, written by an older pocketrag; this "
-                f"one reads version {FORMAT_VERSION}."
+                f"{path} is format version {version}; this pocketrag reads version "
+                f"{FORMAT_VERSION}."
             )
         if version != FORMAT_VERSION:
             raise IndexCorrupt(

@@ -231,3 +231,28 @@ def test_never_indexes_its_own_state(
     report = build_index([tmp_path], "all", settings())  # tmp_path holds RAG_HOME too
     assert report.files_embedded == 6
     assert report.skip_reasons()["pocketrag data"] >= 2
+
+
+def test_an_index_in_the_older_format_is_re_embedded_by_the_next_run(
+    docs: Path, fake_embedder: FakeEmbedder
+) -> None:
+    import json
+
+    from index_fixtures import cli
+
+    old = settings().indexes_dir / "old" / "gen-000001"
+    old.mkdir(parents=True)
+    params = {"format": "pocketrag-index", "format_version": 1, "embedder": "fake", "dim": 64,
+              "chunks": 9, "faiss": "flat", "roots": [str(docs)]}  # fmt: skip
+    (old / "params.json").write_text(json.dumps(params))
+    (old.parent / "CURRENT").write_text("gen-000001\n")
+    query = cli("search", "lake", "--index", "old")
+    assert query.exit_code == 1
+    assert (
+        "written by an older pocketrag" in query.stderr and "rag index --name old" in query.stderr
+    )
+    result = cli("index", "--name", "old", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["files_embedded"] == 6 and any("older pocketrag" in w for w in report["warnings"])
+    assert top("old", "deepest lake Siberia", 1)[0].title == "Lake Baikal"

@@ -108,11 +108,18 @@ class _Progress:
         return self
 
     def update(self, phase: str, done: int, total: int) -> None:
+        """`total` 0: not known ahead (chunks appear as files are read), a running count."""
         if not self.tasks:
             self.bar.start()
+        if phase == "write":  # every chunk is in: the running counts are final
+            for task in self.bar.tasks:
+                if task.total is None:
+                    self.bar.update(task.id, total=task.completed)
         if phase not in self.tasks:
-            self.tasks[phase] = self.bar.add_task(self.LABELS.get(phase, phase), total=total)
-        self.bar.update(self.tasks[phase], completed=done, total=total)
+            self.tasks[phase] = self.bar.add_task(
+                self.LABELS.get(phase, phase), total=total or None
+            )
+        self.bar.update(self.tasks[phase], completed=done, total=total or None)
 
     def __exit__(self, *exc: object) -> None:
         if self.tasks:
