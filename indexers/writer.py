@@ -174,7 +174,10 @@ class GenerationWriter:
             return False
         import faiss
 
-        ids = faiss.vector_to_array(seg.read_segment(folder, segment, self.dim).id_map)
+        # Keep the index in a name: `id_map` belongs to it, and reading it after FAISS freed
+        # a temporary index gives garbage ids (then a touched segment looks untouched).
+        index = seg.read_segment(folder, segment, self.dim)
+        ids = faiss.vector_to_array(index.id_map)
         return bool(np.isin(ids, dropped).any())
 
     def _compact(self) -> None:
