@@ -23,7 +23,7 @@ import numpy as np
 
 from indexers import store, target
 from indexers.chunking import Chunk, embedding_text, iter_chunks
-from indexers.discovery import Skip, discover
+from indexers.discovery import Skip, discover, open_regular
 from indexers.embedders import Embedder, canonical_name, get_embedder
 from indexers.loaders import LoadError, iter_documents
 from indexers.writer import GenerationWriter
@@ -86,7 +86,7 @@ class BuildReport:
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:  # never a FIFO or device swapped in since discovery
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()

@@ -24,6 +24,7 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from rag.errors import UsageError
 
@@ -146,11 +147,12 @@ def _excluded(path: Path, root: Path, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(c, p.rstrip("/")) for p in patterns for c in candidates)
 
 
-def sniff_binary(path: Path) -> bool:
-    """A NUL byte in the first 8 KiB means binary; text (except BOM-less UTF-16) has none.
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading in binary, only if it is (still) a regular file.
 
     Opened non-blocking and checked with fstat, so a file swapped for a FIFO or a
     device since it was looked at raises OSError instead of blocking or never ending.
+    Every read of a file being indexed (sniff, hash, load) goes through here.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
@@ -158,9 +160,19 @@ def sniff_binary(path: Path) -> bool:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise OSError(errno.EINVAL, f"replaced by a {_kind(mode)} while read")
-        head = os.read(fd, 8192)
-    finally:
+        return os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
+        raise
+
+
+def sniff_binary(path: Path) -> bool:
+    """A NUL byte in the first 8 KiB means binary; text (except BOM-less UTF-16) has none.
+
+    Opened with `open_regular`: a file swapped for a FIFO or a device raises OSError.
+    """
+    with open_regular(path) as handle:
+        head = handle.read(8192)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM is text
         return False
     return b"\x00" in head

@@ -14,6 +14,7 @@ HTML) are refused above `WHOLE_FILE_LIMIT` with a reason, rather than exhaust me
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import json
 import logging
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import IO, Any
+
+from indexers.discovery import open_regular
 
 TEXT_FIELDS = ("text", "contents", "content", "body")
 TITLE_FIELDS = ("title", "name")
@@ -101,8 +104,16 @@ def _reader_for(name: str) -> Reader:
     return load_text
 
 
-def _open(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[IO[bytes]]:
+    """A file being indexed (decompressed if `.gz`), opened only if it is still a regular
+    file: one swapped for a FIFO or a device since discovery raises OSError (`open_regular`)."""
+    with open_regular(path) as raw:
+        if path.name.lower().endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield unzipped
+        else:
+            yield raw
 
 
 def _read_whole(path: Path) -> bytes:
@@ -123,7 +134,7 @@ def _read_whole(path: Path) -> bytes:
 def text_encoding(path: Path) -> str:
     """The codec for a text file, decided from all of it but read a block at a time: UTF-8
     when every byte is valid UTF-8, else cp1252, else latin-1 (which never fails)."""
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         head = handle.read(4)
         if head.startswith(b"\xef\xbb\xbf"):
             return "utf-8-sig"
@@ -146,7 +157,7 @@ def stream_text(path: Path) -> Iterator[tuple[int, str]]:
     """(offset, text) parts of a text file, cleaned, each ending at a line break when it can."""
     decoder = codecs.getincrementaldecoder(text_encoding(path))(errors="replace")
     offset, carry = 0, ""
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         while True:
             block = handle.read(READ_BYTES)
             text = carry + decoder.decode(block, final=not block)
@@ -275,19 +286,20 @@ def load_pdf(path: Path, warnings: list[str]) -> Iterator[Document]:
 
     found = False
     try:
-        reader = PdfReader(str(path))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise LoadError("encrypted PDF")
-        title = ""
-        meta = reader.metadata
-        if meta is not None and meta.title:
-            title = str(meta.title).strip()
-        title = title or path.name
-        for number, page in enumerate(reader.pages, start=1):
-            text = page.extract_text() or ""
-            if text.strip():
-                found = True
-                yield Document(_clean(text), title, anchor=f"page{number}")
+        with open_regular(path) as handle:  # pypdf reads pages from it lazily
+            reader = PdfReader(handle)
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise LoadError("encrypted PDF")
+            title = ""
+            meta = reader.metadata
+            if meta is not None and meta.title:
+                title = str(meta.title).strip()
+            title = title or path.name
+            for number, page in enumerate(reader.pages, start=1):
+                text = page.extract_text() or ""
+                if text.strip():
+                    found = True
+                    yield Document(_clean(text), title, anchor=f"page{number}")
     except LoadError:
         raise
     except (PyPdfError, KeyError, TypeError, AttributeError, ValueError, OSError) as exc:

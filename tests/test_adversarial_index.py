@@ -1,0 +1,85 @@
+"""`rag index` against files that change under it: swapped for a FIFO or a device between
+discovery, hashing and reading. Each such file is skipped with its reason; nothing blocks.
+Run in a child process with a timeout, so a regression fails instead of hanging the suite."""
+
+# ruff: noqa: F811 - pytest fixtures imported from index_fixtures are redefined as arguments
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from index_fixtures import run_child
+
+NAMES = ["a.txt", "b.md", "c.jsonl.gz", "d.html", "e.json", "f.pdf"]
+
+
+def _docs(folder: Path) -> None:
+    folder.mkdir()
+    (folder / "keep.txt").write_text("A file that stays a file, about kale.")
+    (folder / "a.txt").write_text("plain text about rivers")
+    (folder / "b.md").write_text("# Head\n\nmarkdown about lakes")
+    (folder / "c.jsonl.gz").write_bytes(gzip.compress(b'{"text": "a record about hills"}\n'))
+    (folder / "d.html").write_text("<html><body><p>a page about forests</p></body></html>")
+    (folder / "e.json").write_text('{"text": "json about deserts"}')
+    (folder / "f.pdf").write_bytes(b"%PDF-1.4\n% not really a pdf, but a regular file\n")
+
+
+_CHILD = """
+import os, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from index_fixtures import register_fake
+register_fake("fake")
+import indexers.build as build
+from rag.config import load_settings
+
+folder, stage, kind = Path({folder!r}), {stage!r}, {kind!r}
+names = {names!r}
+
+def swap():
+    for name in names:
+        (folder / name).unlink()
+        if kind == "fifo":
+            os.mkfifo(folder / name)
+        else:
+            os.symlink("/dev/zero", folder / name)
+
+if stage == "after-discovery":
+    real_discover = build.discover
+    def discover(roots, exclude):
+        found = real_discover(roots, exclude)
+        swap()
+        return found
+    build.discover = discover
+else:  # after hashing: the file is swapped before it is read
+    real_hash = build.file_sha256
+    hashed = []
+    def file_sha256(path):
+        digest = real_hash(path)
+        hashed.append(path)
+        if len(hashed) == len(names) + 1:
+            swap()
+        return digest
+    build.file_sha256 = file_sha256
+
+report = build.build_index([str(folder)], "x", load_settings(embedder="fake"))
+print(json.dumps({{s.path: s.reason for s in report.skipped}}))
+"""
+
+
+@pytest.mark.parametrize("stage", ["after-discovery", "after-hashing"])
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_file_swapped_for_a_fifo_or_device_is_skipped_not_read(
+    tmp_path: Path, stage: str, kind: str
+) -> None:
+    folder = tmp_path / "docs"
+    _docs(folder)
+    code = _CHILD.format(
+        tests=str(Path(__file__).parent), folder=str(folder), stage=stage, kind=kind, names=NAMES
+    )
+    skipped = run_child(code, timeout=60, RAG_HOME=str(tmp_path / "home"))
+    assert set(skipped) == {str(folder / n) for n in NAMES}
+    what = "FIFO" if kind == "fifo" else "character device"
+    assert all(f"replaced by a {what} while read" in r for r in skipped.values()), skipped
