@@ -25,7 +25,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import IO, Any
 
-from indexers.discovery import open_regular
+from indexers.discovery import MAX_FILE_BYTES, open_regular
 
 TEXT_FIELDS = ("text", "contents", "content", "body")
 TITLE_FIELDS = ("title", "name")
@@ -36,6 +36,9 @@ READ_BYTES = 1 << 20
 WHOLE_FILE_LIMIT = 32 * 1024 * 1024
 #: A JSON Lines record longer than this is skipped (counted in the file's warning).
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+#: A `.jsonl.gz` is read up to this many bytes once decompressed, the size limit of any
+#: file: a gzip bomb (1 MB of zeros inflates to 1 GB) is skipped, not inflated for hours.
+MAX_DECOMPRESSED_BYTES = MAX_FILE_BYTES
 
 
 class LoadError(Exception):
@@ -321,13 +324,20 @@ def record_document(record: Any, fallback_title: str, anchor: str) -> Document |
 
 def _lines(handle: IO[bytes]) -> Iterator[bytes | None]:
     """The lines of a binary stream; None for a line longer than MAX_RECORD_BYTES (skipped
-    without ever holding it whole)."""
+    without ever holding it whole). LoadError past MAX_DECOMPRESSED_BYTES."""
+
+    def read(size: int) -> bytes:
+        if handle.tell() > MAX_DECOMPRESSED_BYTES:
+            limit = MAX_DECOMPRESSED_BYTES // (1024 * 1024)
+            raise LoadError(f"too large once decompressed (over {limit} MiB)")
+        return handle.readline(size)
+
     while True:
-        line = handle.readline(MAX_RECORD_BYTES + 1)
+        line = read(MAX_RECORD_BYTES + 1)
         if not line:
             return
         if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
-            while (rest := handle.readline(READ_BYTES)) and not rest.endswith(b"\n"):
+            while (rest := read(READ_BYTES)) and not rest.endswith(b"\n"):
                 pass
             yield None
             continue

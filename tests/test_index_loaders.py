@@ -169,3 +169,35 @@ def test_chunking_invariants(pieces: list[tuple[str, str]], max_tokens: int) -> 
 def test_embedding_text_adds_title_once() -> None:
     assert embedding_text("Lake Baikal", "Deep lake.") == "Lake Baikal\nDeep lake."
     assert embedding_text("Lake", "Lake Baikal is deep.") == "Lake Baikal is deep."
+
+
+def test_a_gzip_bomb_is_skipped_at_the_size_limit_of_any_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a `.jsonl.gz` of 1 MB inflated to 1 GB of zeros was read to its end (a
+    200 MB one: 200 GB, an hour of CPU); now reading stops at the 200 MiB any file may have."""
+    import zlib
+
+    from indexers import loaders
+
+    monkeypatch.setattr(loaders, "MAX_DECOMPRESSED_BYTES", 4 * 1024 * 1024)
+    monkeypatch.setattr(loaders, "MAX_RECORD_BYTES", 1024 * 1024)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    data = b"".join(packer.compress(b"\0" * (1 << 20)) for _ in range(64)) + packer.flush()
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(data)
+    counted = []
+    real_tell = gzip.GzipFile.tell
+
+    def tell(self: gzip.GzipFile) -> int:
+        counted.append(real_tell(self))
+        return counted[-1]
+
+    monkeypatch.setattr(gzip.GzipFile, "tell", tell)
+    with pytest.raises(LoadError, match="too large once decompressed"):
+        load_file(bomb)
+    assert max(counted) < 8 * 1024 * 1024  # stopped near the limit, not at 64 MB
+    records = "".join(f'{{"text": "record {i} about rivers"}}\n' for i in range(40_000))
+    fine = tmp_path / "fine.jsonl.gz"
+    fine.write_bytes(gzip.compress(records.encode()))
+    assert len(load_file(fine).documents) == 40_000
