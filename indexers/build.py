@@ -128,9 +128,13 @@ def build_index(
     for p in paths:  # fail on a bad path before creating anything
         if not Path(p).expanduser().exists():
             raise UsageError(f"No such file or folder: {p}. Check the path and try again.")
+    roots = [Path(p).expanduser().resolve() for p in paths]
     if store.is_path_name(name):
-        roots = [Path(p).expanduser().resolve() for p in paths]
         target.check_target(index_dir, name, roots)
+    elif index_dir.resolve() != settings.indexes_dir.resolve() / name:
+        # $RAG_HOME/indexes/NAME is a link: where it leads gets a folder path's checks, so
+        # a link into the documents never puts an index among them.
+        target.check_target(index_dir.resolve(), f"{name} (a link to {index_dir.resolve()})", roots)
     made = target.make_index_dir(index_dir)
     lock_path = index_dir / "write.lock"
     try:

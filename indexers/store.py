@@ -448,7 +448,9 @@ def remove_index(index_dir: Path, label: str) -> list[str]:
     try:
         (index_dir / "write.lock").unlink(missing_ok=True)
         if not others:
-            index_dir.rmdir()
+            index_dir.resolve().rmdir()  # an index kept elsewhere through a link: its folder
+            if index_dir.is_symlink():
+                index_dir.unlink()  # and then the link
     except OSError as exc:
         raise storage_error(index_dir, exc, "remove") from None
     return others

@@ -10,7 +10,7 @@ import gzip
 from pathlib import Path
 
 import pytest
-from index_fixtures import run_child
+from index_fixtures import cli, fake_embedder, run_child, settings  # noqa: F401 - fixtures
 
 NAMES = ["a.txt", "b.md", "c.jsonl.gz", "d.html", "e.json", "f.pdf"]
 
@@ -83,3 +83,45 @@ def test_a_file_swapped_for_a_fifo_or_device_is_skipped_not_read(
     assert set(skipped) == {str(folder / n) for n in NAMES}
     what = "FIFO" if kind == "fifo" else "character device"
     assert all(f"replaced by a {what} while read" in r for r in skipped.values()), skipped
+
+
+def test_a_plain_name_linked_into_the_documents_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder
+) -> None:
+    """Before: `$RAG_HOME/indexes/notes` as a link to a folder inside the indexed tree put
+    CURRENT, gen-*/ and the marker among the user's files, and skipped those files as
+    "pocketrag data"."""
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    docs = tmp_path / "docs"
+    (docs / "notes").mkdir(parents=True)
+    (docs / "notes" / "n.txt").write_text("precious notes about gardening")
+    (docs / "other.txt").write_text("other notes about kale")
+    settings().indexes_dir.mkdir(parents=True)
+    (settings().indexes_dir / "notes").symlink_to(docs / "notes")
+    for root in (docs, docs / "notes"):
+        result = cli("index", str(root), "--name", "notes")
+        assert result.exit_code == 2, result.output
+        assert "a link to" in result.stderr and "Traceback" not in result.output
+        assert sorted(p.name for p in (docs / "notes").iterdir()) == ["n.txt"]
+
+
+def test_an_index_kept_elsewhere_through_a_link_is_built_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder
+) -> None:
+    """Before: `rag indexes remove` deleted the index, then failed (exit 1) on rmdir of the
+    link ("Not a directory")."""
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("a note about lighthouses")
+    elsewhere = tmp_path / "disk" / "idx"
+    elsewhere.mkdir(parents=True)
+    settings().indexes_dir.mkdir(parents=True)
+    link = settings().indexes_dir / "moved"
+    link.symlink_to(elsewhere)
+    assert cli("index", str(docs), "--name", "moved").exit_code == 0
+    assert (elsewhere / "CURRENT").is_file()
+    result = cli("indexes", "remove", "moved")
+    assert result.exit_code == 0, result.output
+    assert not link.is_symlink() and not elsewhere.exists()
+    assert (docs / "a.txt").is_file()
