@@ -145,10 +145,25 @@ def is_index_dir(index_dir: Path) -> bool:
 
 
 def list_index_dirs(settings: Settings) -> list[Path]:
+    """The folders under `settings.indexes_dir` that hold an index; one that cannot be looked
+    into (no permission) is listed too, so that `rag indexes list` names it and its error."""
+    from rag.files import storage_error
+
     root = settings.indexes_dir
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "CURRENT").exists())
+    try:
+        if not root.is_dir():
+            return []
+        entries = sorted(root.iterdir())
+    except OSError as exc:
+        raise storage_error(root, exc, "list") from None
+
+    def holds_index(folder: Path) -> bool:
+        try:
+            return folder.is_dir() and (folder / "CURRENT").exists()
+        except OSError:
+            return True
+
+    return [p for p in entries if holds_index(p)]
 
 
 def current_generation_dir(index_dir: Path) -> Path | None:

@@ -187,3 +187,22 @@ def test_a_path_behind_a_closed_folder_is_a_usage_error(tmp_path: Path) -> None:
         f"Error: Cannot read {closed}/docs: Permission denied. "
         "Check the path and its permissions.\n"
     )
+
+
+def test_indexes_list_names_a_folder_it_may_not_look_into(docs: Path, fake_embedder) -> None:
+    """Before: one unreadable folder under $RAG_HOME/indexes made `rag indexes list` a
+    PermissionError traceback, hiding every other index."""
+    assert cli("index", str(docs), "--name", "notes").exit_code == 0
+    closed = settings().indexes_dir / "closed"
+    closed.mkdir()
+    with modes(closed, 0):
+        out = cli_in_child("indexes", "list", unprivileged=True)
+    assert out["exit_code"] == 0, out
+    assert (
+        out["stdout"].startswith("closed  (damaged: Cannot read")
+        and "Permission denied" in out["stdout"]
+    )
+    assert "\nnotes  " in out["stdout"] and "Traceback" not in out["stderr"]
+    with modes(settings().indexes_dir, 0):
+        out = cli_in_child("indexes", "list", unprivileged=True)
+    assert out["exit_code"] == 1 and out["stderr"].startswith("Error: Cannot list"), out
