@@ -205,20 +205,26 @@ def load_text(path: Path, warnings: list[str]) -> Iterator[Document]:
         yield Document(text, path.name, offset=offset)
 
 
-_MD_ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
-_MD_SETEXT = re.compile(r"^([^\n]*\S[^\n]*)\n(=+|-+)[ \t]*$", re.MULTILINE)
-_RST_HEADING = re.compile(r"^([^\n]*\w[^\n]*)\n([=\-~^\"'`#*+<>:.]{3,})[ \t]*$", re.MULTILINE)
+# Linear in the line's length: a line is matched whole and its content checked by a
+# lookahead, never split two ways (`[^\n]*\S[^\n]*`, `(.+?)[ \t#]*$`), which backtracks
+# quadratically: a 100 KB line (an inline base64 image) took a minute, a 1 MB one hours.
+_MD_ATX = re.compile(r"^(#{1,6})[ \t]+([^\n]+)$", re.MULTILINE)
+_MD_SETEXT = re.compile(r"^(?=[^\n]*\S)([^\n]+)\n(=+|-+)[ \t]*$", re.MULTILINE)
+_RST_HEADING = re.compile(r"^(?=[^\n]*\w)([^\n]+)\n([=\-~^\"'`#*+<>:.]{3,})[ \t]*$", re.MULTILINE)
+
+
+def _heading(pattern: re.Pattern[str], match: re.Match[str]) -> str:
+    if pattern is not _MD_ATX:
+        return match.group(1).strip()
+    text = match.group(2)  # closing hashes and spaces are not part of an ATX heading
+    return (text.rstrip(" \t#") or text[:1]).strip()
 
 
 def _headed(path: Path, patterns: list[re.Pattern[str]]) -> Iterator[Document]:
     """Each part titled by the nearest heading above it (the first heading, before any)."""
     title = ""
     for offset, text in stream_text(path):
-        headings = sorted(
-            (m.start(), m.group(2 if p is _MD_ATX else 1).strip())
-            for p in patterns
-            for m in p.finditer(text)
-        )
+        headings = sorted((m.start(), _heading(p, m)) for p in patterns for m in p.finditer(text))
         if not title:
             title = headings[0][1] if headings else path.name
         yield Document(text, title, headings=headings, offset=offset)

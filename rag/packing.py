@@ -22,7 +22,8 @@ from rag.types import Passage
 #: A passage is cut to fit only when at least this many tokens of room are left.
 MIN_PARTIAL_TOKENS = 48
 #: `<source ...>`, `</source>`, and unclosed `<source` / `</source` fragments.
-_TAG_LIKE = re.compile(r"<\s*/?\s*source\b[^<>]*>?", re.IGNORECASE)
+#: (`(?:/\s*)?`, not `\s*/?\s*`: two runs of spaces to split backtrack quadratically.)
+_TAG_LIKE = re.compile(r"<\s*(?:/\s*)?source\b[^<>]*>?", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 #: Markup that makes a text HTML rather than prose that mentions a `<` or two.
 _LOOKS_LIKE_HTML = re.compile(

@@ -201,3 +201,31 @@ def test_a_gzip_bomb_is_skipped_at_the_size_limit_of_any_file(
     fine = tmp_path / "fine.jsonl.gz"
     fine.write_bytes(gzip.compress(records.encode()))
     assert len(load_file(fine).documents) == 40_000
+
+
+def test_headings_are_found_in_linear_time_on_megabyte_lines(tmp_path: Path) -> None:
+    """Before: the heading patterns backtracked quadratically on a long line: a 100 KB line
+    in a .md or .rst file (an inline base64 image) took a minute, a 1 MB one hours. In a
+    child with a timeout, so a regression fails instead of hanging the suite."""
+    from index_fixtures import run_child
+
+    long_line = "word " * 200_000
+    (tmp_path / "a.md").write_text(f"# Title\n\n{long_line}\nnext\n\n# a{' ' * 500_000}b\n")
+    (tmp_path / "b.rst").write_text(f"Title\n=====\n\n{long_line}\nnext line\n")
+    code = f"""
+from pathlib import Path
+from indexers.loaders import load_file
+print(json.dumps([[h for _, h in d.headings] for name in ("a.md", "b.rst")
+                  for d in load_file(Path({str(tmp_path)!r}) / name).documents]))
+"""
+    headings = run_child(code, timeout=60)
+    assert headings[0][0] == "Title" and headings[-1] == ["Title"]
+    assert any(h.startswith("a ") and h.endswith(" b") for d in headings for h in d)
+
+
+def test_heading_titles_strip_closing_hashes_as_before(tmp_path: Path) -> None:
+    (tmp_path / "h.md").write_text(
+        "# One ##\n\ntext\n\n## Two\t#\n\ntext\n\n### ###\n\ntext\n\nSet\n---\n\ntext\n"
+    )
+    docs = load_file(tmp_path / "h.md").documents
+    assert [h for _, h in docs[0].headings] == ["One", "Two", "#", "Set"]

@@ -129,3 +129,17 @@ def test_sources_are_numbered_one_to_n_in_order() -> None:
         ("3", "3"),
         ("4", "4"),
     ]
+
+
+def test_source_tag_removal_is_linear_in_runs_of_spaces() -> None:
+    """Before: `<\\s*/?\\s*source` split a run of spaces two ways: a passage holding `<` and
+    200,000 spaces (a chunk is counted in tokens, spaces are none) took minutes to clean at
+    `rag ask` time. In a child with a timeout, so a regression fails instead of hanging."""
+    from index_fixtures import run_child
+
+    code = """
+from rag.packing import clean_text
+text = clean_text("a <" + " " * 1_000_000 + "x < / source > y </source b")
+print(json.dumps(text))
+"""
+    assert run_child(code, timeout=60) == "a < x y"
