@@ -92,4 +92,5 @@ def print_sources(sources: list) -> None:
         return
     output.out.print("\nSources:", style="bold", markup=False)
     for source in sources:
-        output.out.print(f"[{source.id}] {source.title} — {source.location}", markup=False)
+        title, location = output.printable(source.title), output.printable(source.location)
+        output.out.print(f"[{source.id}] {title} — {location}", markup=False)

@@ -102,7 +102,9 @@ def chat(
         try:
             query = session.rewrite_query(question)
             if query != question and not json_output:
-                output.err.print(f"(searching for: {query})", style="dim", markup=False)
+                output.err.print(
+                    f"(searching for: {output.printable(query)})", style="dim", markup=False
+                )
             turn = session.ask(
                 question, search_query=query, on_text=None if json_output else output.write_text
             )

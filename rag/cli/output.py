@@ -9,8 +9,9 @@ from typing import Any
 
 from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: a `:name:` in a document, a title or a path is shown as written, not as an emoji.
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 # A file name can hold any byte but `/` and NUL: bytes that are not UTF-8 come back from
 # the OS as lone surrogates, which cannot be written as UTF-8, and control characters
@@ -45,8 +46,9 @@ def print_json(payload: dict[str, Any]) -> None:
 
 
 def write_text(text: str) -> None:
-    """Streamed answer text: straight to stdout, flushed so it appears token by token."""
-    sys.stdout.write(text)
+    """Streamed answer text: straight to stdout, flushed so it appears token by token; a
+    terminal escape the model copied from a document is shown, not obeyed."""
+    sys.stdout.write(printable(text, keep_newlines=True))
     sys.stdout.flush()
 
 

@@ -53,10 +53,11 @@ def search(
     if not results:
         output.err.print("No results.", markup=False)
         return
-    for r in results:
+    for r in results:  # titles and texts come from documents and web pages: never raw escapes
+        title, location = output.printable(r.title), output.printable(r.location)
         output.out.print(
-            f"[{r.id}] {r.title}  ({r.origin}, score {r.score:.3f})", style="bold", markup=False
+            f"[{r.id}] {title}  ({r.origin}, score {r.score:.3f})", style="bold", markup=False
         )
-        output.out.print(f"    {r.location}", style="cyan", markup=False)
-        snippet = " ".join(r.text.split())
+        output.out.print(f"    {location}", style="cyan", markup=False)
+        snippet = output.printable(" ".join(r.text.split()))
         output.out.print(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}\n", markup=False)
