@@ -251,6 +251,9 @@ def test_an_index_in_the_older_format_is_re_embedded_by_the_next_run(
     assert (
         "written by an older pocketrag" in query.stderr and "rag index --name old" in query.stderr
     )
+    listed = cli("indexes", "list")  # not "damaged", and the way to update it
+    assert listed.exit_code == 0 and listed.stdout.startswith("old  (older format: ")
+    assert "rag index --name old`" in listed.stdout and "damaged" not in listed.output
     result = cli("index", "--name", "old", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

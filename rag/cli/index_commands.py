@@ -147,6 +147,9 @@ def _summary(index_dir: Path) -> dict[str, Any]:
     try:
         gen = store.open_current(index_dir, index_dir.name)
         gen.verify()
+    except store.OldFormat as exc:  # not damaged: `rag index --name NAME` updates it
+        message = str(store.damaged(index_dir.name, exc))
+        return {"name": index_dir.name, "path": str(index_dir), "error": message, "old": True}
     except Exception as exc:  # a damaged index is listed, not fatal to the listing
         return {"name": index_dir.name, "path": str(index_dir), "error": str(exc)}
     return _row(index_dir, gen)
@@ -185,7 +188,9 @@ def list_indexes(json_output: JsonOption = False) -> None:
         )
         return
     for r in rows:
-        if "error" in r:
+        if r.get("old"):
+            output.out.print(f"{r['name']}  (older format: {r['error']})", markup=False)
+        elif "error" in r:
             output.out.print(f"{r['name']}  (damaged: {r['error']})", markup=False)
         else:
             output.out.print(
@@ -193,7 +198,7 @@ def list_indexes(json_output: JsonOption = False) -> None:
                 f"{r['bytes'] / 1e6:.1f} MB, updated {_when(r['updated_at'])}",
                 markup=False,
             )
-    if any("error" in r for r in rows):
+    if any("error" in r and not r.get("old") for r in rows):
         output.err.print(
             "Rebuild a damaged index with `rag index PATH --name NAME --rebuild`.", markup=False
         )
