@@ -363,7 +363,7 @@ def load_jsonl(path: Path, warnings: list[str]) -> Iterator[Document]:
                 continue
             try:
                 record = json.loads(decode(line))
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # one bad record, not a bad file
                 bad += 1
                 continue
             doc = record_document(record, f"{path.name} line {number}", f"L{number}")
@@ -387,6 +387,8 @@ def load_json(path: Path, warnings: list[str]) -> Iterator[Document]:
         data = json.loads(decode(_read_whole(path)))
     except json.JSONDecodeError as exc:
         raise LoadError(f"invalid JSON ({exc})") from None
+    except RecursionError:
+        raise LoadError("invalid JSON (nested too deeply to read)") from None
     records = data if isinstance(data, list) else [data]
     found = 0
     for i, record in enumerate(records):

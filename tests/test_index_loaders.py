@@ -229,3 +229,17 @@ def test_heading_titles_strip_closing_hashes_as_before(tmp_path: Path) -> None:
     )
     docs = load_file(tmp_path / "h.md").documents
     assert [h for _, h in docs[0].headings] == ["One", "Two", "#", "Set"]
+
+
+def test_a_deeply_nested_record_costs_only_itself(tmp_path: Path) -> None:
+    """Before: one JSON Lines record nested 200,000 deep raised RecursionError, and the
+    whole file was skipped as "failed to read"; a nested .json file said the same."""
+    deep = "[" * 200_000 + "]" * 200_000
+    lines = tmp_path / "d.jsonl"
+    lines.write_text(f'{{"text": "otters"}}\n{deep}\n{{"text": "beavers"}}\n')
+    loaded = load_file(lines)
+    assert [d.text for d in loaded.documents] == ["otters", "beavers"]
+    assert loaded.warnings == ["1 record(s) without a text field or not JSON"]
+    (tmp_path / "d.json").write_text(deep)
+    with pytest.raises(LoadError, match="nested too deeply"):
+        load_file(tmp_path / "d.json")
