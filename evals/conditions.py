@@ -90,6 +90,25 @@ def passage_from_dict(data: dict[str, Any]) -> Passage:
     )
 
 
+def _record(row: Any) -> Retrieved:
+    """A snapshot line's retrieval result; KeyError/TypeError/... when it is not one."""
+    hash((row["condition"], row["question"]))  # the key of the record must be usable
+    return Retrieved(
+        [passage_from_dict(p) for p in row["passages"]],
+        [str(w) for w in row.get("warnings") or []],
+        float(row.get("seconds", 0.0)),
+    )
+
+
+def snapshot_record_problem(row: Any) -> str | None:
+    """Why a JSON value is not a snapshot record, or None when it is one."""
+    try:
+        _record(row)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return f"is not a snapshot record ({type(exc).__name__}: {exc})"
+    return None
+
+
 class Snapshot:
     """Recorded retrieval results keyed by (condition, question text).
 
@@ -113,15 +132,10 @@ class Snapshot:
         fix = "Replay a file recorded with --snapshot FILE, or record a new one."
         records: dict[tuple[str, str], Retrieved] = {}
         for number, row in read_jsonl(path, fix).rows:
-            try:
-                records[(row["condition"], row["question"])] = Retrieved(
-                    [passage_from_dict(p) for p in row["passages"]],
-                    [str(w) for w in row.get("warnings") or []],
-                    float(row.get("seconds", 0.0)),
-                )
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                reason = f"is not a snapshot record ({type(exc).__name__}: {exc})"
-                raise bad_line(path, number, reason, fix) from None
+            problem = snapshot_record_problem(row)
+            if problem is not None:
+                raise bad_line(path, number, problem, fix)
+            records[(row["condition"], row["question"])] = _record(row)
         if not records:
             raise UsageError(f"{path} holds no snapshot records. {fix}")
         return cls(records)

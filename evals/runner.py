@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.benchmarks import Question, load_benchmark, sample_questions
-from evals.conditions import Condition, EvidenceSource, Snapshot
+from evals.conditions import Condition, EvidenceSource, Snapshot, snapshot_record_problem
 from evals.jsonl import append_line, bad_line, read_jsonl, repair_tail
 from evals.manifest import MANIFEST, build_manifest, index_fingerprint, reconcile_manifest
 from evals.metrics import score_answer
@@ -311,6 +311,15 @@ def check_paths(config: EvalConfig) -> None:
             f"--out {config.out_dir} is a file, not a folder{where}. Give a folder for the "
             "run (it is created if missing)."
         )
+    # A new run writes these into --out: never over a file that is not from a run.
+    if config.out_dir.is_dir() and not (config.out_dir / MANIFEST).exists():
+        theirs = [n for n in (PREDICTIONS, *REPORT_FILES) if (config.out_dir / n).exists()]
+        if theirs:
+            raise UsageError(
+                f"--out {config.out_dir} already holds {', '.join(theirs)} but no {MANIFEST}: "
+                "not a run pocketrag can resume, and a new run would overwrite those files. "
+                "Give a new or empty folder for the run."
+            )
     if config.snapshot is not None:
         folder = config.snapshot.parent
         if config.snapshot.is_dir():
@@ -323,6 +332,42 @@ def check_paths(config: EvalConfig) -> None:
                 f"Cannot record the snapshot to {config.snapshot}: the folder {folder} does "
                 "not exist. Create it, or choose another path for --snapshot."
             )
+        _check_snapshot_target(config)
+
+
+#: What `rag eval run` writes into --out besides predictions.jsonl and manifest.json.
+REPORT_FILES = ("results.json", "report.md", "report.png")
+
+
+def _check_snapshot_target(config: EvalConfig) -> None:
+    """A snapshot is appended to, and its last line repaired: it must be a new file or an
+    earlier snapshot, never the benchmark, a file of the run, or anyone else's file."""
+    assert config.snapshot is not None
+    snapshot = config.snapshot.resolve()
+    own = {(config.out_dir / n).resolve() for n in (PREDICTIONS, MANIFEST, LOCK, *REPORT_FILES)}
+    benchmark = Path(config.benchmark).expanduser()
+    if snapshot in own or (benchmark.is_file() and benchmark.resolve() == snapshot):
+        what = "the benchmark file" if snapshot not in own else "a file the run itself writes"
+        raise UsageError(
+            f"--snapshot {config.snapshot} is {what}. Give the snapshot a file of its own, "
+            f"e.g. {config.out_dir / 'snapshot.jsonl'}."
+        )
+    try:
+        if not snapshot.is_file() or snapshot.stat().st_size == 0:
+            return
+    except OSError as exc:
+        raise storage_error(snapshot, exc, "read") from None
+    fix = (
+        "--snapshot adds to an earlier snapshot, so it would change this file: give a new "
+        "file name to record a new snapshot."
+    )
+    found = read_jsonl(config.snapshot, fix)  # a line that is not JSON: a UsageError
+    for number, row in found.rows:
+        problem = snapshot_record_problem(row)
+        if problem is not None:
+            raise bad_line(config.snapshot, number, problem, fix)
+    if not found.rows:
+        raise UsageError(f"{config.snapshot} holds no snapshot record. {fix}")
 
 
 class RunBusy(RagError):

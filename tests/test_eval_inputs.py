@@ -88,6 +88,41 @@ CASES = {
         "is a file, not a folder: ",
     ),
     "replay is a folder": ({"snaps": None}, ["--replay", "{snaps}"], "is a folder"),
+    "snapshot is a text file": (
+        {"notes.txt": "my notes\nthe last line, no newline"},
+        ["--snapshot", "{notes.txt}"],
+        "notes.txt line 1 is not JSON",
+    ),
+    "snapshot is one line of text": (
+        {"notes.txt": "one line, no newline"},
+        ["--snapshot", "{notes.txt}"],
+        "holds no snapshot record",
+    ),
+    "snapshot is JSON lines of something else": (
+        {"other.jsonl": '{"question": "q", "answers": ["a"]}\n'},
+        ["--snapshot", "{other.jsonl}"],
+        "other.jsonl line 1 is not a snapshot record",
+    ),
+    "snapshot is the benchmark": (
+        {"b.jsonl": json.dumps(ROW) + "\n"},
+        ["-b", "{b.jsonl}", "--snapshot", "{b.jsonl}"],
+        "is the benchmark file",
+    ),
+    "snapshot is the run's manifest": (
+        {"run": None},
+        ["--snapshot", "{run/manifest.json}"],
+        "is a file the run itself writes",
+    ),
+    "snapshot is the run's predictions": (
+        {"run": None},
+        ["--snapshot", "{run/predictions.jsonl}"],
+        "is a file the run itself writes",
+    ),
+    "out holds someone's report": (
+        {"run/report.md": "# my own report\n"},
+        [],
+        "already holds report.md but no manifest.json",
+    ),
     "replay not UTF-8": (
         {"snap.jsonl": b'{"condition": "\xff"}\n'},
         ["--replay", "{snap.jsonl}"],
@@ -136,6 +171,10 @@ def test_bad_run_inputs_are_one_clear_line(
     assert expected in error
     _no_traceback(result)
     assert fake_model.calls == []
+    for name, content in files.items():  # the files given are left exactly as they were
+        if content is not None:
+            data = content if isinstance(content, bytes) else content.encode()
+            assert (tmp_path / name).read_bytes() == data, name
 
 
 def test_rows_without_answers_are_counted_and_the_run_goes_on(
