@@ -71,6 +71,8 @@ class Settings:
 def _coerce(name: str, raw: Any, kind: type, origin: str) -> Any:
     if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
         return raw
+    if kind is str:  # a TOML number, list, table or date is not a name, a URL or a key
+        raise UsageError(f"{origin}: {name} must be text in quotes, got {raw!r}.")
     text = str(raw).strip()
     try:
         if kind is bool:
@@ -140,16 +142,22 @@ _RANGES: dict[str, tuple[float, float]] = {
     "fetch": (0, 10),
     "search_cache_ttl": (0, 10 * 365 * 86_400),
 }
-#: Settings that take one of a few words.
-_CHOICES: dict[str, tuple[str, ...]] = {"weight_repack": ("auto", "on", "off")}
+#: Settings that take one of a few words (the web engines share the safesearch and time
+#: limit words: `rag.web.base`).
+SAFESEARCH_LEVELS = ("on", "moderate", "off")
+TIMELIMITS = ("", "d", "w", "m", "y")
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "weight_repack": ("auto", "on", "off"),
+    "safesearch": SAFESEARCH_LEVELS,
+    "timelimit": TIMELIMITS,
+}
 
 
 def _check_range(name: str, value: Any, origin: str) -> None:
     if name in _CHOICES:
         if value not in _CHOICES[name]:
-            raise UsageError(
-                f"{origin}: {name} must be one of {', '.join(_CHOICES[name])}, got {value!r}."
-            )
+            words = ", ".join(w or repr(w) for w in _CHOICES[name])
+            raise UsageError(f"{origin}: {name} must be one of {words}, got {value!r}.")
         return
     if name not in _RANGES:
         return

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,10 @@ def test_bad_config_file_is_a_usage_error(rag_home: Path) -> None:
         ("RAG_TEMPERATURE", "inf", "temperature must be a finite number"),
         ("RAG_TEMPERATURE", "-0.5", "temperature must be between 0.0 and 2.0"),
         ("RAG_WEIGHT_REPACK", "maybe", "weight_repack must be one of auto, on, off"),
+        # checked here, naming the layer, like every word setting (was: only once a web
+        # search was built, naming RAG_SAFESEARCH whatever the layer)
+        ("RAG_SAFESEARCH", "maybe", "safesearch must be one of on, moderate, off"),
+        ("RAG_TIMELIMIT", "q", "timelimit must be one of '', d, w, m, y"),
     ],
 )
 def test_out_of_range_values_are_usage_errors(
@@ -105,3 +110,22 @@ def test_temperature_flag_gives_one_line_and_exit_2(flag: str) -> None:
     result = CliRunner().invoke(app, ["ask", "Who wrote Emma?", "--temperature", flag])
     assert result.exit_code == 2
     assert "temperature must be" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("model = 5", "model must be text in quotes, got 5"),
+        ("embedder = [1, 2]", "embedder must be text in quotes, got [1, 2]"),
+        ("searxng_url = {a = 1}", "searxng_url must be text in quotes"),
+        ("openai_api_key = true", "openai_api_key must be text in quotes, got True"),
+        ("region = 1979-05-27", "region must be text in quotes"),
+        ('safesearch = "strict"', "safesearch must be one of on, moderate, off"),
+    ],
+)
+def test_wrong_types_in_config_file_name_the_file(rag_home: Path, line: str, message: str) -> None:
+    """Before: a number, list, table or date given for a text setting was silently turned
+    into its Python spelling (`[1, 2]`, `{'a': 1}`) and failed later, far from the file."""
+    (rag_home / "config.toml").write_text(line + "\n")
+    with pytest.raises(UsageError, match=re.escape(f"config.toml: {message}")):
+        load_settings()

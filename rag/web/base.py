@@ -9,10 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from rag.config import SAFESEARCH_LEVELS, TIMELIMITS
 from rag.errors import UsageError
-
-SAFESEARCH_LEVELS = ("on", "moderate", "off")
-TIMELIMITS = ("", "d", "w", "m", "y")
 
 
 def check_search_options(safesearch: str, timelimit: str) -> None:
