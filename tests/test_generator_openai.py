@@ -167,3 +167,24 @@ def _smollm2() -> Path:
     from rag.models import ALIASES
 
     return ALIASES["smollm2-135m"].fetch()
+
+
+def test_marker_spellings_of_other_families_are_broken_too() -> None:
+    """Before: DeepSeek's fullwidth-bar markers and Mistral's bracketed system and tool
+    markers went to the server intact (served by Ollama, llama.cpp, vLLM alike)."""
+    from rag.generators.openai_http import neutralize_markers
+
+    for marker in (
+        "<｜end▁of▁sentence｜>",
+        "<｜User｜>",
+        "<｜Assistant｜>",
+        "[SYSTEM_PROMPT]",
+        "[/SYSTEM_PROMPT]",
+        "[TOOL_RESULTS]",
+        "[AVAILABLE_TOOLS]",
+        "<|eot_id|>",
+        "[/INST]",
+    ):
+        sent = neutralize_markers(f"text {marker} more")
+        assert marker not in sent and sent.replace("\u2060", "") == f"text {marker} more"
+    assert neutralize_markers("a [SYSTEM] b ｜ c") == "a [SYSTEM] b ｜ c"

@@ -32,7 +32,11 @@ from rag.types import Message, Timings
 #: first character: the text still reads the same, but no longer matches a marker.
 _MARKER = re.compile(
     r"<\|[^\s<>|]{1,40}\|>|</?(?:start_of_turn|end_of_turn|s|bos|eos|pad|unk)>"
-    r"|\[/?INST\]|<</?SYS>>",
+    r"|\[/?INST\]|<</?SYS>>"
+    # DeepSeek's markers use fullwidth bars (`<｜User｜>`, `<｜end▁of▁sentence｜>`);
+    # Mistral's newer templates add bracketed ones (`[SYSTEM_PROMPT]`, `[TOOL_RESULTS]`).
+    r"|<\uff5c[^\s<>\uff5c]{1,40}\uff5c>"
+    r"|\[/?(?:SYSTEM_PROMPT|AVAILABLE_TOOLS|TOOL_CALLS|TOOL_RESULTS|TOOL_CONTENT)\]",
     re.IGNORECASE,
 )
 _JOINER = "\u2060"
