@@ -398,6 +398,9 @@ def _old_format(gen_dir: Path) -> store.Generation:
     import json
 
     params = json.loads((gen_dir / "params.json").read_text(encoding="utf-8"))
+    roots = params.get("roots", [])
+    if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
+        raise IndexCorrupt(f"{gen_dir / 'params.json'} holds roots of the wrong kind: {roots!r}.")
     return store.Generation(gen_dir, params)
 
 

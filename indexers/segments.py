@@ -14,6 +14,7 @@ segments that is the exact top-k of the whole index.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -51,20 +52,33 @@ class Segment:
 
     @classmethod
     def from_dict(cls, data: Any) -> Segment:
+        """A segment as params.json lists it; IndexCorrupt unless every field is sound (a
+        segment file name of our own pattern, whole non-negative counts and ids)."""
+        malformed = IndexCorrupt(f"params.json lists a malformed segment: {data!r}.")
         try:
-            segment = cls(
-                str(data["file"]), int(data["count"]), str(data["kind"]),
-                int(data["min_id"]), int(data["max_id"]),
-            )  # fmt: skip
-        except (KeyError, TypeError, ValueError):
-            raise IndexCorrupt(f"params.json lists a malformed segment: {data!r}.") from None
-        if segment.kind not in ("flat", "hnsw") or "/" in segment.file or segment.count < 0:
-            raise IndexCorrupt(f"params.json lists a malformed segment: {data!r}.")
-        return segment
+            fields = [data[k] for k in ("file", "count", "kind", "min_id", "max_id")]
+        except (KeyError, TypeError, IndexError):
+            raise malformed from None
+        name, count, kind, low, high = fields
+        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (count, low, high))
+        if not (
+            whole
+            and isinstance(name, str)
+            and _SEGMENT_FILE.fullmatch(name)
+            and kind in ("flat", "hnsw")
+            and count >= 0
+            and low >= 0
+            and (high >= low or (count == 0 and high == -1))
+        ):
+            raise malformed
+        return cls(name, count, kind, low, high)
 
     @property
     def number(self) -> int:
         return int(self.file.split("-")[1].split(".")[0])
+
+
+_SEGMENT_FILE = re.compile(r"seg-\d{6,}\.faiss")
 
 
 def segment_file(number: int) -> str:

@@ -184,6 +184,32 @@ class OldFormat(IndexCorrupt):
     """A generation written by an older pocketrag: readable by a rebuild, not by queries."""
 
 
+def _whole(value: Any, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def check_params(path: Path, params: dict[str, Any]) -> None:
+    """IndexCorrupt unless the values every reader and writer relies on have their types:
+    a hand-edited or damaged params.json is a damaged index, not a traceback."""
+    problems = {
+        "embedder": isinstance(params.get("embedder"), str) and params["embedder"].strip(),
+        "dim": _whole(params.get("dim"), 1),
+        "chunks": _whole(params.get("chunks")),
+        "faiss": isinstance(params.get("faiss"), str),
+        "segments": isinstance(params.get("segments"), list),
+        "roots": isinstance(params.get("roots", []), list)
+        and all(isinstance(r, str) for r in params.get("roots", [])),
+        **{
+            key: key not in params or _whole(params[key])
+            for key in ("files", "next_chunk_id", "next_segment")
+        },
+    }
+    bad = [key for key, fine in problems.items() if not fine]
+    if bad:
+        shown = ", ".join(f"{key}={params.get(key)!r}"[:80] for key in bad)
+        raise IndexCorrupt(f"{path} holds values of the wrong kind ({shown}).")
+
+
 @dataclass
 class Generation:
     """One committed, read-only generation of an index."""
@@ -222,6 +248,7 @@ class Generation:
         for key in ("embedder", "dim", "chunks", "faiss", "segments"):
             if key not in params:
                 raise IndexCorrupt(f"{path} lacks {key!r}.")
+        check_params(path, params)
         generation = cls(gen_dir, params)
         listed = sum(s.count for s in generation.segments)
         if listed != params["chunks"]:

@@ -22,6 +22,7 @@ import numpy as np
 from indexers import segments as seg
 from indexers import store
 from indexers.chunking import Chunk
+from rag.errors import IndexCorrupt
 from rag.files import write_atomic
 
 
@@ -146,8 +147,11 @@ class GenerationWriter:
                 (self.tmp / segment.file).unlink(missing_ok=True)
         (n_files,) = self.conn.execute("SELECT count(*) FROM files").fetchone()
         (n_chunks,) = self.conn.execute("SELECT count(*) FROM chunks").fetchone()
-        if n_chunks != sum(s.count for s in final):
-            raise RuntimeError(f"index writer lost track: {n_chunks} chunks, vectors differ")
+        if n_chunks != sum(s.count for s in final):  # the previous generation lied about
+            raise IndexCorrupt(  # its segments (their id ranges): it is damaged
+                f"{self.prev.dir if self.prev else self.tmp}: the vectors do not match the "
+                f"chunks ({n_chunks} chunks, {sum(s.count for s in final)} vectors)."
+            )
         self._compact()
         self.conn.close()
         self.params.update(

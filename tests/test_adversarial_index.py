@@ -7,10 +7,11 @@ Run in a child process with a timeout, so a regression fails instead of hanging 
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
-from index_fixtures import cli, fake_embedder, run_child, settings  # noqa: F401 - fixtures
+from index_fixtures import cli, docs, fake_embedder, run_child, settings  # noqa: F401 - fixtures
 
 NAMES = ["a.txt", "b.md", "c.jsonl.gz", "d.html", "e.json", "f.pdf"]
 
@@ -125,3 +126,49 @@ def test_an_index_kept_elsewhere_through_a_link_is_built_and_removed(
     assert result.exit_code == 0, result.output
     assert not link.is_symlink() and not elsewhere.exists()
     assert (docs / "a.txt").is_file()
+
+
+_SEGMENT = {"file": "seg-000001.faiss", "count": 11, "kind": "flat", "min_id": 1, "max_id": 11}
+DAMAGED_PARAMS = [
+    {"embedder": 5},
+    {"embedder": None},
+    {"dim": "x"},
+    {"dim": 1e400},
+    {"chunks": 1e400},
+    {"segments": None},
+    {"roots": [5]},
+    {"roots": None},
+    {"next_chunk_id": "x"},
+    {"next_segment": 1e400},
+    {"segments": [{**_SEGMENT, "count": 1e400}]},
+    {"segments": [{**_SEGMENT, "min_id": 1e400}]},
+    {"segments": [{**_SEGMENT, "file": ""}]},
+    {"segments": [{**_SEGMENT, "file": "chunks.sqlite"}]},
+    {"segments": [{**_SEGMENT, "max_id": -5}]},  # an id range that hides the chunks
+]
+
+
+@pytest.mark.parametrize("change", DAMAGED_PARAMS, ids=lambda c: json.dumps(c)[:60])
+def test_a_damaged_params_file_is_a_damaged_index_for_every_command(
+    tmp_path: Path, docs: Path, fake_embedder, change: dict
+) -> None:
+    """Before: each of these made some command a traceback (AttributeError, OverflowError,
+    TypeError, IndexError), or `rag index` a 'writer lost track' RuntimeError."""
+    assert cli("index", str(docs), "--name", "p").exit_code == 0
+    gen = settings().indexes_dir / "p" / "gen-000001"
+    params = json.loads((gen / "params.json").read_text())
+    assert params["segments"] == [_SEGMENT]  # the fixture docs: 11 chunks in one segment
+    (gen / "params.json").write_text(json.dumps({**params, **change}))
+    for args in (
+        ["search", "lake", "--index", "p"],
+        ["indexes", "info", "p"],
+        ["index", "--name", "p"],
+    ):
+        result = cli(*args)
+        assert isinstance(result.exception, SystemExit), (args, repr(result.exception))
+        assert result.exit_code == 1 and "is damaged" in result.stderr, (args, result.output)
+        assert "--rebuild" in result.stderr
+    listed = cli("indexes", "list")
+    assert listed.exit_code == 0 and listed.stdout.startswith("p  (damaged: "), listed.output
+    assert cli("index", str(docs), "--name", "p", "--rebuild").exit_code == 0
+    assert cli("search", "lake", "--index", "p").exit_code == 0

@@ -170,7 +170,12 @@ def _row(index_dir: Path, gen: Any) -> dict[str, Any]:
 
 
 def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "?"
+    if not ts:
+        return "?"
+    try:
+        return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):  # missing or not a time
+        return "?"
 
 
 @indexes_app.command("list")
