@@ -9,6 +9,7 @@ model itself loads on the first query.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from typing import Any
 
@@ -118,20 +119,26 @@ class IndexRetriever:
             return []
         ids = [i for i, _ in ranked]
         marks = ",".join("?" * len(ids))
-        rows = {
-            r[0]: r
-            for r in self.conn.execute(
-                f'SELECT id, path, title, location, text, start, "end" FROM chunks '
-                f"WHERE id IN ({marks})",
-                ids,
-            )
-        }
+        try:
+            rows = {
+                r[0]: r
+                for r in self.conn.execute(
+                    f'SELECT id, path, title, location, text, start, "end" FROM chunks '
+                    f"WHERE id IN ({marks})",
+                    ids,
+                )
+            }
+        except sqlite3.DatabaseError as exc:
+            raise store.damaged(
+                self.label, IndexCorrupt(f"Cannot read its chunks: {exc}.")
+            ) from None
         passages = []
         for chunk_id, score in ranked:
             row = rows.get(chunk_id)
-            if row is None:
+            if row is None or not all(isinstance(v, str) for v in row[1:5]):
+                what = "has no chunk row" if row is None else "has a chunk row that is not text"
                 raise IndexCorrupt(
-                    f"Index {self.label!r} is damaged: vector {chunk_id} has no chunk row. "
+                    f"Index {self.label!r} is damaged: vector {chunk_id} {what}. "
                     f"Rebuild it with `rag index PATH --name {self.label} --rebuild`."
                 )
             _, path, title, location, text, start, end = row

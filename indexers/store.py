@@ -269,7 +269,7 @@ class Generation:
         try:
             (count,) = conn.execute("SELECT count(*) FROM chunks").fetchone()
             lost = _bm25_lost_chunk(conn)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, _NotText) as exc:
             conn.close()
             raise IndexCorrupt(f"Cannot read {path}: {exc}.") from None
         if count != self.params["chunks"]:
@@ -288,6 +288,8 @@ class Generation:
         conn = self.connect()
         try:
             rows = conn.execute("SELECT path, sha256, size, mtime_ns FROM files").fetchall()
+        except sqlite3.DatabaseError as exc:  # damage, not a disk that cannot be written
+            raise IndexCorrupt(f"Cannot read {self.dir / 'chunks.sqlite'}: {exc}.") from None
         finally:
             conn.close()
         return {p: (h, s, m) for p, h, s, m in rows}
@@ -313,6 +315,10 @@ class Generation:
 _WORD = re.compile(r"\w\w+")
 
 
+class _NotText(Exception):
+    pass
+
+
 def _bm25_lost_chunk(conn: sqlite3.Connection) -> int | None:
     """A chunk (the first or the last) that the BM25 index cannot find by a word of its own
     text, or None. FTS5 reads a damaged index as an empty one, silently; this probe makes
@@ -322,6 +328,8 @@ def _bm25_lost_chunk(conn: sqlite3.Connection) -> int | None:
         "((SELECT min(id) FROM chunks), (SELECT max(id) FROM chunks))"
     ).fetchall()
     for chunk_id, text in rows:
+        if not isinstance(text, str):
+            raise _NotText(f"chunk {chunk_id} holds {type(text).__name__}, not text")
         word = _WORD.search(text)
         if word is None:
             continue

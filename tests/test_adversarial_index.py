@@ -172,3 +172,36 @@ def test_a_damaged_params_file_is_a_damaged_index_for_every_command(
     assert listed.exit_code == 0 and listed.stdout.startswith("p  (damaged: "), listed.output
     assert cli("index", str(docs), "--name", "p", "--rebuild").exit_code == 0
     assert cli("search", "lake", "--index", "p").exit_code == 0
+
+
+DAMAGED_SQL = {
+    "a renamed column": "ALTER TABLE chunks RENAME COLUMN location TO loc;",
+    "a chunk text that is a blob": "UPDATE chunks SET text = x'ff00ff';",
+    "no file table": "DROP TABLE files;",
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_SQL))
+def test_a_damaged_chunk_database_is_a_damaged_index(
+    docs: Path, fake_embedder, damage: str
+) -> None:
+    """Before: a search was an OperationalError or TypeError traceback, and `rag index` on a
+    database without its file table said the disk could not be written."""
+    import sqlite3
+
+    assert cli("index", str(docs), "--name", "p").exit_code == 0
+    conn = sqlite3.connect(settings().indexes_dir / "p" / "gen-000001" / "chunks.sqlite")
+    conn.executescript(DAMAGED_SQL[damage])
+    conn.commit()
+    conn.close()
+    (docs / "new.txt").write_text("a change, so that rag index reads the file table")
+    runs = [cli("search", "lake", "--index", "p"), cli("index", "--name", "p")]
+    failed = [r for r in runs if r.exit_code != 0]
+    assert failed, "the damage shows somewhere"
+    for result in runs:  # never a traceback
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+            result.exception
+        )
+    for result in failed:
+        assert result.exit_code == 1 and "is damaged" in result.stderr, result.output
+        assert "--rebuild" in result.stderr
