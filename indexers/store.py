@@ -312,7 +312,9 @@ class Generation:
         self.connect().close()
 
 
-_WORD = re.compile(r"\w\w+")
+#: A word as FTS5's unicode61 tokenizer sees one: letters and digits, never `_` (a separator
+#: to it), so that a chunk starting with a line of underscores is still found by a word.
+_WORD = re.compile(r"[^\W_]+")
 
 
 class _NotText(Exception):

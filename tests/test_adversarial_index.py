@@ -205,3 +205,16 @@ def test_a_damaged_chunk_database_is_a_damaged_index(
     for result in failed:
         assert result.exit_code == 1 and "is damaged" in result.stderr, result.output
         assert "--rebuild" in result.stderr
+
+
+def test_a_chunk_starting_with_underscores_is_not_damage(tmp_path: Path, fake_embedder) -> None:
+    """Before: the BM25 probe searched a chunk by its first `\\w\\w+`, which for an email
+    export starting with `____` is a run of underscores, a separator to FTS5: a healthy
+    index was reported damaged by every command, and a rebuild could not fix it."""
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    (folder / "mail.txt").write_text("________________\nFrom: Alice\nSubject: roof repairs\n")
+    assert cli("index", str(folder), "--name", "mail").exit_code == 0
+    found = cli("search", "roof", "--index", "mail")
+    assert found.exit_code == 0 and "roof repairs" in found.stdout, found.output
+    assert "damaged" not in cli("indexes", "list").output
