@@ -354,7 +354,10 @@ def load_jsonl(path: Path, warnings: list[str]) -> Iterator[Document]:
     """JSON Lines (optionally gzipped): each record with a text field is its own document,
     read one line at a time."""
     bad = good = long = 0
-    with _open(path) as handle:
+    with _open(path) as raw:
+        handle: Any = raw
+        if raw.peek(2)[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 (PowerShell's Out-File):
+            handle = codecs.EncodedFile(raw, "utf-8", "utf-16")  # read as UTF-8 lines
         for number, line in enumerate(_lines(handle), start=1):
             if line is None:
                 long += 1

@@ -243,3 +243,18 @@ def test_a_deeply_nested_record_costs_only_itself(tmp_path: Path) -> None:
     (tmp_path / "d.json").write_text(deep)
     with pytest.raises(LoadError, match="nested too deeply"):
         load_file(tmp_path / "d.json")
+
+
+@pytest.mark.parametrize("name", ["u.jsonl", "u.jsonl.gz"])
+def test_utf16_json_lines_are_read(tmp_path: Path, name: str) -> None:
+    """Before: a UTF-16 JSON Lines file (what Windows PowerShell's Out-File writes) was split
+    on the byte 0x0a, every record failed to parse, and the file was skipped."""
+    rows = [{"text": f"record {i} über café", "title": f"T{i}"} for i in range(3)]
+    data = ("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n").encode("utf-16")
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    loaded = load_file(path)
+    assert [(d.text, d.title, d.anchor) for d in loaded.documents] == [
+        (f"record {i} über café", f"T{i}", f"L{i + 1}") for i in range(3)
+    ]
+    assert loaded.warnings == []
