@@ -160,6 +160,7 @@ def open_regular(path: Path) -> BinaryIO:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise OSError(errno.EINVAL, f"replaced by a {_kind(mode)} while read")
+        os.set_blocking(fd, True)  # a regular file: plain reads from here on
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
