@@ -207,7 +207,7 @@ def _load_path(path: Path, *, name: str, kind: str | None) -> Benchmark:
         )
     if path.name.lower().endswith(".gz"):
         try:
-            data = gzip.decompress(data)
+            data = _gunzip(data, path)
         except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated, corrupt
             raise UsageError(
                 f"{path} is not a readable gzip file ({type(exc).__name__}: {exc or 'cut short'}"
@@ -236,6 +236,24 @@ def _load_path(path: Path, *, name: str, kind: str | None) -> Benchmark:
         sha256=digest,
         skipped=len(rows) - len(questions),
     )
+
+
+#: The most a gzipped benchmark may hold once decompressed; the official files are a few MB.
+#: A gzip bomb (1 MB of zeros is 1 GB inflated) is refused instead of filling the memory.
+MAX_DECOMPRESSED = 512 * 1024 * 1024
+
+
+def _gunzip(data: bytes, path: Path) -> bytes:
+    """`gzip.decompress`, refusing more than MAX_DECOMPRESSED bytes of output."""
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+        out = unzipped.read(MAX_DECOMPRESSED + 1)
+    if len(out) > MAX_DECOMPRESSED:
+        raise UsageError(
+            f"{path} decompresses to more than {MAX_DECOMPRESSED // (1024 * 1024)} MiB: not a "
+            "benchmark file pocketrag reads. Check the file (a gzip bomb?), or pass it "
+            "uncompressed."
+        )
+    return out
 
 
 def _text(data: bytes, path: Path) -> str:

@@ -219,3 +219,24 @@ def test_eval_max_tokens_has_the_same_bounds_as_everywhere(fake_model) -> None:
         ["eval", "run", "--benchmark", "nq_open", "--model", "fake:", "--max-tokens", "99999999"],
     )
     assert result.exit_code == 2 and "max_tokens must be between 1 and 32768" in result.stderr
+
+
+def test_a_gzip_bomb_benchmark_is_refused(
+    tmp_path: Path, fake_model: FakeGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: `gzip.decompress` inflated the whole file in memory (1 MB of zeros is 1 GB;
+    a 10 MB bomb was out of memory)."""
+    import zlib
+
+    from evals import benchmarks
+
+    monkeypatch.setattr(benchmarks, "MAX_DECOMPRESSED", 1024 * 1024)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = b"".join(packer.compress(b"\0" * (1 << 20)) for _ in range(8)) + packer.flush()
+    path = _write(tmp_path / "b.jsonl.gz", bomb)
+    result = cli("eval", "run", "-m", "fake:", "-b", str(path), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2 and "decompresses to more than 1 MiB" in result.stderr
+    _no_traceback(result)
+    assert fake_model.calls == []
+    _write(tmp_path / "ok.jsonl.gz", gzip.compress(NQ.read_bytes()))
+    assert load_benchmark(str(tmp_path / "ok.jsonl.gz"), load_settings()).questions
