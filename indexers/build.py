@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from indexers import store, target
+from indexers import ownership, store, target
 from indexers.chunking import Chunk, embedding_text, iter_chunks
 from indexers.discovery import Skip, discover
 from indexers.embedders import Embedder, canonical_name, get_embedder
@@ -151,9 +151,9 @@ def build_index(
     marker_is_ours = False
     try:
         store.clean_stale(index_dir)
-        if not store.has_marker(index_dir):
+        if not ownership.has_marker(index_dir):
             marker_is_ours = True
-            store.write_marker(index_dir)
+            ownership.write_marker(index_dir)
         report = _build_locked(
             paths, name, index_dir, settings, rebuild, exclude, progress, approx_threshold
         )
