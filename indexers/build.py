@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from indexers import store, target
+from indexers import ownership, store, target
 from indexers.chunking import Chunk, embedding_text, iter_chunks
 from indexers.discovery import Skip, discover, open_regular
 from indexers.embedders import Embedder, canonical_name, get_embedder
@@ -84,10 +85,13 @@ class BuildReport:
         }
 
 
+HASH_BLOCK = 1 << 20
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open_regular(path) as handle:  # never a FIFO or device swapped in since discovery
-        while block := handle.read(1 << 20):
+        while block := handle.read(HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
 
@@ -151,9 +155,9 @@ def build_index(
     marker_is_ours = False
     try:
         store.clean_stale(index_dir)
-        if not store.has_marker(index_dir):
+        if not ownership.has_marker(index_dir):
             marker_is_ours = True
-            store.write_marker(index_dir)
+            ownership.write_marker(index_dir)
         report = _build_locked(
             paths, name, index_dir, settings, rebuild, exclude, progress, approx_threshold
         )
@@ -255,40 +259,35 @@ def _build_locked(
         report.generation = prev.number
         return report
 
-    embedder: Embedder | None = None
-    writer: GenerationWriter | None = None
+    run = _Run(index_dir, prev, name, wanted, roots, approx_threshold)
     try:
         for i, item in enumerate(changed):
             progress("read", i, len(changed))
-            if writer is None:
-                embedder, writer = _start(index_dir, prev, name, wanted, roots, approx_threshold)
-            added = _add_file(item, embedder, writer, report, progress)
+            added = _add_file(item, run, report, progress)
             if added:
                 report.files_embedded += 1
                 report.chunks_added += added
             elif item.path_key in old_files:
                 removed.add(item.path_key)  # it was indexed, and now fails to load
         progress("read", len(changed), len(changed))
-        report.files_removed = len({p for p in removed if p not in {c.path_key for c in changed}})
+        changed_keys = {c.path_key for c in changed}
+        report.files_removed = len(removed - changed_keys)
         if prev is not None and not report.files_embedded and not removed:
+            run.abort()  # only files that still fail to load: nothing changes
             report.chunks_total = int(prev.params["chunks"])
             report.generation = prev.number
-            if writer is not None:
-                writer.abort()
             return report
         if prev is None and not report.chunks_added:
             raise UsageError(
                 f"No text found in {', '.join(roots)} ({_reasons(report)}): nothing to index."
             )
-        if writer is None:  # only removals: no embedder needed
-            writer = _writer(index_dir, prev, name, wanted, roots, None, approx_threshold)
+        writer = run.writer()
         writer.remove_paths(sorted(removed))
         progress("write", 0, 1)
         gen = writer.commit()
         progress("write", 1, 1)
     except BaseException:
-        if writer is not None:
-            writer.abort()
+        run.abort()
         raise
     report.chunks_total = int(gen.params["chunks"])
     report.generation = gen.number
@@ -296,57 +295,61 @@ def _build_locked(
     return report
 
 
-def _start(
-    index_dir: Path,
-    prev: store.Generation | None,
-    name: str,
-    embedder_name: str,
-    roots: list[str],
-    approx_threshold: int,
-) -> tuple[Embedder, GenerationWriter]:
-    """The embedder (seconds to load, so only once some file changed) and the writer."""
-    embedder = get_embedder(embedder_name)
-    writer = _writer(index_dir, prev, name, embedder_name, roots, embedder, approx_threshold)
-    return embedder, writer
+@dataclass
+class _Run:
+    """The embedder and the generation writer of one run, each made when first needed: the
+    embedder takes seconds to load, so a run whose only changes are files that still fail
+    to load, or removals, never loads it."""
+
+    index_dir: Path
+    prev: store.Generation | None
+    name: str
+    embedder_name: str
+    roots: list[str]
+    approx_threshold: int
+    _embedder: Embedder | None = None
+    _writer: GenerationWriter | None = None
+
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self.embedder_name)
+        return self._embedder
+
+    def writer(self) -> GenerationWriter:
+        if self._writer is None:
+            if self.prev is not None:
+                params = dict(self.prev.params, roots=self.roots)
+            else:
+                embedder = self.embedder()
+                params = store.new_params(
+                    self.name, self.embedder_name, embedder.id, embedder.dim, self.roots
+                )
+            self._writer = GenerationWriter(
+                self.index_dir, self.prev, params, approx_threshold=self.approx_threshold
+            )
+        return self._writer
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
 
 
-def _writer(
-    index_dir: Path,
-    prev: store.Generation | None,
-    name: str,
-    embedder_name: str,
-    roots: list[str],
-    embedder: Embedder | None,
-    approx_threshold: int,
-) -> GenerationWriter:
-    if prev is not None:
-        params = dict(prev.params, roots=roots)
-    else:
-        assert embedder is not None  # a first build always has files to embed
-        params = store.new_params(name, embedder_name, embedder.id, embedder.dim, roots)
-    writer = GenerationWriter(index_dir, prev, params, approx_threshold=approx_threshold)
-    # A changed file's old chunks leave now; its new ones come in as it is read.
-    return writer
-
-
-def _add_file(
-    item: _Changed,
-    embedder: Embedder | None,
-    writer: GenerationWriter,
-    report: BuildReport,
-    progress: Progress,
-) -> int:
+def _add_file(item: _Changed, run: _Run, report: BuildReport, progress: Progress) -> int:
     """Read, chunk, embed and store one changed file in bounded batches; the number of
     chunks it gave, 0 when it failed to load (skipped with its reason, never fatal)."""
-    assert embedder is not None
     path = item.path_key
-    writer.remove_paths([path])
     warnings: list[str] = []
-    max_tokens = max(min(230, embedder.max_tokens - 26), 16)
     added = 0
+    writer: GenerationWriter | None = None
     try:
+        documents = iter_documents(item.path, warnings)
+        first = next(documents)  # a file that cannot be read fails before the model loads
+        embedder = run.embedder()
+        writer = run.writer()
+        writer.remove_paths([path])  # its chunks from the last run, if any
+        max_tokens = max(min(230, embedder.max_tokens - 26), 16)
         chunks = iter_chunks(
-            iter_documents(item.path, warnings), path, embedder.count_tokens, max_tokens,
+            itertools.chain([first], documents), path, embedder.count_tokens, max_tokens,
             max(max_tokens // 6, 1),
         )  # fmt: skip
         for batch in _batches(chunks, EMBED_BATCH * EMBED_WINDOW):
@@ -354,10 +357,11 @@ def _add_file(
             writer.add_chunks(path, batch, vectors)
             added += len(batch)
             progress("embed", report.chunks_added + added, 0)
-    except (LoadError, RagError, Exception) as exc:  # noqa: B014 - order of the checks below
+    except Exception as exc:
         if isinstance(exc, RagError) or _is_storage_failure(exc):
             raise
-        writer.discard_file(path)
+        if writer is not None:
+            writer.discard_file(path)
         reason = (
             str(exc)
             if isinstance(exc, LoadError)

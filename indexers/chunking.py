@@ -135,8 +135,9 @@ def _title_at(doc: Document, offset: int) -> str:
     return doc.headings[i][1] if i >= 0 else doc.title
 
 
-def pieces(doc: Document, limit: int = PIECE_CHARS) -> Iterator[Document]:
-    """`doc` in parts of at most `limit` characters, each knowing its offset in `doc`."""
+def pieces(doc: Document, limit: int | None = None) -> Iterator[Document]:
+    """`doc` in parts of at most `limit` (PIECE_CHARS) characters, each knowing its offset."""
+    limit = limit or PIECE_CHARS
     text = doc.text
     if len(text) <= limit:
         yield doc

@@ -107,7 +107,9 @@ def packaged_model_dir(name: str) -> Path | None:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model on CPU; vectors are L2-normalised for inner-product search."""
 
-    batch_size = 64
+    # Rows per forward pass: on CPU, 16 runs as fast as 64 but needs far less memory for
+    # activations (peak RSS encoding 256-token chunks: 64 -> 1,079 MB, 16 -> 700 MB).
+    batch_size = 16
     # A query is a batch of one: torch's thread pool only adds synchronisation, which on a
     # busy machine turns ~30 ms into ~900 ms (measured with 2 cores oversubscribed).
     small_batch = 8

@@ -33,7 +33,7 @@ from typing import Any
 
 from indexers.segments import Segment, read_segment
 from rag.config import Settings
-from rag.errors import IndexBusy, IndexCorrupt, IndexNotFound, UsageError
+from rag.errors import IndexCorrupt, IndexNotFound, UsageError
 from rag.files import fsync_dir
 
 FORMAT = "pocketrag-index"
@@ -42,18 +42,9 @@ FORMAT_VERSION = 2
 # chunks, recall ~0.98); below it exact inner-product search is fast enough (< 20 ms).
 APPROX_THRESHOLD = 100_000
 KEEP_GENERATIONS = 2
-MARKER = "pocketrag-index.json"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_GENERATION = re.compile(r"gen-\d{6}")
-# Everything pocketrag itself puts in an index folder (see the layout above).
-_LAYOUT = re.compile(
-    r"CURRENT|CURRENT\..+\.tmp|write\.lock|gen-\d{6}(\.tmp)?|"
-    + re.escape(MARKER)
-    + r"|\."
-    + re.escape(MARKER)
-    + r"\.\d+\.tmp"
-)
+GENERATION = re.compile(r"gen-\d{6}")
 #: BM25 over the chunks lives in SQLite's FTS5, kept in step with `chunks` by triggers: it
 #: is updated per chunk (no rebuild of the whole index per change) and stays on disk.
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
@@ -109,41 +100,6 @@ def damaged(label: str, exc: Exception, paths: Sequence[str | Path] = ()) -> Ind
     )
 
 
-def holds_only_index_files(folder: Path) -> bool:
-    """True when every entry of `folder` is one pocketrag writes (an empty folder too)."""
-    return all(_LAYOUT.fullmatch(p.name) for p in folder.iterdir())
-
-
-def write_marker(index_dir: Path) -> None:
-    """Mark a folder as a pocketrag index; `rag indexes remove` deletes nothing without it."""
-    from rag.files import write_atomic
-
-    marker = {"format": FORMAT, "created_at": time.time()}
-    write_atomic(index_dir / MARKER, json.dumps(marker) + "\n")
-
-
-def has_marker(index_dir: Path) -> bool:
-    try:
-        data = json.loads((index_dir / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("format") == FORMAT
-
-
-def is_index_dir(index_dir: Path) -> bool:
-    """True only for a folder pocketrag wrote: its marker, or (indexes from before the
-    marker) CURRENT naming a generation whose params.json is pocketrag's own format."""
-    if has_marker(index_dir):
-        return True
-    try:
-        gen_dir = current_generation_dir(index_dir)
-        raw = (gen_dir / "params.json").read_text(encoding="utf-8") if gen_dir else "null"
-        params = json.loads(raw)
-    except (IndexCorrupt, OSError, ValueError):
-        return False
-    return isinstance(params, dict) and params.get("format") == FORMAT
-
-
 def list_index_dirs(settings: Settings) -> list[Path]:
     """The folders under `settings.indexes_dir` that hold an index; one that cannot be looked
     into (no permission) is listed too, so that `rag indexes list` names it and its error."""
@@ -175,7 +131,7 @@ def current_generation_dir(index_dir: Path) -> Path | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise IndexCorrupt(f"Cannot read {pointer}: {exc}.") from None
-    if not _GENERATION.fullmatch(name) or not (index_dir / name).is_dir():
+    if not GENERATION.fullmatch(name) or not (index_dir / name).is_dir():
         raise IndexCorrupt(f"{pointer} points to a missing generation ({name!r}).")
     return index_dir / name
 
@@ -412,7 +368,7 @@ def commit_generation(index_dir: Path, tmp_dir: Path) -> Path:
         os.fsync(handle.fileno())
     os.replace(pointer_tmp, index_dir / "CURRENT")
     fsync_dir(index_dir)
-    gens = sorted(p for p in index_dir.iterdir() if _GENERATION.fullmatch(p.name))
+    gens = sorted(p for p in index_dir.iterdir() if GENERATION.fullmatch(p.name))
     for old in gens[:-KEEP_GENERATIONS]:  # the previous one stays for readers still on it
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -450,59 +406,3 @@ def disk_size(path: Path) -> int:
                 seen.add((stat.st_dev, stat.st_ino))
                 total += stat.st_size
     return total
-
-
-def remove_index(index_dir: Path, label: str) -> list[str]:
-    """Delete what pocketrag wrote in `index_dir`, holding its write lock; return the names
-    of entries left because pocketrag did not write them (the folder then stays).
-
-    Nothing is removed unless the folder is proven an index by `is_index_dir`, and even
-    then only the entries of pocketrag's own layout are: never a user's file.
-    """
-    from filelock import FileLock, Timeout
-
-    from rag.files import storage_error
-
-    if not index_dir.is_dir():
-        raise IndexNotFound(
-            f"No index named {label!r} (looked in {index_dir}). See `rag indexes list`."
-        )
-    if not is_index_dir(index_dir):
-        raise IndexNotFound(
-            f"{index_dir} is not a pocketrag index (no {MARKER} and no pocketrag generation); "
-            "not removing anything."
-        )
-    lock = FileLock(str(index_dir / "write.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise IndexBusy(
-            f"`rag index` is writing {label!r} right now; remove it after that."
-        ) from None
-    except OSError as exc:
-        raise storage_error(index_dir / "write.lock", exc, "lock") from None
-    others: list[str] = []
-    try:
-        for entry in sorted(index_dir.iterdir()):
-            if entry.name == "write.lock" or not _LAYOUT.fullmatch(entry.name):
-                if entry.name != "write.lock":
-                    others.append(entry.name)
-                continue
-            try:
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-            except OSError as exc:
-                raise storage_error(entry, exc, "remove") from None
-    finally:
-        lock.release()
-    try:
-        (index_dir / "write.lock").unlink(missing_ok=True)
-        if not others:
-            index_dir.resolve().rmdir()  # an index kept elsewhere through a link: its folder
-            if index_dir.is_symlink():
-                index_dir.unlink()  # and then the link
-    except OSError as exc:
-        raise storage_error(index_dir, exc, "remove") from None
-    return others

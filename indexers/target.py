@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from indexers import store
+from indexers import ownership, store
 from indexers.discovery import is_utf8, shown
 from rag.errors import UsageError
 from rag.files import storage_error
@@ -46,7 +46,7 @@ def check_target(index_dir: Path, name: str, roots: Sequence[Path]) -> None:
     try:
         if index_dir.exists() and not index_dir.is_dir():
             raise UsageError(f"--name {name} is a file, not a folder. {_ELSEWHERE}")
-        if index_dir.is_dir() and not store.holds_only_index_files(index_dir):
+        if index_dir.is_dir() and not ownership.holds_only_index_files(index_dir):
             raise UsageError(
                 f"--name {name}: {index_dir} already holds files that are not a pocketrag "
                 f"index; not writing an index into it. {_ELSEWHERE}"
@@ -95,7 +95,7 @@ def undo_failed_run(
         if lock_is_ours:
             (index_dir / "write.lock").unlink(missing_ok=True)
         if marker_is_ours:
-            (index_dir / store.MARKER).unlink(missing_ok=True)
+            (index_dir / ownership.MARKER).unlink(missing_ok=True)
     for folder in made[1:]:  # parents this run made, while they are empty
         try:
             folder.rmdir()

@@ -193,6 +193,7 @@ class GenerationWriter:
             self.conn.execute("VACUUM")
 
     def abort(self) -> None:
-        """Close the database; the caller removes the unfinished `.tmp` folder."""
+        """Close the database and remove the unfinished `.tmp` folder (this run's own)."""
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)

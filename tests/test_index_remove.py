@@ -9,7 +9,7 @@ from pathlib import Path
 
 from index_fixtures import cli, docs, fake_embedder, settings  # noqa: F401 - fixtures
 
-from indexers import store
+from indexers import ownership, store
 
 
 def test_a_user_folder_with_a_gen_file_is_never_deleted(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_remove_deletes_the_index_and_keeps_a_file_someone_put_beside_it(
 ) -> None:
     index_dir = tmp_path / "idx"
     assert cli("index", str(docs / "notes.md"), "--name", str(index_dir)).exit_code == 0
-    assert (index_dir / store.MARKER).is_file()
+    assert (index_dir / ownership.MARKER).is_file()
     (index_dir / "todo.txt").write_text("a file the user put here later\n")
     result = cli("indexes", "remove", str(index_dir))
     assert result.exit_code == 0, result.output
@@ -55,7 +55,7 @@ def test_remove_deletes_the_index_and_keeps_a_file_someone_put_beside_it(
 def test_an_index_from_before_the_marker_is_proven_by_its_format(tmp_path: Path) -> None:
     folder = tmp_path / "old"
     (folder / "gen-000003").mkdir(parents=True)
-    params = {"format": store.FORMAT, "format_version": 1, "embedder": "x", "chunks": 0}
+    params = {"format": ownership.FORMAT, "format_version": 1, "embedder": "x", "chunks": 0}
     (folder / "gen-000003" / "params.json").write_text(json.dumps(params))
     (folder / "CURRENT").write_text("gen-000003\n")
     (folder / "write.lock").write_text("")

@@ -246,10 +246,10 @@ def info(
 @indexes_app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="Index name or folder path.")]) -> None:
     """Delete an index (its files only; your documents are untouched)."""
-    from indexers import store
+    from indexers import ownership, store
 
     index_dir = store.resolve_index_dir(name, load_settings())
-    left = store.remove_index(index_dir, name)
+    left = ownership.remove_index(index_dir, name)
     if left:
         output.warn(
             f"Kept {index_dir}: it also holds {len(left)} file(s) pocketrag did not write "
