@@ -148,6 +148,7 @@ class SentenceTransformerEmbedder:
             finally:
                 if single:
                     torch.set_num_threads(threads)
+        release_freed_memory()
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -161,6 +162,30 @@ class SentenceTransformerEmbedder:
             verbose=False,
         )
         return [len(ids) for ids in encoded["input_ids"]]
+
+
+_LIBC: Any = None
+
+
+def release_freed_memory() -> None:
+    """Hand the heap pages torch freed back to the OS (glibc only; elsewhere a no-op).
+
+    glibc keeps freed memory for reuse, and batches of varying length never quite fit the
+    holes they leave: encoding 40 batches of 64 chunks grew RSS from 590 MB to 923 MB and
+    kept growing for a whole `rag index`; trimming after each batch kept it at 548 MB.
+    """
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _LIBC = libc if hasattr(libc, "malloc_trim") else False
+        except OSError:
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
 
 
 def _load_sentence_transformer(name: str) -> Any:
