@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,16 +259,17 @@ def _build_locked(
         report.generation = prev.number
         return report
 
-    run = _Run(index_dir, prev, name, wanted, roots, approx_threshold)
+    run = _Run(index_dir, prev, name, wanted, roots, approx_threshold, progress)
     try:
         for i, item in enumerate(changed):
             progress("read", i, len(changed))
-            added = _add_file(item, run, report, progress)
+            added = _add_file(item, run, report)
             if added:
                 report.files_embedded += 1
                 report.chunks_added += added
             elif item.path_key in old_files:
                 removed.add(item.path_key)  # it was indexed, and now fails to load
+        run.flush()
         progress("read", len(changed), len(changed))
         changed_keys = {c.path_key for c in changed}
         report.files_removed = len(removed - changed_keys)
@@ -297,9 +298,14 @@ def _build_locked(
 
 @dataclass
 class _Run:
-    """The embedder and the generation writer of one run, each made when first needed: the
-    embedder takes seconds to load, so a run whose only changes are files that still fail
-    to load, or removals, never loads it."""
+    """The embedder, the generation writer and the chunks waiting to be embedded, for one run.
+
+    The embedder and the writer are made when first needed: the embedder takes seconds to
+    load, so a run whose only changes are removals, or files that still fail to load, never
+    loads it. Chunks wait until a window of EMBED_BATCH * EMBED_WINDOW is full, whichever
+    files they come from, and are then embedded in length-sorted batches and written: many
+    small files share full batches, and a large file never waits whole in memory.
+    """
 
     index_dir: Path
     prev: store.Generation | None
@@ -307,8 +313,12 @@ class _Run:
     embedder_name: str
     roots: list[str]
     approx_threshold: int
+    progress: Progress
     _embedder: Embedder | None = None
     _writer: GenerationWriter | None = None
+    pending: list[tuple[str, Chunk]] = field(default_factory=list)
+    complete: list[_Changed] = field(default_factory=list)  # read whole; chunks may wait
+    embedded: int = 0
 
     def embedder(self) -> Embedder:
         if self._embedder is None:
@@ -329,39 +339,68 @@ class _Run:
             )
         return self._writer
 
+    def add(self, path: str, chunk: Chunk) -> None:
+        self.pending.append((path, chunk))
+        if len(self.pending) >= EMBED_BATCH * EMBED_WINDOW:
+            self.flush()
+
+    def file_read(self, item: _Changed) -> None:
+        """Every chunk of `item` is in: it is recorded once the last of them is written."""
+        self.complete.append(item)
+
+    def drop(self, path: str) -> None:
+        """A file that failed part-way: none of its chunks stays, written or waiting."""
+        self.pending = [(p, c) for p, c in self.pending if p != path]
+        self.writer().discard_file(path)
+
+    def flush(self) -> None:
+        if self.pending:
+            writer = self.writer()
+            vectors = _embed([c for _, c in self.pending], self.embedder())
+            start = 0
+            for path, group in itertools.groupby(self.pending, key=lambda pc: pc[0]):
+                chunks = [c for _, c in group]
+                writer.add_chunks(path, chunks, vectors[start : start + len(chunks)])
+                start += len(chunks)
+            self.embedded += len(self.pending)
+            self.pending = []
+            self.progress("embed", self.embedded, 0)
+        for item in self.complete:
+            self.writer().add_file(item.path_key, item.sha256, item.size, item.mtime_ns)
+        self.complete = []
+
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.abort()
 
 
-def _add_file(item: _Changed, run: _Run, report: BuildReport, progress: Progress) -> int:
-    """Read, chunk, embed and store one changed file in bounded batches; the number of
-    chunks it gave, 0 when it failed to load (skipped with its reason, never fatal)."""
+def _add_file(item: _Changed, run: _Run, report: BuildReport) -> int:
+    """Read and chunk one changed file into the run's window (embedded and written as it
+    fills); the number of chunks it gave, 0 when it failed to load (skipped with its
+    reason, never fatal)."""
     path = item.path_key
     warnings: list[str] = []
     added = 0
-    writer: GenerationWriter | None = None
+    started = False
     try:
         documents = iter_documents(item.path, warnings)
         first = next(documents)  # a file that cannot be read fails before the model loads
         embedder = run.embedder()
-        writer = run.writer()
-        writer.remove_paths([path])  # its chunks from the last run, if any
+        run.writer().remove_paths([path])  # its chunks from the last run, if any
+        started = True
         max_tokens = max(min(230, embedder.max_tokens - 26), 16)
         chunks = iter_chunks(
             itertools.chain([first], documents), path, embedder.count_tokens, max_tokens,
             max(max_tokens // 6, 1),
         )  # fmt: skip
-        for batch in _batches(chunks, EMBED_BATCH * EMBED_WINDOW):
-            vectors = _embed(batch, embedder)
-            writer.add_chunks(path, batch, vectors)
-            added += len(batch)
-            progress("embed", report.chunks_added + added, 0)
+        for chunk in chunks:
+            run.add(path, chunk)
+            added += 1
     except Exception as exc:
         if isinstance(exc, RagError) or _is_storage_failure(exc):
             raise
-        if writer is not None:
-            writer.discard_file(path)
+        if started:
+            run.drop(path)
         reason = (
             str(exc)
             if isinstance(exc, LoadError)
@@ -370,7 +409,7 @@ def _add_file(item: _Changed, run: _Run, report: BuildReport, progress: Progress
         report.skipped.append(Skip(path, reason))
         report.warnings.append(f"skipped {path}: {reason}")
         return 0
-    writer.add_file(path, item.sha256, item.size, item.mtime_ns)
+    run.file_read(item)
     report.warnings.extend(f"{path}: {w}" for w in warnings)
     return added
 
@@ -384,17 +423,6 @@ def _is_storage_failure(exc: BaseException) -> bool:
         and exc.errno in _STORAGE_ERRNOS
         and not isinstance(exc, FileNotFoundError)
     )
-
-
-def _batches(chunks: Iterator[Chunk], size: int) -> Iterator[list[Chunk]]:
-    batch: list[Chunk] = []
-    for chunk in chunks:
-        batch.append(chunk)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _old_format(gen_dir: Path) -> store.Generation:
