@@ -116,11 +116,12 @@ class GenerationWriter:
         kind = self._kind(self.chunks)
         half = self.segment_size // 2
         candidates = self._old + [(self.tmp, s) for s in self.buffer.written]
+        dropped = np.fromiter(self.dropped, dtype=np.int64, count=len(self.dropped))
         keep: list[tuple[Path, seg.Segment]] = []
         redo: list[tuple[Path, seg.Segment]] = []
         small: list[tuple[Path, seg.Segment]] = []
         for folder, segment in candidates:
-            if segment.kind != kind or self._touched(folder, segment):
+            if segment.kind != kind or self._touched(folder, segment, dropped):
                 redo.append((folder, segment))  # lost chunks, or the wrong kind now
             elif segment.count < half:
                 small.append((folder, segment))
@@ -169,12 +170,9 @@ class GenerationWriter:
         final_dir = store.commit_generation(self.index_dir, self.tmp)
         return store.Generation.open(final_dir)
 
-    def _touched(self, folder: Path, segment: seg.Segment) -> bool:
+    def _touched(self, folder: Path, segment: seg.Segment, dropped: np.ndarray) -> bool:
         """Whether a segment holds a dropped id; read only when its id range says it may."""
-        if not self.dropped:
-            return False
-        dropped = np.fromiter(self.dropped, dtype=np.int64)
-        if not segment.may_hold(dropped):
+        if not len(dropped) or not segment.may_hold(dropped):
             return False
         import faiss
 
