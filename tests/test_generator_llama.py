@@ -10,6 +10,7 @@ from rag.generators import llama as llama_module
 from rag.generators.llama import (
     LlamaGenerator,
     _stop_prefix_len,
+    built_features,
     cpu_flags,
     thread_count,
     use_extra_buffers,
@@ -103,7 +104,6 @@ EPYC_AVX2 = "flags\t\t: fpu vme sse2 avx avx2 fma bmi2\n"
     [
         (XEON_AMX, "auto", False),
         (EPYC_AVX2, "auto", True),
-        ("", "auto", True),  # no /proc/cpuinfo (macOS, Windows): no AMX crash to avoid
         (XEON_AMX, "on", True),
         (EPYC_AVX2, "off", False),
     ],
@@ -116,8 +116,15 @@ def test_weight_repack_decision_follows_the_cpu_flags(
     assert use_extra_buffers(setting, cpu_flags(info)) is expected
 
 
-def test_cpu_flags_of_a_missing_file_are_empty(tmp_path: Path) -> None:
-    assert cpu_flags(tmp_path / "absent") == frozenset()
+def test_without_proc_cpuinfo_the_build_features_decide(tmp_path: Path) -> None:
+    """macOS, Windows: llama.cpp's own build features stand in for the CPU flags."""
+    amx_build = "CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | REPACK = 1 | "
+    assert use_extra_buffers("auto", built_features(amx_build)) is False
+    assert use_extra_buffers("auto", built_features("CPU : AVX2 = 1 | FMA = 1 | ")) is True
+    import llama_cpp
+
+    built = built_features(llama_cpp.llama_print_system_info().decode())
+    assert built and cpu_flags(tmp_path / "absent") == built
 
 
 @pytest.mark.parametrize(

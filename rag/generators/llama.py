@@ -42,16 +42,30 @@ AMX_FLAGS = frozenset({"amx_tile", "amx_int8", "amx_bf16"})
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU's feature flags as Linux reports them; empty where that file does not exist."""
+    """The CPU's feature flags as Linux reports them; where the OS keeps no such file
+    (macOS, Windows), the features llama.cpp was compiled for, which pip builds for the
+    machine it installs on."""
     try:
         text = cpuinfo.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return frozenset()
+        import llama_cpp
+
+        return built_features(llama_cpp.llama_print_system_info().decode("utf-8", "replace"))
     for line in text.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):
             return frozenset(value.split())
     return frozenset()
+
+
+def built_features(system_info: str) -> frozenset[str]:
+    """`CPU : AVX2 = 1 | AMX_INT8 = 1 | ...` (llama.cpp's system info) -> {"avx2", "amx_int8"}."""
+    features = set()
+    for part in system_info.split("|"):
+        name, _, value = part.partition("=")
+        if value.strip() == "1" and name.split():
+            features.add(name.split()[-1].lower())
+    return frozenset(features)
 
 
 def use_extra_buffers(setting: str, flags: Collection[str]) -> bool:
