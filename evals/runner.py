@@ -32,9 +32,10 @@ from evals.jsonl import append_line, bad_line, read_jsonl, repair_tail
 from evals.manifest import MANIFEST, build_manifest, index_fingerprint, reconcile_manifest
 from evals.metrics import score_answer
 from rag.config import Settings
-from rag.errors import RagError, UsageError
+from rag.errors import PromptTooLong, RagError, UsageError
 from rag.files import storage_error
 from rag.generators import Generator, load_generator
+from rag.orchestrator import Answer, ask
 from rag.retrieval import Retriever, build_retriever
 
 PREDICTIONS = "predictions.jsonl"
@@ -160,6 +161,15 @@ def cut_short_message(path: Path, number: int, action: str) -> str:
     )
 
 
+def unanswered(question: str, generator: Generator, exc: PromptTooLong) -> Answer:
+    """The record of a question whose prompt cannot fit the model's context even without
+    evidence: an empty answer (scored wrong) with the reason, so the run goes on and a
+    resume does not stop at the same question again."""
+    timings = {"retrieval_s": 0.0, "prompt_tokens": exc.prompt_tokens, "ttft_s": 0.0,
+               "completion_tokens": 0, "tokens_per_s": 0.0, "total_s": 0.0}  # fmt: skip
+    return Answer(question, "", generator.model_name, [], timings, [f"not answered: {exc}"])
+
+
 def score(question: Question, condition: Condition, answer: Any, retrieval_s: float) -> dict:
     """One predictions.jsonl line: the answer, its scores, and what it cost."""
     t = answer.timings
@@ -208,7 +218,6 @@ def run_eval(
     so a user sees them even if the run fails later, and into `RunOutcome.warnings`.
     """
     from evals.report import write_reports
-    from rag.orchestrator import ask
 
     warnings: list[str] = []
 
@@ -274,14 +283,17 @@ def run_eval(
             started = time.perf_counter()
             for question, condition in todo:
                 got = evidence.retrieve(condition, question.question)
-                answer = ask(
-                    question.question,
-                    settings=settings,
-                    sources=condition.sources,
-                    generator=generator,
-                    family="eval",
-                    retrieved=got,
-                )
+                try:
+                    answer = ask(
+                        question.question,
+                        settings=settings,
+                        sources=condition.sources,
+                        generator=generator,
+                        family="eval",
+                        retrieved=got,
+                    )
+                except PromptTooLong as exc:  # this question alone does not fit: it is
+                    answer = unanswered(question.question, generator, exc)  # scored wrong
                 append_line(found.path, score(question, condition, answer, got.seconds))
                 answered += 1
                 if progress:

@@ -289,3 +289,30 @@ def test_replay_without_a_record_is_a_usage_error(tmp_path, settings) -> None:
         )
     with pytest.raises(UsageError, match="not both"):
         run_eval(_config(tmp_path, snapshot=snap, replay=snap), settings)
+
+
+def test_a_question_too_long_for_the_context_is_scored_wrong_and_the_run_goes_on(
+    tmp_path, settings
+) -> None:
+    """Before: one such question stopped the run (exit 2), and every resume stopped there."""
+    bench = tmp_path / "bench.jsonl"
+    rows = [
+        {"question": "Who wrote Emma?", "answers": ["Jane Austen"]},
+        {"question": "why " * 400 + "?", "answers": ["because"]},
+        {"question": "What is the capital of Australia?", "answers": ["Canberra"]},
+    ]
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    generator = FakeGenerator(reply=lambda m: "Jane Austen, Canberra.", context_size=300)
+    config = EvalConfig(benchmark=str(bench), conditions=parse_conditions("closed"),
+                        out_dir=tmp_path / "run")  # fmt: skip
+    outcome = run_eval(config, settings, generator=generator)
+    written = read_predictions(outcome.out_dir)
+    assert [r["prediction"] for r in written] == [
+        "Jane Austen, Canberra.",
+        "",
+        "Jane Austen, Canberra.",
+    ]
+    assert "not answered" in written[1]["warnings"][0] and written[1]["correct"] == 0.0
+    assert outcome.results["conditions"]["closed"]["n"] == 3
+    again = run_eval(config, settings, generator=generator)  # nothing left to do
+    assert again.answered == 0 and again.resumed == 3
