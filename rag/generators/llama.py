@@ -71,8 +71,9 @@ def built_features(system_info: str) -> frozenset[str]:
 def use_extra_buffers(setting: str, flags: Collection[str]) -> bool:
     """Whether llama.cpp may repack weights into its extra CPU buffer types.
 
-    `auto` repacks except on AMX CPUs, where the repack crashes; on AVX2 it is worth
-    5-20% prompt and generation speed (benchmarks/weight_repack.py), so it stays on.
+    `auto` repacks except on AMX CPUs, where the repack crashes. On AVX2 the bundled small
+    models ran within noise either way (benchmarks/weight_repack.py); llama.cpp repacks
+    for the larger matrix products of bigger models, so its default stays where it is safe.
     """
     if setting == "on":
         return True
