@@ -1,4 +1,4 @@
-"""Summaries of a run: results.json (DESIGN.md shape), report.md, report.png, a rich table.
+"""Summaries of a run: results.json (shape in the README), report.md, report.png, a table.
 
 Everything is recomputed from predictions.jsonl and manifest.json, so `rag eval
 report DIR` re-scores a run (e.g. after a metric fix) without re-running a model:

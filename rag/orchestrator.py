@@ -37,7 +37,7 @@ class Answer:
     prompt: list[Message] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """The `rag ask --json` object (DESIGN.md)."""
+        """The `rag ask --json` object (README, "Asking")."""
         return {
             "question": self.question,
             "answer": self.answer,

@@ -1,4 +1,4 @@
-"""Plain dataclasses that cross the seams between parts (DESIGN.md)."""
+"""Plain dataclasses that cross the seams between parts (README, "Layout")."""
 
 from __future__ import annotations
 
