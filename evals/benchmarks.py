@@ -18,7 +18,7 @@ import os
 import random
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ class Question:
     id: str
     question: str
     answers: tuple[str, ...]
+    #: (title, text) of the passages known to hold the answer, when the benchmark has them
+    #: (the NQ oracle file's `ctxs` with `isgold`, or `gold_passages`): the `oracle` condition
+    gold: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -378,7 +381,23 @@ def question_from_row(row: Any, index: int) -> Question | None:
         return None
     qid = next((str(row[k]) for k in _ID_KEYS if row.get(k) not in (None, "")), f"q{index}")
     unique = tuple(dict.fromkeys(a.strip() for a in answers if a.strip()))
-    return Question(id=qid, question=text, answers=unique)
+    return Question(id=qid, question=text, answers=unique, gold=gold_passages(row))
+
+
+def gold_passages(row: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """`gold_passages` (texts or {title, text}), else the `ctxs` marked `isgold` (the NQ
+    oracle format); anything else in them is ignored."""
+    found: list[tuple[str, str]] = []
+    listed = row.get("gold_passages")
+    items = listed if isinstance(listed, list) else []
+    if not items and isinstance(row.get("ctxs"), list):
+        items = [c for c in row["ctxs"] if isinstance(c, dict) and c.get("isgold")]
+    for item in items:
+        if isinstance(item, str) and item.strip():
+            found.append(("", item.strip()))
+        elif isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"].strip():
+            found.append((str(item.get("title") or ""), item["text"].strip()))
+    return tuple(dict.fromkeys(found))
 
 
 def _dedupe_ids(questions: list[Question]) -> None:
@@ -396,7 +415,7 @@ def _dedupe_ids(questions: list[Question]) -> None:
         new_id = f"{q.id}#{n}"
         taken.add(new_id)
         seen.add(new_id)
-        questions[i] = Question(new_id, q.question, q.answers)
+        questions[i] = replace(q, id=new_id)
 
 
 def sample_questions(questions: Sequence[Question], n: int | None, seed: int) -> list[Question]:

@@ -1,7 +1,8 @@
 """Conditions (where the evidence comes from) and the retrieval snapshot that pins them down.
 
-A condition is `closed` (no evidence), `web`, `index:NAME`, or a `+`-joined
-combination (`web+index:wiki`). Every condition uses the same model, decoding
+A condition is `closed` (no evidence), `oracle` (the benchmark's own gold passages: the
+reader's ceiling, beside which the retrievers are measured), `web`, `index:NAME`, or a
+`+`-joined combination (`web+index:wiki`). Every condition uses the same model, decoding
 and prompt family; only the passages differ, so differences in accuracy are
 attributable to the evidence.
 
@@ -26,6 +27,7 @@ from rag.retrieval import Retriever
 from rag.types import Passage
 
 CLOSED = "closed"
+ORACLE = "oracle"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class Condition:
     @property
     def closed(self) -> bool:
         return not self.sources
+
+    @property
+    def oracle(self) -> bool:
+        return self.sources == (ORACLE,)
 
 
 def _valid_source(spec: str) -> bool:
@@ -53,12 +59,14 @@ def parse_conditions(text: str) -> list[Condition]:
             continue
         if name == CLOSED:
             condition = Condition(CLOSED, ())
+        elif name == ORACLE:
+            condition = Condition(ORACLE, (ORACLE,))
         else:
             parts = tuple(p.strip() for p in name.split("+"))
             bad = [p for p in parts if not _valid_source(p)]
             if bad:
                 raise UsageError(
-                    f"Unknown condition part {bad[0]!r} in {name!r}: use closed, web, "
+                    f"Unknown condition part {bad[0]!r} in {name!r}: use closed, oracle, web, "
                     "index:NAME, or a combination such as web+index:NAME."
                 )
             if len(set(parts)) != len(parts):
@@ -143,7 +151,7 @@ class Snapshot:
     def check(self, conditions: Sequence[Condition], questions: Sequence[str]) -> None:
         """Fail before any model time is spent when the snapshot lacks something to replay."""
         for condition in conditions:
-            if condition.closed:
+            if condition.closed or condition.oracle:
                 continue
             missing = [q for q in questions if (condition.name, q) not in self.records]
             if missing:
@@ -190,8 +198,11 @@ class EvidenceSource:
         build: Callable[[str], Retriever],
         replay: Snapshot | None = None,
         snapshot_path: Path | None = None,
+        gold: dict[str, tuple[tuple[str, str], ...]] | None = None,
     ) -> None:
         self.k = k
+        #: question text -> its gold (title, text) passages, for the `oracle` condition
+        self.gold = gold or {}
         self.replay = replay
         self.snapshot_path = snapshot_path
         self._retrievers: dict[str, list[Retriever]] = {}
@@ -201,6 +212,8 @@ class EvidenceSource:
             # Build up front, so an unknown index fails before the model spends any time.
             built = self.retrievers
             for condition in conditions:
+                if condition.oracle:
+                    continue
                 for spec in condition.sources:
                     if spec not in built:
                         built[spec] = build(spec)
@@ -219,6 +232,12 @@ class EvidenceSource:
     def retrieve(self, condition: Condition, question: str) -> Retrieved:
         if condition.closed:
             return Retrieved([], [], 0.0)
+        if condition.oracle:
+            passages = [
+                Passage(text, title, f"gold#{i}", ORACLE, 1.0)
+                for i, (title, text) in enumerate(self.gold.get(question, ()), start=1)
+            ]
+            return Retrieved(passages, [], 0.0)
         if self.replay is not None:
             got = self.replay.get(condition.name, question)
             # The recorded search time stands in for the search, so latencies stay comparable.

@@ -106,6 +106,8 @@ def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -
             "hit_at_k": _r(mean(hits)) if hits else None,
             "mean_latency_s": _r(mean([float(r["latency_s"]) for r in values]), 3),
             "mean_prompt_tokens": _r(mean([float(r["prompt_tokens"]) for r in values]), 1),
+            # lines written before time to first token was recorded have none
+            "mean_ttft_s": _r(mean(ttfts), 3) if (ttfts := _numbers(values, "ttft_s")) else None,
         }
     names = list(by_condition)
     baseline = "closed" if "closed" in by_condition else (names[0] if names else None)
@@ -128,6 +130,9 @@ def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -
                 "delta_ci": [_r(low), _r(high)],
                 "only_baseline_correct": test.b,
                 "only_condition_correct": test.c,
+                # the same counts, as a reader of the table asks: did the evidence help?
+                "helped": test.c,
+                "hurt": test.b,
                 "p_value": float(f"{test.p_value:.3g}"),  # significant digits: p can be tiny
                 "significant": bool(shared) and test.p_value < ALPHA,
             }
@@ -149,6 +154,10 @@ def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -
     }
 
 
+def _numbers(rows: Sequence[dict[str, Any]], key: str) -> list[float]:
+    return [float(r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -163,6 +172,8 @@ def _rows(results: dict[str, Any]) -> list[list[str]]:
     for name, m in results["conditions"].items():
         ci = m["accuracy_ci"]
         comp = sig.get(name)
+        helped = "-" if comp is None else f"+{comp['helped']}/−{comp['hurt']}"
+        ttft = m.get("mean_ttft_s")
         versus = (
             "baseline"
             if comp is None
@@ -182,6 +193,8 @@ def _rows(results: dict[str, Any]) -> list[list[str]]:
                 _pct(m["hit_at_k"]),
                 "-" if m["mean_latency_s"] is None else f"{m['mean_latency_s']:.2f}",
                 "-" if m["mean_prompt_tokens"] is None else f"{m['mean_prompt_tokens']:.0f}",
+                "-" if ttft is None else f"{ttft:.2f}",
+                helped,
                 versus,
             ]
         )
@@ -198,6 +211,8 @@ HEADERS = [
     "hit@k %",
     "lat s",
     "p.tok",
+    "ttft s",
+    "helped/hurt",
     "vs base",
 ]
 
@@ -209,8 +224,8 @@ def rich_table(results: dict[str, Any]):  # noqa: ANN201 - rich.table.Table, imp
         padding=(0, 1),
         title=f"{results['benchmark']} · {results['model']} · {results['n']} questions",
     )
-    for i, header in enumerate(HEADERS):
-        table.add_column(header, justify="left" if i in (0, 9) else "right")
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header in ("condition", "vs base") else "right")
     for row in _rows(results):
         table.add_row(*row)
     return table
@@ -232,8 +247,9 @@ def markdown(results: dict[str, Any], manifest: dict[str, Any]) -> str:
         "Accuracy is contains-answer accuracy (a normalised gold answer appears in the "
         "normalised output); the interval is a 95% bootstrap interval. EM and F1 are "
         "SQuAD-normalised, best over gold answers. hit@k: a gold answer appears in the passages "
-        "given to the model. `*`: the paired exact McNemar test against the baseline gives "
-        f"p < {ALPHA}.",
+        "given to the model. ttft: mean time to the first answer token. helped/hurt: questions "
+        "this condition answers right and the baseline wrong, and the reverse. `*`: the paired "
+        f"exact McNemar test against the baseline gives p < {ALPHA}.",
         "",
         "## Provenance",
         "",

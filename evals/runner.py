@@ -161,6 +161,19 @@ def cut_short_message(path: Path, number: int, action: str) -> str:
     )
 
 
+def check_gold(questions: list[Question], path: Path) -> None:
+    """The `oracle` condition answers from each question's gold passages: every sampled
+    question needs them, or its oracle answer would silently be a closed-book one."""
+    missing = [q for q in questions if not q.gold]
+    if missing:
+        raise UsageError(
+            f"The oracle condition needs gold passages, but {len(missing)} of the "
+            f"{len(questions)} questions sampled from {path} have none (e.g. "
+            f"{missing[0].question!r}). Give each row `gold_passages` (texts, or objects with "
+            "`title` and `text`) or `ctxs` marked `isgold`, or drop `oracle` from --conditions."
+        )
+
+
 def unanswered(question: str, generator: Generator, exc: PromptTooLong) -> Answer:
     """The record of a question whose prompt cannot fit the model's context even without
     evidence: an empty answer (scored wrong) with the reason, so the run goes on and a
@@ -198,6 +211,7 @@ def score(question: Question, condition: Condition, answer: Any, retrieval_s: fl
         "retrieval_s": round(retrieval_s, 4),
         "prompt_tokens": t["prompt_tokens"],
         "cached_prompt_tokens": t.get("cached_prompt_tokens", 0),
+        "ttft_s": round(float(t.get("ttft_s", 0.0)), 4),
         "completion_tokens": t["completion_tokens"],
         "warnings": answer.warnings,
     }
@@ -240,12 +254,15 @@ def run_eval(
     replay = Snapshot.load(config.replay) if config.replay else None
     if replay is not None:
         replay.check(config.conditions, [q.question for q in questions])
+    if any(c.oracle for c in config.conditions):
+        check_gold(questions, bench.path)
     evidence = EvidenceSource(
         config.conditions,
         k=settings.k,
         build=retriever_factory or (lambda spec: build_retriever(spec, settings)),
         replay=replay,
         snapshot_path=config.snapshot,
+        gold={q.question: q.gold for q in questions},
     )
     indexes = {
         spec: index_fingerprint(spec, settings, retriever)

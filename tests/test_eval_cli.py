@@ -24,6 +24,7 @@ CONDITION_KEYS = {
     "hit_at_k",
     "mean_latency_s",
     "mean_prompt_tokens",
+    "mean_ttft_s",
 }
 
 

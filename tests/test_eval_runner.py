@@ -316,3 +316,58 @@ def test_a_question_too_long_for_the_context_is_scored_wrong_and_the_run_goes_on
     assert outcome.results["conditions"]["closed"]["n"] == 3
     again = run_eval(config, settings, generator=generator)  # nothing left to do
     assert again.answered == 0 and again.resumed == 3
+
+
+def _gold_benchmark(tmp_path: Path, with_gold: bool = True) -> str:
+    rows = [
+        {"question": "Who wrote Emma?", "answers": ["Jane Austen"],
+         "gold_passages": [{"title": "Emma", "text": "Emma is a novel by Jane Austen."}]},
+        {"question": "Which planet has rings?", "answers": ["Saturn"],
+         "ctxs": [{"title": "Rings", "text": "Saturn has rings.", "isgold": True},
+                  {"title": "Mars", "text": "Mars is red.", "isgold": False}]},
+        {"question": "Where is Canberra?", "answers": ["Australia"],
+         "gold_passages": ["Canberra is the capital of Australia."] if with_gold else []},
+    ]  # fmt: skip
+    path = tmp_path / "gold.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_the_oracle_condition_reads_the_gold_passages_beside_the_retriever(
+    tmp_path, settings
+) -> None:
+    generator = FakeGenerator(reply=reader)
+    config = EvalConfig(
+        benchmark=_gold_benchmark(tmp_path),
+        conditions=parse_conditions("closed,oracle,index:facts"),
+        out_dir=tmp_path / "run",
+    )
+    retriever = FactRetriever("index:facts")
+    outcome = run_eval(config, settings, generator=generator, retriever_factory=lambda s: retriever)
+    rows = {(r["condition"], r["qid"]): r for r in read_predictions(outcome.out_dir)}
+    oracle = [r for (c, _), r in rows.items() if c == "oracle"]
+    assert [s["text"] for s in oracle[1]["sources"]] == ["Saturn has rings."]  # isgold only
+    assert {s["origin"] for r in oracle for s in r["sources"]} == {"oracle"}
+    results = outcome.results
+    assert results["conditions"]["oracle"]["accuracy"] == 1.0
+    assert results["conditions"]["oracle"]["hit_at_k"] == 1.0
+    assert results["conditions"]["index:facts"]["accuracy"] < 1.0  # "planet" is not retrieved
+    # one warm-up, then the index condition's three questions: the oracle searches nothing
+    assert retriever.queries[1:] == [
+        "Who wrote Emma?", "Which planet has rings?", "Where is Canberra?",
+    ]  # fmt: skip
+    by_name = {c["condition"]: c for c in results["comparisons"]}
+    assert (by_name["oracle"]["helped"], by_name["oracle"]["hurt"]) == (3, 0)
+    assert all(isinstance(m["mean_ttft_s"], float) for m in results["conditions"].values())
+    report = (outcome.out_dir / "report.md").read_text()
+    assert "helped/hurt" in report and "| oracle | 3 | 100.0" in report and "+3/−0" in report
+
+
+def test_the_oracle_condition_needs_gold_for_every_question(tmp_path, settings) -> None:
+    config = EvalConfig(
+        benchmark=_gold_benchmark(tmp_path, with_gold=False),
+        conditions=parse_conditions("closed,oracle"),
+        out_dir=tmp_path / "run",
+    )
+    with pytest.raises(UsageError, match="oracle condition needs gold passages, but 1 of the 3"):
+        run_eval(config, settings, generator=FakeGenerator(reply=reader))

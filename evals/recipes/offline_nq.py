@@ -8,9 +8,11 @@ nothing else depends on that folder):
    every NQ-open question in the oracle file, plus the lead sections of ~10,000
    vital articles as distractors (about 12,700 passages);
 2. `rag index`es it as NAME (dense MiniLM + BM25 hybrid);
-3. writes the questions: NQ-open dev questions whose gold passage is in the corpus
-   (`--all-questions` keeps every dev question, so hit@k also shows missing evidence);
-4. `rag eval run --conditions closed,index:NAME` on a seeded sample of `--n` questions;
+3. writes the questions with their gold passages: NQ-open dev questions whose gold
+   passage is in the corpus (`--all-questions` keeps every dev question, so hit@k also
+   shows missing evidence, and leaves out the oracle condition);
+4. `rag eval run --conditions closed,oracle,index:NAME` on a seeded sample of `--n`
+   questions (`oracle`: each question's own gold passage, the reader's ceiling);
 5. `rag eval report`.
 
     python -m evals.recipes.offline_nq --n 300 --out runs/nq-offline
@@ -40,10 +42,13 @@ def _read_jsonl(path: Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
-def build_corpus(oracle: Path, wiki: Path, target: Path, *, wiki_limit: int | None) -> set[str]:
-    """Write the corpus JSONL; return the questions whose gold passage it holds."""
+def build_corpus(
+    oracle: Path, wiki: Path, target: Path, *, wiki_limit: int | None
+) -> dict[str, list[dict[str, str]]]:
+    """Write the corpus JSONL; return each question whose gold passage it holds, with its
+    gold passages (title, text)."""
     seen: set[tuple[str, str]] = set()
-    covered: set[str] = set()
+    covered: dict[str, list[dict[str, str]]] = {}
     target.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     with target.open("w", encoding="utf-8") as out:
@@ -51,7 +56,9 @@ def build_corpus(oracle: Path, wiki: Path, target: Path, *, wiki_limit: int | No
             for ctx in record.get("ctxs", []):
                 if not ctx.get("isgold"):
                     continue
-                covered.add(record["question"])
+                covered.setdefault(record["question"], []).append(
+                    {"title": ctx["title"], "text": ctx["text"]}
+                )
                 key = (ctx["title"], ctx["text"])
                 if key in seen:
                     continue
@@ -71,15 +78,22 @@ def build_corpus(oracle: Path, wiki: Path, target: Path, *, wiki_limit: int | No
     return covered
 
 
-def write_questions(dev: Path, target: Path, covered: set[str] | None) -> int:
-    """NQ-open dev questions (only those with an indexed gold passage unless covered is None)."""
+def write_questions(
+    dev: Path, target: Path, covered: dict[str, list[dict[str, str]]], *, all_questions: bool
+) -> int:
+    """NQ-open dev questions with their gold passages (for the `oracle` condition): only
+    those with an indexed gold passage, unless `all_questions`."""
     count = 0
     with target.open("w", encoding="utf-8") as out:
         for record in _read_jsonl(dev):
-            if covered is None or record["question"] in covered:
-                out.write(json.dumps({"question": record["question"], "answer": record["answer"]}))
-                out.write("\n")
-                count += 1
+            gold = covered.get(record["question"])
+            if gold is None and not all_questions:
+                continue
+            row = {"question": record["question"], "answer": record["answer"]}
+            if gold:
+                row["gold_passages"] = gold
+            out.write(json.dumps(row) + "\n")
+            count += 1
     print(f"questions: {count} -> {target}", file=sys.stderr)
     return count
 
@@ -117,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus = work / "corpus" / "nq-wiki-corpus.jsonl"
     covered = build_corpus(args.oracle, args.wiki, corpus, wiki_limit=args.wiki_limit)
     questions = work / "nq-open-dev-questions.jsonl"
-    write_questions(args.nq_dev, questions, None if args.all_questions else covered)
+    write_questions(args.nq_dev, questions, covered, all_questions=args.all_questions)
     if not args.skip_index:
         rag("index", str(corpus), "--name", args.index_name)
     run_dir = args.out / "run"
@@ -127,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         "--benchmark",
         str(questions),
         "--conditions",
-        f"closed,index:{args.index_name}",
+        # the oracle (each question's gold passage) needs every question to have one
+        f"closed,{'' if args.all_questions else 'oracle,'}index:{args.index_name}",
         "--n",
         str(args.n),
         "--seed",
