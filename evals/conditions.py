@@ -14,6 +14,7 @@ a web eval with another model, or to re-score it after a prompt change.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
@@ -36,6 +37,7 @@ class Condition:
 
     name: str
     sources: tuple[str, ...]
+    k: int | None = None  # passages per source for this condition alone (`[k=N]`)
 
     @property
     def closed(self) -> bool:
@@ -50,19 +52,47 @@ def _valid_source(spec: str) -> bool:
     return spec == "web" or (spec.startswith("index:") and len(spec) > len("index:"))
 
 
+_OPTIONS = re.compile(r"^(?P<body>[^\[\]]+)\[(?P<options>[^\[\]]*)\]$")
+
+
+def _options(name: str) -> tuple[str, int | None]:
+    """`index:wiki[k=1]` -> ("index:wiki", 1): a condition can carry its own k, so one run
+    compares settings side by side (`index:wiki[k=1],index:wiki[k=5]`)."""
+    found = _OPTIONS.match(name)
+    if found is None:
+        if "[" in name or "]" in name:
+            raise UsageError(
+                f"Malformed condition {name!r}: options go last, as in index:wiki[k=1]."
+            )
+        return name, None
+    k = None
+    for option in found["options"].replace(";", " ").split():
+        key, _, value = option.partition("=")
+        if key.strip() != "k" or not value.strip().isdigit() or not 1 <= int(value) <= 100:
+            raise UsageError(
+                f"Unknown option {option!r} in condition {name!r}: the option is k=N "
+                "(1 to 100 passages per source), as in index:wiki[k=1]."
+            )
+        k = int(value)
+    return found["body"].strip(), k
+
+
 def parse_conditions(text: str) -> list[Condition]:
-    """`closed,index:wiki,web+index:wiki` -> Conditions, in the given order, no duplicates."""
+    """`closed,index:wiki,web+index:wiki[k=1]` -> Conditions, in the given order, no duplicates."""
     conditions: list[Condition] = []
     for raw in text.split(","):
         name = raw.strip()
         if not name:
             continue
-        if name == CLOSED:
+        body, k = _options(name)
+        if body == CLOSED:
+            if k is not None:
+                raise UsageError("The closed condition takes no passages, so no k.")
             condition = Condition(CLOSED, ())
-        elif name == ORACLE:
-            condition = Condition(ORACLE, (ORACLE,))
+        elif body == ORACLE:
+            condition = Condition(name, (ORACLE,), k)
         else:
-            parts = tuple(p.strip() for p in name.split("+"))
+            parts = tuple(p.strip() for p in body.split("+"))
             bad = [p for p in parts if not _valid_source(p)]
             if bad:
                 raise UsageError(
@@ -71,7 +101,7 @@ def parse_conditions(text: str) -> list[Condition]:
                 )
             if len(set(parts)) != len(parts):
                 raise UsageError(f"Condition {name!r} names the same source twice.")
-            condition = Condition(name, parts)
+            condition = Condition(name, parts, k)
         if condition.name in {c.name for c in conditions}:
             raise UsageError(f"Condition {condition.name!r} is given twice.")
         conditions.append(condition)
@@ -232,19 +262,18 @@ class EvidenceSource:
     def retrieve(self, condition: Condition, question: str) -> Retrieved:
         if condition.closed:
             return Retrieved([], [], 0.0)
+        k = condition.k or self.k
         if condition.oracle:
             passages = [
                 Passage(text, title, f"gold#{i}", ORACLE, 1.0)
                 for i, (title, text) in enumerate(self.gold.get(question, ()), start=1)
             ]
-            return Retrieved(passages, [], 0.0)
+            return Retrieved(passages[:k], [], 0.0)
         if self.replay is not None:
             got = self.replay.get(condition.name, question)
             # The recorded search time stands in for the search, so latencies stay comparable.
-            return Retrieved(
-                got.passages[: self.k * len(condition.sources)], got.warnings, got.seconds
-            )
-        got = retrieve_all(self._retrievers[condition.name], question, self.k)
+            return Retrieved(got.passages[: k * len(condition.sources)], got.warnings, got.seconds)
+        got = retrieve_all(self._retrievers[condition.name], question, k)
         if self.snapshot_path is not None:
-            append_snapshot(self.snapshot_path, condition.name, question, self.k, got)
+            append_snapshot(self.snapshot_path, condition.name, question, k, got)
         return got

@@ -371,3 +371,38 @@ def test_the_oracle_condition_needs_gold_for_every_question(tmp_path, settings) 
     )
     with pytest.raises(UsageError, match="oracle condition needs gold passages, but 1 of the 3"):
         run_eval(config, settings, generator=FakeGenerator(reply=reader))
+
+
+def test_conditions_carry_their_own_k_so_one_run_compares_settings(tmp_path, settings) -> None:
+    many = [
+        Passage(f"Passage {i} about Emma, a novel by Jane Austen.", f"p{i}", f"x#{i}",
+                "index:facts", 1.0 - i / 10)
+        for i in range(6)
+    ]  # fmt: skip
+    retriever = FakeRetriever("index:facts", many)
+    conditions = parse_conditions("closed,index:facts[k=1],index:facts[k=4]")
+    assert [c.k for c in conditions] == [None, 1, 4]
+    outcome = run_eval(
+        _config(tmp_path, conditions=conditions),
+        settings,
+        generator=FakeGenerator(reply=reader),
+        retriever_factory=lambda s: retriever,
+    )
+    rows = read_predictions(outcome.out_dir)
+    counts = {r["condition"]: r["n_sources"] for r in rows}
+    assert counts == {"closed": 0, "index:facts[k=1]": 1, "index:facts[k=4]": 4}
+    assert set(outcome.results["conditions"]) == {"closed", "index:facts[k=1]", "index:facts[k=4]"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("index:w[k=0]", "Unknown option 'k=0'"),
+        ("index:w[budget=3]", "Unknown option 'budget=3'"),
+        ("index:w[k=1]x", "Malformed condition"),
+        ("closed[k=2]", "closed condition takes no passages"),
+    ],
+)
+def test_condition_options_are_checked(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_conditions(text)

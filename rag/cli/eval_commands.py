@@ -35,7 +35,8 @@ def run(
         typer.Option(
             "--conditions",
             "-c",
-            help="Comma-separated: closed, web, index:NAME, or combinations like web+index:NAME.",
+            help="Comma-separated: closed, oracle, web, index:NAME, or combinations like "
+            "web+index:NAME; [k=N] after one gives it its own k (index:wiki[k=1]).",
         ),
     ] = "closed",
     n: Annotated[
