@@ -19,7 +19,7 @@ from rag.errors import IndexBusy, IndexCorrupt, IndexNotFound
 from rag.files import storage_error, write_atomic
 
 MARKER = "pocketrag-index.json"
-#: Everything pocketrag itself puts in an index folder (see the layout above).
+#: Everything pocketrag itself puts in an index folder (the layout in indexers/store.py).
 _LAYOUT = re.compile(
     r"CURRENT|CURRENT\..+\.tmp|write\.lock|gen-\d{6}(\.tmp)?|"
     + re.escape(MARKER)
