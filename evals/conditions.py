@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from evals.jsonl import append_line, bad_line, read_jsonl
+from rag.config import Settings, _coerce, check_setting
 from rag.errors import UsageError
+from rag.evidence import candidates_wanted
 from rag.orchestrator import Retrieved, retrieve_all
 from rag.retrieval import Retriever
 from rag.types import Passage
@@ -31,13 +33,24 @@ CLOSED = "closed"
 ORACLE = "oracle"
 
 
+#: Options a condition may carry (`index:wiki[k=1,rerank=none]`) and the setting each sets.
+OPTIONS: dict[str, str] = {
+    "k": "k",
+    "rerank": "reranker",
+    "tokens": "evidence_tokens",
+    "cut": "relevance_cut",
+    "order": "evidence_order",
+}
+
+
 @dataclass(frozen=True)
 class Condition:
-    """`name` is spelled as the user gave it; `sources` are retriever specs (empty: closed)."""
+    """`name` is spelled as the user gave it; `sources` are retriever specs (empty: closed);
+    `options` are settings for this condition alone, as (setting, value) pairs."""
 
     name: str
     sources: tuple[str, ...]
-    k: int | None = None  # passages per source for this condition alone (`[k=N]`)
+    options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def closed(self) -> bool:
@@ -47,50 +60,73 @@ class Condition:
     def oracle(self) -> bool:
         return self.sources == (ORACLE,)
 
+    @property
+    def k(self) -> int | None:
+        return dict(self.options).get("k")
+
+    def settings(self, base: Settings) -> Settings:
+        """The run's settings with this condition's options. The oracle reads its gold
+        passages whole (no reranker, no budget but the context), unless told otherwise."""
+        chosen: dict[str, Any] = {}
+        if self.oracle:
+            chosen = {"reranker": "none", "evidence_tokens": _WHOLE}
+        chosen.update(self.options)
+        return base.with_overrides(**chosen)
+
+
+#: An evidence budget no context reaches: only the model's context limits the passages.
+_WHOLE = 1_048_576
+
 
 def _valid_source(spec: str) -> bool:
     return spec == "web" or (spec.startswith("index:") and len(spec) > len("index:"))
 
 
 _OPTIONS = re.compile(r"^(?P<body>[^\[\]]+)\[(?P<options>[^\[\]]*)\]$")
+#: A comma between conditions, not one between a condition's options in brackets.
+_TOP_LEVEL_COMMA = re.compile(r",(?![^\[\]]*\])")
+_EXAMPLE = "index:wiki[k=1,rerank=none,tokens=300,cut=1.5,order=best-last]"
 
 
-def _options(name: str) -> tuple[str, int | None]:
-    """`index:wiki[k=1]` -> ("index:wiki", 1): a condition can carry its own k, so one run
-    compares settings side by side (`index:wiki[k=1],index:wiki[k=5]`)."""
+def _options(name: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """`index:wiki[k=1]` -> ("index:wiki", (("k", 1),)): a condition can carry its own
+    settings, so one run compares them side by side (`index:wiki[k=1],index:wiki[k=5]`)."""
     found = _OPTIONS.match(name)
     if found is None:
         if "[" in name or "]" in name:
+            raise UsageError(f"Malformed condition {name!r}: options go last, as in {_EXAMPLE}.")
+        return name, ()
+    chosen: dict[str, Any] = {}
+    for option in found["options"].replace(";", ",").split(","):
+        if not option.strip():
+            continue
+        key, _, raw = (part.strip() for part in option.partition("="))
+        setting = OPTIONS.get(key)
+        if setting is None or not raw:
             raise UsageError(
-                f"Malformed condition {name!r}: options go last, as in index:wiki[k=1]."
+                f"Unknown option {option.strip()!r} in condition {name!r}: options are "
+                f"{', '.join(f'{k}=' for k in OPTIONS)} as in {_EXAMPLE}."
             )
-        return name, None
-    k = None
-    for option in found["options"].replace(";", " ").split():
-        key, _, value = option.partition("=")
-        if key.strip() != "k" or not value.strip().isdigit() or not 1 <= int(value) <= 100:
-            raise UsageError(
-                f"Unknown option {option!r} in condition {name!r}: the option is k=N "
-                "(1 to 100 passages per source), as in index:wiki[k=1]."
-            )
-        k = int(value)
-    return found["body"].strip(), k
+        value = _coerce(setting, raw, type(getattr(Settings(), setting)), f"condition {name!r}")
+        check_setting(setting, value, f"condition {name!r}")
+        chosen[setting] = value
+    return found["body"].strip(), tuple(chosen.items())
 
 
 def parse_conditions(text: str) -> list[Condition]:
     """`closed,index:wiki,web+index:wiki[k=1]` -> Conditions, in the given order, no duplicates."""
     conditions: list[Condition] = []
-    for raw in text.split(","):
+    for raw in _TOP_LEVEL_COMMA.split(text):
         name = raw.strip()
         if not name:
             continue
-        body, k = _options(name)
+        body, options = _options(name)
         if body == CLOSED:
-            if k is not None:
-                raise UsageError("The closed condition takes no passages, so no k.")
+            if options:
+                raise UsageError("The closed condition reads no passages, so it takes no options.")
             condition = Condition(CLOSED, ())
         elif body == ORACLE:
-            condition = Condition(name, (ORACLE,), k)
+            condition = Condition(name, (ORACLE,), options)
         else:
             parts = tuple(p.strip() for p in body.split("+"))
             bad = [p for p in parts if not _valid_source(p)]
@@ -101,7 +137,7 @@ def parse_conditions(text: str) -> list[Condition]:
                 )
             if len(set(parts)) != len(parts):
                 raise UsageError(f"Condition {name!r} names the same source twice.")
-            condition = Condition(name, parts, k)
+            condition = Condition(name, parts, options)
         if condition.name in {c.name for c in conditions}:
             raise UsageError(f"Condition {condition.name!r} is given twice.")
         conditions.append(condition)
@@ -224,13 +260,14 @@ class EvidenceSource:
         self,
         conditions: Sequence[Condition],
         *,
-        k: int,
+        settings: Settings,
         build: Callable[[str], Retriever],
         replay: Snapshot | None = None,
         snapshot_path: Path | None = None,
         gold: dict[str, tuple[tuple[str, str], ...]] | None = None,
     ) -> None:
-        self.k = k
+        self.settings = settings
+        self.k = settings.k
         #: question text -> its gold (title, text) passages, for the `oracle` condition
         self.gold = gold or {}
         self.replay = replay
@@ -262,13 +299,14 @@ class EvidenceSource:
     def retrieve(self, condition: Condition, question: str) -> Retrieved:
         if condition.closed:
             return Retrieved([], [], 0.0)
-        k = condition.k or self.k
+        chosen = condition.settings(self.settings)
+        k = candidates_wanted(chosen)
         if condition.oracle:
             passages = [
                 Passage(text, title, f"gold#{i}", ORACLE, 1.0)
                 for i, (title, text) in enumerate(self.gold.get(question, ()), start=1)
             ]
-            return Retrieved(passages[:k], [], 0.0)
+            return Retrieved(passages[: chosen.k], [], 0.0)
         if self.replay is not None:
             got = self.replay.get(condition.name, question)
             # The recorded search time stands in for the search, so latencies stay comparable.

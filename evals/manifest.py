@@ -49,6 +49,7 @@ PINNED = (
     "context_cap",
     "embedder",
     "hybrid",
+    "selection",
     "prompts",
     "question_ids",
 )
@@ -166,6 +167,13 @@ def build_manifest(
         "context_cap": settings.context_cap,
         "embedder": settings.embedder,
         "hybrid": settings.hybrid,
+        # how evidence is chosen (a condition's own options are in its name)
+        "selection": {
+            "reranker": settings.reranker,
+            "evidence_tokens": settings.evidence_tokens,
+            "relevance_cut": settings.relevance_cut,
+            "evidence_order": settings.evidence_order,
+        },
         "indexes": indexes or {},
         "prompts": {name: prompts.load(name).sha256 for name in PROMPTS},
         "packages": package_versions(),

@@ -108,6 +108,9 @@ def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -
             "mean_prompt_tokens": _r(mean([float(r["prompt_tokens"]) for r in values]), 1),
             # lines written before time to first token was recorded have none
             "mean_ttft_s": _r(mean(ttfts), 3) if (ttfts := _numbers(values, "ttft_s")) else None,
+            "mean_selection_s": (
+                _r(mean(chosen), 4) if (chosen := _numbers(values, "selection_s")) else None
+            ),
         }
     names = list(by_condition)
     baseline = "closed" if "closed" in by_condition else (names[0] if names else None)

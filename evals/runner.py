@@ -186,7 +186,7 @@ def unanswered(question: str, generator: Generator, exc: PromptTooLong) -> Answe
 def score(question: Question, condition: Condition, answer: Any, retrieval_s: float) -> dict:
     """One predictions.jsonl line: the answer, its scores, and what it cost."""
     t = answer.timings
-    passages = None if condition.closed else [s.text for s in answer.sources]
+    passages = None if condition.closed else [s.shown for s in answer.sources]
     return {
         "qid": question.id,
         "condition": condition.name,
@@ -203,7 +203,8 @@ def score(question: Question, condition: Condition, answer: Any, retrieval_s: fl
                 "location": s.location,
                 "origin": s.origin,
                 "score": s.score,
-                "text": s.text,
+                "rerank_score": s.rerank_score,
+                "text": s.shown,  # what the model read, so hit@k counts only that
             }
             for s in answer.sources
         ],
@@ -212,6 +213,7 @@ def score(question: Question, condition: Condition, answer: Any, retrieval_s: fl
         "prompt_tokens": t["prompt_tokens"],
         "cached_prompt_tokens": t.get("cached_prompt_tokens", 0),
         "ttft_s": round(float(t.get("ttft_s", 0.0)), 4),
+        "selection_s": round(float(t.get("selection_s", 0.0)), 4),
         "completion_tokens": t["completion_tokens"],
         "warnings": answer.warnings,
     }
@@ -258,7 +260,7 @@ def run_eval(
         check_gold(questions, bench.path)
     evidence = EvidenceSource(
         config.conditions,
-        k=settings.k,
+        settings=settings,
         build=retriever_factory or (lambda spec: build_retriever(spec, settings)),
         replay=replay,
         snapshot_path=config.snapshot,
@@ -303,7 +305,7 @@ def run_eval(
                 try:
                     answer = ask(
                         question.question,
-                        settings=settings,
+                        settings=condition.settings(settings),
                         sources=condition.sources,
                         generator=generator,
                         family="eval",

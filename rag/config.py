@@ -54,6 +54,11 @@ class Settings:
     search_cache_ttl: int = 86400
     embedder: str = "all-MiniLM-L6-v2"
     hybrid: bool = True
+    # evidence selection
+    reranker: str = "hybrid"  # hybrid, embedder, bm25, cross-encoder:HF_ID, none
+    evidence_tokens: int = 0  # 0: sized to the model (small models read less)
+    relevance_cut: float = 2.0  # drop sentences this many std devs below the best; 0: keep
+    evidence_order: str = "best-first"  # or best-last: the best source next to the question
 
     @property
     def indexes_dir(self) -> Path:
@@ -124,7 +129,7 @@ def load_settings(**flags: Any) -> Settings:
             values[name] = _coerce(name, file_values[name], kind, origin)
         else:
             continue
-        _check_range(name, values[name], origin)
+        check_setting(name, values[name], origin)
     return Settings(home=home, **values)
 
 
@@ -141,6 +146,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "seed": (0, 2**32 - 1),
     "fetch": (0, 10),
     "search_cache_ttl": (0, 10 * 365 * 86_400),
+    "evidence_tokens": (0, 1_048_576),
+    "relevance_cut": (0.0, 100.0),
 }
 #: Settings that take one of a few words (the web engines share the safesearch and time
 #: limit words: `rag.web.base`).
@@ -148,12 +155,14 @@ SAFESEARCH_LEVELS = ("on", "moderate", "off")
 TIMELIMITS = ("", "d", "w", "m", "y")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "weight_repack": ("auto", "on", "off"),
+    "evidence_order": ("best-first", "best-last"),
     "safesearch": SAFESEARCH_LEVELS,
     "timelimit": TIMELIMITS,
 }
 
 
-def _check_range(name: str, value: Any, origin: str) -> None:
+def check_setting(name: str, value: Any, origin: str) -> None:
+    """A UsageError naming `origin` when `value` is out of the setting's range or choices."""
     if name in _CHOICES:
         if value not in _CHOICES[name]:
             words = ", ".join(w or repr(w) for w in _CHOICES[name])

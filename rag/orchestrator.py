@@ -16,6 +16,7 @@ from typing import Any
 import prompts
 from rag.config import Settings
 from rag.errors import PromptTooLong, SearchUnavailable, UsageError
+from rag.evidence import candidates_wanted, choose_evidence
 from rag.generators import Generator, load_generator
 from rag.packing import format_sources, pack_passages
 from rag.ranking import merge_ranked
@@ -113,6 +114,22 @@ def retrieve_all(retrievers: Sequence[Retriever], query: str, k: int) -> Retriev
     return Retrieved(merge_ranked(lists), warnings, time.perf_counter() - started)
 
 
+def evidence_room(
+    question: str,
+    generator: Generator,
+    *,
+    max_tokens: int,
+    family: str,
+    history: Sequence[Message] = (),
+) -> int:
+    """Tokens of context left for sources next to the instructions, question and answer."""
+    template = prompts.load(f"{family}_with_sources")
+    frame = generator.count_prompt_tokens(
+        template.render(list(history), question=question, sources="")
+    )
+    return generator.context_size - frame - max_tokens - SAFETY_MARGIN_TOKENS
+
+
 def build_prompt(
     question: str,
     passages: Sequence[Passage],
@@ -127,10 +144,9 @@ def build_prompt(
         template = prompts.load(f"{family}_closed_book")
         return template.render(list(history), question=question), []
     template = prompts.load(f"{family}_with_sources")
-    frame = generator.count_prompt_tokens(
-        template.render(list(history), question=question, sources="")
+    budget = evidence_room(
+        question, generator, max_tokens=max_tokens, family=family, history=history
     )
-    budget = generator.context_size - frame - max_tokens - SAFETY_MARGIN_TOKENS
     packed = pack_passages(passages, budget=budget, count_tokens=generator.count_tokens)
     messages = template.render(list(history), question=question, sources=format_sources(packed))
     return messages, packed
@@ -161,13 +177,30 @@ def ask(
     if retrieved is None:
         if retrievers is None:
             retrievers = [build_retriever(spec, settings) for spec in sources]
-        retrieved = retrieve_all(retrievers, search_query or question, settings.k)
+        retrieved = retrieve_all(retrievers, search_query or question, candidates_wanted(settings))
     warnings = list(retrieved.warnings)
     if (retrievers or sources) and not retrieved.passages:
         warnings.append("No passages were found; answering without sources.")
     generator = generator or load_generator(settings)
 
-    candidates = list(retrieved.passages)
+    candidates: list[Passage] = []
+    selecting_s = 0.0
+    if retrieved.passages:
+        selection = choose_evidence(
+            search_query or question,
+            retrieved.passages,
+            settings=settings,
+            parameters=getattr(generator, "parameters", None),
+            room=evidence_room(
+                question,
+                generator,
+                max_tokens=settings.max_tokens,
+                family=family,
+                history=history,
+            ),
+            count_tokens=generator.count_tokens,
+        )
+        candidates, selecting_s = selection.passages, selection.seconds
     while True:
         messages, packed = build_prompt(
             question,
@@ -199,6 +232,7 @@ def ask(
     t = generation.timings
     timings = {
         "retrieval_s": round(retrieved.seconds, 4),
+        "selection_s": round(selecting_s, 4),
         "prompt_tokens": t.prompt_tokens,
         "ttft_s": round(t.ttft_s, 4),
         "completion_tokens": t.completion_tokens,

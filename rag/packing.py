@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from html.parser import HTMLParser
+from urllib.parse import urlparse
 
 from rag.types import Passage
 
@@ -120,9 +121,13 @@ def _attr(value: str) -> str:
 
 
 def format_source(number: int, passage: Passage) -> str:
+    """One numbered block. A web source names its site (a reader weighs a source by it); a
+    file path would only spend a small model's tokens, so local sources give their title."""
+    site = urlparse(passage.location).hostname if passage.origin == "web" else None
+    where = f' site="{_attr(site)}"' if site else ""
     return (
-        f'<source id="{number}" title="{_attr(passage.title)}" '
-        f'location="{_attr(passage.location)}">\n{clean_text(passage.text)}\n</source>'
+        f'<source id="{number}" title="{_attr(passage.title)}"{where}>\n'
+        f"{clean_text(passage.text)}\n</source>"
     )
 
 

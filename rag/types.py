@@ -29,9 +29,17 @@ class Passage:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+#: Joins the pieces of one source in the prompt when sentences between them were left out.
+GAP = " … "
+
+
 @dataclass
 class Source:
-    """A passage as it was numbered in the prompt; `id` is the number the answer cites."""
+    """A passage as it was numbered in the prompt; `id` is the number the answer cites.
+
+    `text` is the whole source; `spans` the [start, end) character ranges of it that went
+    into the prompt (None: all of it), `rerank_score` its reranker score (None: not reranked).
+    """
 
     id: int
     title: str
@@ -39,17 +47,30 @@ class Source:
     origin: str
     score: float
     text: str
+    spans: list[list[int]] | None = None
+    rerank_score: float | None = None
 
     @classmethod
     def from_passage(cls, number: int, passage: Passage) -> Source:
+        spans = passage.meta.get("spans")
+        rerank = passage.meta.get("rerank_score")
         return cls(
             id=number,
             title=passage.title,
             location=passage.location,
             origin=passage.origin,
             score=round(float(passage.score), 6),
-            text=passage.text,
+            text=passage.meta.get("full_text", passage.text) if spans else passage.text,
+            spans=[list(s) for s in spans] if spans else None,
+            rerank_score=None if rerank is None else round(float(rerank), 4),
         )
+
+    @property
+    def shown(self) -> str:
+        """The text the model read: the spans, or all of it."""
+        if not self.spans:
+            return self.text
+        return GAP.join(self.text[a:b] for a, b in self.spans)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

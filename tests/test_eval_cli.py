@@ -25,6 +25,7 @@ CONDITION_KEYS = {
     "mean_latency_s",
     "mean_prompt_tokens",
     "mean_ttft_s",
+    "mean_selection_s",
 }
 
 

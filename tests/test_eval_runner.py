@@ -384,7 +384,7 @@ def test_conditions_carry_their_own_k_so_one_run_compares_settings(tmp_path, set
     assert [c.k for c in conditions] == [None, 1, 4]
     outcome = run_eval(
         _config(tmp_path, conditions=conditions),
-        settings,
+        settings.with_overrides(reranker="none"),  # whole passages: k alone decides
         generator=FakeGenerator(reply=reader),
         retriever_factory=lambda s: retriever,
     )
@@ -394,13 +394,26 @@ def test_conditions_carry_their_own_k_so_one_run_compares_settings(tmp_path, set
     assert set(outcome.results["conditions"]) == {"closed", "index:facts[k=1]", "index:facts[k=4]"}
 
 
+def test_condition_options_become_settings_for_that_condition_alone(settings) -> None:
+    plain, tuned, oracle = parse_conditions(
+        "index:w,index:w[k=2, rerank=bm25, tokens=300, cut=1.5, order=best-last],oracle"
+    )
+    assert plain.settings(settings) == settings
+    chosen = tuned.settings(settings)
+    assert (chosen.k, chosen.reranker, chosen.evidence_tokens) == (2, "bm25", 300)
+    assert (chosen.relevance_cut, chosen.evidence_order) == (1.5, "best-last")
+    assert oracle.settings(settings).reranker == "none"  # gold passages are read whole
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("index:w[k=0]", "Unknown option 'k=0'"),
+        ("index:w[k=0]", "k must be between 1 and 100"),
         ("index:w[budget=3]", "Unknown option 'budget=3'"),
         ("index:w[k=1]x", "Malformed condition"),
-        ("closed[k=2]", "closed condition takes no passages"),
+        ("index:w[order=middle]", "evidence_order must be one of"),
+        ("index:w[tokens=lots]", "evidence_tokens must be a whole number"),
+        ("closed[k=2]", "closed condition reads no passages"),
     ],
 )
 def test_condition_options_are_checked(text: str, message: str) -> None:

@@ -44,7 +44,10 @@ def test_empty_question_is_a_usage_error(question: str, fake_generator: FakeGene
 def test_sources_are_numbered_from_one_in_prompt_order(fake_generator: FakeGenerator) -> None:
     retriever = FakeRetriever("index:docs", passages("index:docs", 4))
     answer = ask(
-        "q?", settings=load_settings(k=4), generator=fake_generator, retrievers=[retriever]
+        "q?",
+        settings=load_settings(k=4, reranker="none"),
+        generator=fake_generator,
+        retrievers=[retriever],
     )
     assert [s.id for s in answer.sources] == [1, 2, 3, 4]
     prompt = "\n".join(m.content for m in fake_generator.calls[0])
@@ -86,7 +89,8 @@ def test_web_down_with_index_warns_and_answers_from_index(fake_generator: FakeGe
 def test_web_and_index_compete_for_the_same_prompt(fake_generator: FakeGenerator) -> None:
     web = FakeRetriever("web", passages("web", 3))
     index = FakeRetriever("index:notes", passages("index:notes", 3))
-    answer = ask("q?", settings=load_settings(), generator=fake_generator, retrievers=[web, index])
+    settings = load_settings(reranker="none")  # fusion alone, without a reranker's say
+    answer = ask("q?", settings=settings, generator=fake_generator, retrievers=[web, index])
     assert {s.origin for s in answer.sources} == {"web", "index:notes"}
     assert [s.id for s in answer.sources] == list(range(1, len(answer.sources) + 1))
 

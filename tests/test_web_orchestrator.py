@@ -53,12 +53,10 @@ LOCAL = [
 ]
 
 
-def prompt_ids_and_locations(messages: list[Message]) -> list[tuple[int, str]]:
+def prompt_ids_and_titles(messages: list[Message]) -> list[tuple[int, str]]:
     return [
-        (int(i), loc)
-        for i, loc in re.findall(
-            r'<source id="(\d+)" title="[^"]*" location="([^"]*)"', messages[-1].content
-        )
+        (int(i), title)
+        for i, title in re.findall(r'<source id="(\d+)" title="([^"]*)"', messages[-1].content)
     ]
 
 
@@ -66,13 +64,13 @@ def test_sources_match_prompt_numbers_across_web_and_index(fake_generator: FakeG
     web = WebRetriever(FakeEngine(WEB_RESULTS))
     answer = ask(
         "What do we know?",
-        settings=Settings(k=4),
+        settings=Settings(k=4, reranker="none"),  # fusion and numbering, no reranker's say
         retrievers=[FakeRetriever("index:notes", LOCAL), web],
         generator=fake_generator,
     )
     ids = [s.id for s in answer.sources]
-    assert ids == list(range(1, len(ids) + 1)) and len(ids) == 7
-    assert prompt_ids_and_locations(answer.prompt) == [(s.id, s.location) for s in answer.sources]
+    assert ids == list(range(1, len(ids) + 1)) and len(ids) == 4  # k: sources in the prompt
+    assert prompt_ids_and_titles(answer.prompt) == [(s.id, s.title) for s in answer.sources]
     assert {s.origin for s in answer.sources} == {"web", "index:notes"}
     # fair fusion: the first two are the best of each source
     assert {answer.sources[0].origin, answer.sources[1].origin} == {"web", "index:notes"}
@@ -98,7 +96,7 @@ def test_numbering_survives_a_prompt_too_long_retry() -> None:
     )
     assert answer.sources, "some sources should still fit"
     assert [s.id for s in answer.sources] == list(range(1, len(answer.sources) + 1))
-    assert prompt_ids_and_locations(answer.prompt) == [(s.id, s.location) for s in answer.sources]
+    assert prompt_ids_and_titles(answer.prompt) == [(s.id, s.title) for s in answer.sources]
     assert generator.count_prompt_tokens(answer.prompt) + 30 + 32 <= 260
 
 
@@ -148,7 +146,7 @@ def test_web_down_with_index_warns_and_answers_from_the_index(
     down = WebRetriever(DdgsEngine(client_factory=_failing_ddgs, sleep=lambda s: None))
     answer = ask(
         "Who wrote Emma?",
-        settings=Settings(),
+        settings=Settings(reranker="none"),
         retrievers=[FakeRetriever("index:notes", LOCAL), down],
         generator=fake_generator,
     )
@@ -199,7 +197,17 @@ def test_cli_search_with_index_offline_warns_and_reports_warnings_in_json(
     monkeypatch.setattr(rag.orchestrator, "build_retriever", build)
     result = runner.invoke(
         app,
-        ["ask", "Who wrote Emma?", "--search", "--index", "notes", "--model", "fake:", "--json"],
+        [
+            "ask",
+            "Who wrote Emma?",
+            "--search",
+            "--index",
+            "notes",
+            "--model",
+            "fake:",
+            "--no-rerank",
+            "--json",
+        ],  # fmt: skip
     )
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
@@ -209,7 +217,17 @@ def test_cli_search_with_index_offline_warns_and_reports_warnings_in_json(
     assert "Warning:" in result.stderr and "engine ddgs" in result.stderr
 
     plain = runner.invoke(
-        app, ["ask", "Who wrote Emma?", "--search", "--index", "notes", "--model", "fake:"]
+        app,
+        [
+            "ask",
+            "Who wrote Emma?",
+            "--search",
+            "--index",
+            "notes",
+            "--model",
+            "fake:",
+            "--no-rerank",
+        ],  # fmt: skip
     )
     assert plain.exit_code == 0
     assert "Jane Austen wrote it [1]." in plain.stdout
@@ -220,7 +238,8 @@ def test_cli_search_with_index_offline_warns_and_reports_warnings_in_json(
 def test_cli_search_web_json_with_a_registered_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(ENGINES, "fake", lambda settings: FakeEngine(WEB_RESULTS))
     result = runner.invoke(
-        app, ["search", "facts", "--web", "--engine", "fake", "--k", "3", "--json"]
+        app,
+        ["search", "facts", "--web", "--engine", "fake", "--k", "3", "--no-rerank", "--json"],
     )
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)

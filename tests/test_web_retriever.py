@@ -196,7 +196,10 @@ def test_injected_instructions_arrive_only_as_delimited_data(fake_generator: Fak
         ]
         retriever = WebRetriever(FakeEngine(results), fetch=1, allow_private_fetch=True)
         answer = ask(
-            "Who wrote Emma?", settings=Settings(), retrievers=[retriever], generator=fake_generator
+            "Who wrote Emma?",
+            settings=Settings(reranker="none"),  # whole pages: the injection reaches the prompt
+            retrievers=[retriever],
+            generator=fake_generator,
         )
     system, user = answer.prompt[0], answer.prompt[-1]
     assert system.role == "system" and user.role == "user"

@@ -11,8 +11,9 @@ nothing else depends on that folder):
 3. writes the questions with their gold passages: NQ-open dev questions whose gold
    passage is in the corpus (`--all-questions` keeps every dev question, so hit@k also
    shows missing evidence, and leaves out the oracle condition);
-4. `rag eval run --conditions closed,oracle,index:NAME` on a seeded sample of `--n`
-   questions (`oracle`: each question's own gold passage, the reader's ceiling);
+4. `rag eval run --conditions closed,oracle,index:NAME,index:NAME[k=5,rerank=none,...]` on
+   a seeded sample of `--n` questions (`oracle`: each question's own gold passage, the
+   reader's ceiling; the last: five whole passages, the selection before reranking);
 5. `rag eval report`.
 
     python -m evals.recipes.offline_nq --n 300 --out runs/nq-offline
@@ -32,6 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+#: An evidence budget no context reaches: whole passages, as many as fit.
+WHOLE = 100_000
 
 
 def _read_jsonl(path: Path) -> Iterator[dict]:
@@ -113,7 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-name", default="nq-wiki")
     parser.add_argument("--n", type=int, default=300, help="questions to sample")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--k", type=int, default=3, help="passages given to the model")
+    parser.add_argument(
+        "--k", type=int, default=None, help="most sources in the prompt (default: the setting)"
+    )
+    parser.add_argument(
+        "--compare",
+        default=f"k=5,rerank=none,tokens={WHOLE}",
+        help="options of a second index condition to compare with the default; the default "
+        "is the selection before reranking existed (five whole passages); '' for none",
+    )
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--wiki-limit", type=int, default=None, help="use only the first N leads")
     parser.add_argument(
@@ -135,20 +146,23 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_index:
         rag("index", str(corpus), "--name", args.index_name)
     run_dir = args.out / "run"
+    index = f"index:{args.index_name}"
+    # the oracle (each question's gold passage) needs every question to have one
+    conditions = ["closed", *([] if args.all_questions else ["oracle"]), index]
+    if args.compare:
+        conditions.append(f"{index}[{args.compare}]")
     rag(
         "eval",
         "run",
         "--benchmark",
         str(questions),
         "--conditions",
-        # the oracle (each question's gold passage) needs every question to have one
-        f"closed,{'' if args.all_questions else 'oracle,'}index:{args.index_name}",
+        ",".join(conditions),
         "--n",
         str(args.n),
         "--seed",
         str(args.seed),
-        "--k",
-        str(args.k),
+        *(["--k", str(args.k)] if args.k else []),
         "--model",
         args.model,
         "--out",

@@ -9,17 +9,21 @@ import typer
 from rag.cli import output
 from rag.cli.options import (
     EngineOption,
+    EvidenceTokensOption,
     FetchOption,
     IndexOption,
     JsonOption,
     KOption,
     MaxTokensOption,
     ModelOption,
+    NoRerankOption,
     RegionOption,
+    RerankerOption,
     SafesearchOption,
     SearchOption,
     TemperatureOption,
     TimelimitOption,
+    reranker_choice,
 )
 from rag.config import load_settings
 
@@ -37,6 +41,9 @@ def ask(
     region: RegionOption = None,
     safesearch: SafesearchOption = None,
     timelimit: TimelimitOption = None,
+    reranker: RerankerOption = None,
+    no_rerank: NoRerankOption = False,
+    evidence_tokens: EvidenceTokensOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Answer QUESTION with a local model, citing web results (--search) or your index (--index)."""
@@ -53,6 +60,8 @@ def ask(
         region=region,
         safesearch=safesearch,
         timelimit=timelimit,
+        reranker=reranker_choice(reranker, no_rerank),
+        evidence_tokens=evidence_tokens,
     )
     specs = source_specs(web=search, indexes=index)
     # A spinner on stderr (terminals only) until the first token: searching and loading take time.

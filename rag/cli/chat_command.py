@@ -18,17 +18,21 @@ import typer
 from rag.cli import output
 from rag.cli.options import (
     EngineOption,
+    EvidenceTokensOption,
     FetchOption,
     IndexOption,
     JsonOption,
     KOption,
     MaxTokensOption,
     ModelOption,
+    NoRerankOption,
     RegionOption,
+    RerankerOption,
     SafesearchOption,
     SearchOption,
     TemperatureOption,
     TimelimitOption,
+    reranker_choice,
 )
 from rag.config import load_settings
 
@@ -47,6 +51,9 @@ def chat(
     region: RegionOption = None,
     safesearch: SafesearchOption = None,
     timelimit: TimelimitOption = None,
+    reranker: RerankerOption = None,
+    no_rerank: NoRerankOption = False,
+    evidence_tokens: EvidenceTokensOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Talk with a local model; follow-ups are searched as standalone questions."""
@@ -66,6 +73,8 @@ def chat(
         region=region,
         safesearch=safesearch,
         timelimit=timelimit,
+        reranker=reranker_choice(reranker, no_rerank),
+        evidence_tokens=evidence_tokens,
     )
     session = ChatSession(settings, sources=source_specs(web=search, indexes=index))
     session.model()  # load now: a missing model should stop us before the first question

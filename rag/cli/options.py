@@ -27,7 +27,31 @@ ModelOption = Annotated[
 ]
 KOption = Annotated[
     int | None,
-    typer.Option("--k", "-k", help="Passages to retrieve per source. Env: RAG_K."),
+    typer.Option(
+        "--k",
+        "-k",
+        help="Most sources in the prompt (a reranker reads 10 candidates per source). Env: RAG_K.",
+    ),
+]
+RerankerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reranker",
+        help="hybrid (default, offline), embedder, bm25, cross-encoder:HF_ID or none. "
+        "Env: RAG_RERANKER.",
+    ),
+]
+NoRerankOption = Annotated[
+    bool,
+    typer.Option("--no-rerank", help="Keep the retrievers' order and whole passages."),
+]
+EvidenceTokensOption = Annotated[
+    int | None,
+    typer.Option(
+        "--evidence-tokens",
+        help="Token budget for sources in the prompt; 0 sizes it to the model. "
+        "Env: RAG_EVIDENCE_TOKENS.",
+    ),
 ]
 MaxTokensOption = Annotated[
     int | None,
@@ -60,3 +84,12 @@ TimelimitOption = Annotated[
     typer.Option("--timelimit", help="Results from the last d(ay), w(eek), m(onth), y(ear)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def reranker_choice(reranker: str | None, no_rerank: bool) -> str | None:
+    """The `reranker` setting the flags ask for (None: leave it to env, config, default)."""
+    from rag.errors import UsageError
+
+    if no_rerank and reranker not in (None, "none"):
+        raise UsageError(f"--no-rerank and --reranker {reranker} contradict each other.")
+    return "none" if no_rerank else reranker

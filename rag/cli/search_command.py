@@ -11,9 +11,12 @@ from rag.cli.options import (
     IndexOption,
     JsonOption,
     KOption,
+    NoRerankOption,
     RegionOption,
+    RerankerOption,
     SafesearchOption,
     TimelimitOption,
+    reranker_choice,
 )
 from rag.config import load_settings
 from rag.errors import UsageError
@@ -29,9 +32,13 @@ def search(
     region: RegionOption = None,
     safesearch: SafesearchOption = None,
     timelimit: TimelimitOption = None,
+    reranker: RerankerOption = None,
+    no_rerank: NoRerankOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Show the best passages for QUERY from local indexes (--index) and/or the web (--web)."""
+    """Show the best passages for QUERY from local indexes (--index) and/or the web (--web),
+    in the order the reranker puts them, with the sentences a model would be given."""
+    from rag.evidence import candidates_wanted, choose_evidence
     from rag.orchestrator import retrieve_all, validate_question
     from rag.retrieval import build_retriever, source_specs
     from rag.types import Source
@@ -41,10 +48,27 @@ def search(
     if not specs:
         raise UsageError("Say where to search: --index NAME (repeatable) and/or --web.")
     settings = load_settings(
-        k=k, engine=engine, fetch=fetch, region=region, safesearch=safesearch, timelimit=timelimit
+        k=k,
+        engine=engine,
+        fetch=fetch,
+        region=region,
+        safesearch=safesearch,
+        timelimit=timelimit,
+        reranker=reranker_choice(reranker, no_rerank),
     )
-    retrieved = retrieve_all([build_retriever(s, settings) for s in specs], query, settings.k)
-    results = [Source.from_passage(i, p) for i, p in enumerate(retrieved.passages, start=1)]
+    retrievers = [build_retriever(s, settings) for s in specs]
+    retrieved = retrieve_all(retrievers, query, candidates_wanted(settings))
+    selection = choose_evidence(
+        query,
+        retrieved.passages,
+        settings=settings,
+        parameters=None,  # no model here: the budget of a mid-sized one
+        room=1 << 30,
+        count_tokens=_approximate_tokens,
+    )
+    kept = {p.location: p for p in selection.passages}
+    shown = [kept.get(p.location, p) for p in selection.ranked[: settings.k]]
+    results = [Source.from_passage(i, p) for i, p in enumerate(shown, start=1)]
     for warning in retrieved.warnings:
         output.warn(warning)
     if json_output:
@@ -55,9 +79,17 @@ def search(
         return
     for r in results:  # titles and texts come from documents and web pages: never raw escapes
         title, location = output.printable(r.title), output.printable(r.location)
+        rerank = "" if r.rerank_score is None else f", rerank {r.rerank_score:+.2f}"
         output.out.print(
-            f"[{r.id}] {title}  ({r.origin}, score {r.score:.3f})", style="bold", markup=False
+            f"[{r.id}] {title}  ({r.origin}, score {r.score:.3f}{rerank})",
+            style="bold",
+            markup=False,
         )
         output.out.print(f"    {location}", style="cyan", markup=False)
-        snippet = output.printable(" ".join(r.text.split()))
+        snippet = output.printable(" ".join(r.shown.split()))
         output.out.print(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}\n", markup=False)
+
+
+def _approximate_tokens(text: str) -> int:
+    """About four characters a token: enough to show which sentences a model would read."""
+    return max(1, len(text) // 4)

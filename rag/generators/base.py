@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
@@ -13,21 +14,37 @@ from rag.types import Message, Timings
 
 class Generation:
     """A streamed answer. Iterate for text chunks as they arrive; once the stream
-    ends, `text` is the whole answer and `timings` is complete."""
+    ends, `text` is the whole answer and `timings` is complete.
+
+    Greedy decoding of a small model can fall into a loop ("Philly Philly Philly ..."),
+    which costs the whole token budget and says nothing more. The stream ends when the
+    answer's last words repeat one phrase `LOOP_REPEATS` times in a row, and `text` keeps
+    the phrase once (`looped` tells that it happened).
+    """
 
     def __init__(self, chunks: Iterator[str], timings: Timings) -> None:
         self._chunks = chunks
         self._parts: list[str] = []
         self._done = False
+        self.looped = False
+        self._cut: int | None = None  # where `text` ends when a loop was cut
         self.timings = timings
 
     def __iter__(self) -> Iterator[str]:
         if self._done:
             yield from self._parts
             return
+        seen = ""
         for chunk in self._chunks:
             self._parts.append(chunk)
             yield chunk
+            seen += chunk
+            if chunk.strip() and (cut := loop_start(seen)) is not None:
+                self.looped, self._cut = True, cut
+                close = getattr(self._chunks, "close", None)
+                if close is not None:
+                    close()  # release the model now, not when the next answer starts
+                break
         self._done = True
 
     @property
@@ -35,7 +52,31 @@ class Generation:
         if not self._done:
             for _ in self:
                 pass
-        return "".join(self._parts)
+        whole = "".join(self._parts)
+        return whole if self._cut is None else whole[: self._cut].rstrip()
+
+
+#: A phrase of 1..LOOP_PHRASE words repeated this many times in a row ends the answer.
+LOOP_REPEATS = 4
+LOOP_PHRASE = 12
+_WORD_SPANS = re.compile(r"\S+")
+
+
+def loop_start(text: str) -> int | None:
+    """Where the second copy of a phrase begins when `text` ends in LOOP_REPEATS copies of
+    it (compared case-insensitively, punctuation aside), else None."""
+    offset = max(0, len(text) - 2000)
+    found = list(_WORD_SPANS.finditer(text, offset))
+    words = [re.sub(r"\W", "", m.group().lower()) or m.group() for m in found]
+    for size in range(1, LOOP_PHRASE + 1):
+        need = size * LOOP_REPEATS
+        if len(words) < need:
+            break
+        tail = words[-need:]
+        phrase = tail[:size]
+        if all(tail[i] == phrase[i % size] for i in range(need)):
+            return offset + found[len(words) - need + size].start()
+    return None
 
 
 @runtime_checkable
@@ -44,6 +85,8 @@ class Generator(Protocol):
 
     model_name: str
     context_size: int
+    #: weights in the model when known (None for a remote one); sizes the evidence budget
+    parameters: int | None
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -99,16 +142,21 @@ class TimedStream:
         timings = self.timings
         started = started if started is not None else time.perf_counter()
         first_at: float | None = None
-        for text, n_tokens in pieces:
-            now = time.perf_counter()
-            if first_at is None:
-                first_at = now
-                timings.ttft_s = now - started
-            timings.completion_tokens += n_tokens
-            if text:
-                yield text
-        ended = time.perf_counter()
-        timings.total_s = ended - started
-        decode_s = ended - (first_at or ended)
-        if timings.completion_tokens > 1 and decode_s > 0:
-            timings.tokens_per_s = (timings.completion_tokens - 1) / decode_s
+        try:
+            for text, n_tokens in pieces:
+                now = time.perf_counter()
+                if first_at is None:
+                    first_at = now
+                    timings.ttft_s = now - started
+                timings.completion_tokens += n_tokens
+                if text:
+                    yield text
+        finally:  # also when the reader stops early (a loop cut, a closed client)
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # the producer may hold the model
+            ended = time.perf_counter()
+            timings.total_s = ended - started
+            decode_s = ended - (first_at or ended)
+            if timings.completion_tokens > 1 and decode_s > 0:
+                timings.tokens_per_s = (timings.completion_tokens - 1) / decode_s

@@ -182,6 +182,8 @@ class LlamaGenerator:
         # keeps the size asked for: the smallest of the three is what really fits.
         limits = [n_ctx, self._llm.n_ctx()] + ([trained] if trained > 0 else [])
         self.context_size = min(limits)
+        #: weights in the model: small models get a smaller evidence budget
+        self.parameters = int(llama_cpp.llama_model_n_params(self._llm._model.model))
         self._is_eog = lambda token: bool(
             llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token)
         )

@@ -71,6 +71,7 @@ class OpenAIGenerator:
         self.model = model
         self.model_name = f"openai:{self.base_url}#{model}" if model else f"openai:{self.base_url}"
         self.context_size = context_size
+        self.parameters: int | None = None  # a remote model does not say
         self.seed = seed
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0))

@@ -1,0 +1,172 @@
+"""Choose what evidence a model reads: rerank candidates sentence by sentence, keep the
+sentences that bear on the question within a token budget, cut the ones that score far
+below the best, and give each kept source only its kept sentences.
+
+Why sentences: a 135M model given five 200-token passages answers worse than given the
+one that holds the answer (issue data: 45% at one passage, 17.5% at five). The answer
+usually sits in one sentence; a budget spent on the best sentences of several sources
+keeps the recall of many passages at the cost of one.
+
+Sources keep whole-source numbering: each kept source is one `<source id="N">` block
+whose text is its kept sentences in their original order, joined by " … ". The source's
+full (cleaned) text and the character spans that went into the prompt are kept in
+`meta`, so `rag ask --json` can show both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from rag.evidence.rerankers import Reranker, bm25_scores, standardised
+from rag.evidence.sentences import split_sentences
+from rag.packing import clean_text, format_source
+from rag.types import GAP, Passage
+
+#: Fallback budget for models of unknown size (an HTTP endpoint).
+DEFAULT_BUDGET = 1024
+BEST_FIRST = "best-first"
+BEST_LAST = "best-last"
+
+
+def budget_for(parameters: int | None) -> int:
+    """Evidence tokens that fit a model of `parameters`: small models lose the answer in
+    long prompts and larger ones read more, so the budget grows with size."""
+    if not parameters:
+        return DEFAULT_BUDGET
+    if parameters < 500_000_000:
+        return 256
+    if parameters < 2_000_000_000:
+        return 512
+    if parameters < 8_000_000_000:
+        return 1024
+    return 2048
+
+
+@dataclass(frozen=True)
+class SelectionPolicy:
+    """`budget`: evidence tokens (blocks included); `cut`: drop sentences scoring more than
+    this many standard deviations below the best (0: no cut); `depth`: candidates read."""
+
+    budget: int
+    cut: float = 2.0
+    depth: int = 10
+    order: str = BEST_FIRST
+    max_sources: int = 5
+    prior: float = 1.0  # weight of the retrievers' rank beside the reranker's score
+    shortlist: int = 24  # sentences a model-based reranker reads (0: all)
+
+
+@dataclass
+class _Unit:
+    source: int  # index into the candidates
+    span: tuple[int, int]
+    text: str
+
+
+@dataclass
+class Selection:
+    passages: list[Passage]  # what goes into the prompt, numbered 1..n in this order
+    ranked: list[Passage]  # every candidate read, reranked, with `meta["rerank_score"]`
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def select_evidence(
+    question: str,
+    candidates: Sequence[Passage],
+    *,
+    reranker: Reranker | None,
+    policy: SelectionPolicy,
+    count_tokens: Callable[[str], int],
+) -> Selection:
+    started = time.perf_counter()
+    sources = [replace(p, text=clean_text(p.text)) for p in candidates[: policy.depth]]
+    sources = [p for p in sources if p.text]
+    units = [
+        _Unit(i, span, p.text[span[0] : span[1]])
+        for i, p in enumerate(sources)
+        for span in split_sentences(p.text)
+    ]
+    if not units:
+        return Selection([], [], time.perf_counter() - started)
+    texts = [_scored_text(sources[u.source], u.text) for u in units]
+    # The retrievers ranked whole passages against the corpus (its IDF, its vectors); that
+    # rank is evidence too, which sentence scores alone would throw away.
+    prior = standardised([1.0 / (1 + u.source) for u in units])
+    if (
+        reranker is not None
+        and not getattr(reranker, "cheap", False)
+        and 0 < policy.shortlist < len(units)
+    ):
+        # A cascade: BM25 and the prior (microseconds) pick what the model-based reranker
+        # reads, so its cost stays flat however long the candidates are.
+        first = standardised(bm25_scores(question, texts)) + policy.prior * prior
+        keep = sorted(np.argsort(-first, kind="stable")[: policy.shortlist])
+        units, texts, prior = [units[i] for i in keep], [texts[i] for i in keep], prior[keep]
+    if reranker is None:  # the retrievers' order, and within a source its own order
+        raw: Sequence[float] = [-float(k) for k in range(len(units))]
+    else:
+        raw = reranker.score(question, texts)
+    z = standardised(standardised(raw) + policy.prior * prior)
+    best_of = np.full(len(sources), -np.inf)
+    for unit, score in zip(units, z, strict=False):
+        best_of[unit.source] = max(best_of[unit.source], score)
+    ranked = sorted(range(len(sources)), key=lambda i: (-best_of[i], i))
+    reranked = [
+        replace(sources[i], meta={**sources[i].meta, "rerank_score": round(float(best_of[i]), 4)})
+        for i in ranked
+    ]
+
+    chosen: dict[int, list[_Unit]] = {}
+    spent = 0
+    top = float(z.max())
+    for position in np.argsort(-z, kind="stable"):
+        unit = units[position]
+        if policy.cut and reranker is not None and top - z[position] > policy.cut:
+            break
+        cost = count_tokens(unit.text) + 1
+        if unit.source not in chosen:
+            if len(chosen) >= policy.max_sources:
+                continue
+            cost += (
+                count_tokens(format_source(len(chosen) + 1, replace(sources[unit.source], text="")))
+                + 2
+            )
+        if spent + cost > policy.budget:
+            continue
+        chosen.setdefault(unit.source, []).append(unit)
+        spent += cost
+    order = sorted(chosen, key=lambda i: ranked.index(i))
+    if policy.order == BEST_LAST:
+        order.reverse()
+    kept = [_excerpt(sources[i], chosen[i], best_of[i]) for i in order]
+    return Selection(kept, reranked, time.perf_counter() - started)
+
+
+def _scored_text(source: Passage, sentence: str) -> str:
+    """The sentence with its source's title: "It opened in 1998" says nothing about what
+    opened until the title does."""
+    title = source.title.strip()
+    return f"{title}: {sentence}" if title and title.lower() not in sentence.lower() else sentence
+
+
+def _excerpt(source: Passage, units: list[_Unit], score: float) -> Passage:
+    units = sorted(units, key=lambda u: u.span)
+    spans: list[list[int]] = []
+    for unit in units:
+        if spans and source.text[spans[-1][1] : unit.span[0]].strip() == "":
+            spans[-1][1] = unit.span[1]
+        else:
+            spans.append([unit.span[0], unit.span[1]])
+    text = GAP.join(source.text[a:b] for a, b in spans)
+    meta = {
+        **source.meta,
+        "rerank_score": round(float(score), 4),
+        "spans": spans,
+        "full_text": source.text,
+    }
+    return replace(source, text=text, meta=meta)
