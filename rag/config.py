@@ -58,7 +58,7 @@ class Settings:
     reranker: str = "hybrid"  # hybrid, embedder, bm25, cross-encoder:HF_ID, none
     evidence_tokens: int = 0  # 0: sized to the model (small models read less)
     relevance_cut: float = 2.0  # drop sentences this many std devs below the best; 0: keep
-    evidence_order: str = "best-first"  # or best-last: the best source next to the question
+    evidence_order: str = "best-last"  # the best source next to the question; or best-first
 
     @property
     def indexes_dir(self) -> Path:

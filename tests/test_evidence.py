@@ -107,7 +107,7 @@ def test_without_a_cut_the_budget_bounds_the_evidence_and_pieces_keep_their_orde
         "alpha?",
         [passage(0, text)],
         reranker=ByWord("alpha"),
-        policy=SelectionPolicy(budget=16, cut=0.0, prior=0.0),
+        policy=SelectionPolicy(budget=16, cut=0.0, prior=0.0, mode="sentences"),
         count_tokens=words,
     )
     (kept,) = selection.passages
@@ -115,6 +115,21 @@ def test_without_a_cut_the_budget_bounds_the_evidence_and_pieces_keep_their_orde
     assert sum(words(kept.text[a:b]) + 1 for a, b in kept.meta["spans"]) + block_cost <= 16
     assert kept.text.startswith("Alpha one.") and "Alpha five." in kept.text
     assert " … " in kept.text  # a left-out sentence between two kept ones is marked
+
+
+def test_windows_grow_around_the_best_sentence_toward_the_better_neighbour() -> None:
+    text = "Zero here. One alpha. Two alpha alpha. Three alpha. Four here. Five alpha alpha alpha."
+    selection = select_evidence(
+        "alpha?",
+        [passage(0, text)],
+        reranker=ByWord("alpha"),
+        policy=SelectionPolicy(budget=18, cut=0.0, prior=0.0),
+        count_tokens=words,
+    )
+    (kept,) = selection.passages
+    # the best sentence (Five), then its only neighbour (Four), then Three: one run, no gap
+    assert kept.text == "Three alpha. Four here. Five alpha alpha alpha."
+    assert len(kept.meta["spans"]) == 1
 
 
 def test_order_and_the_source_limit() -> None:

@@ -60,8 +60,10 @@ def test_ask_search_with_smollm2_and_a_local_searxng(tmp_path: Path, smollm2_pat
     sources = payload["sources"]
     assert [s["id"] for s in sources] == list(range(1, len(sources) + 1))
     assert {s["origin"] for s in sources} == {"web"}
-    # reranked: the page that says who wrote Emma comes first, fetched in full
-    emma = sources[0]
+    # reranked: the page that says who wrote Emma scores best (and, best-last, comes last
+    # next to the question), fetched in full
+    emma = sources[-1]
+    assert emma["rerank_score"] == max(s["rerank_score"] for s in sources)
     assert emma["location"] == server.url + "/emma"
     assert "December 1815" in emma["text"]  # the fetched page, not the snippet
     assert emma["spans"] and emma["rerank_score"] is not None

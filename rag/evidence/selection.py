@@ -29,6 +29,8 @@ from rag.types import GAP, Passage
 #: Fallback budget for models of unknown size (an HTTP endpoint).
 DEFAULT_BUDGET = 1024
 BEST_FIRST = "best-first"
+WINDOWS = "windows"
+SENTENCES = "sentences"
 BEST_LAST = "best-last"
 
 
@@ -57,7 +59,8 @@ class SelectionPolicy:
     order: str = BEST_FIRST
     max_sources: int = 5
     prior: float = 1.0  # weight of the retrievers' rank beside the reranker's score
-    shortlist: int = 24  # sentences a model-based reranker reads (0: all)
+    shortlist: int = 16  # sentences a model-based reranker reads (0: all)
+    mode: str = WINDOWS  # or SENTENCES: the best sentences from anywhere
 
 
 @dataclass
@@ -121,30 +124,90 @@ def select_evidence(
         for i in ranked
     ]
 
-    chosen: dict[int, list[_Unit]] = {}
-    spent = 0
-    top = float(z.max())
-    for position in np.argsort(-z, kind="stable"):
-        unit = units[position]
-        if policy.cut and reranker is not None and top - z[position] > policy.cut:
-            break
-        cost = count_tokens(unit.text) + 1
-        if unit.source not in chosen:
-            if len(chosen) >= policy.max_sources:
-                continue
-            cost += (
-                count_tokens(format_source(len(chosen) + 1, replace(sources[unit.source], text="")))
-                + 2
-            )
-        if spent + cost > policy.budget:
-            continue
-        chosen.setdefault(unit.source, []).append(unit)
-        spent += cost
+    header = [
+        count_tokens(format_source(n + 1, replace(p, text=""))) + 2 for n, p in enumerate(sources)
+    ]
+    cost = [count_tokens(u.text) + 1 for u in units]
+    pick = _windows if policy.mode == WINDOWS else _sentences
+    chosen = pick(units, z, ranked, best_of, header, cost, policy)
     order = sorted(chosen, key=lambda i: ranked.index(i))
     if policy.order == BEST_LAST:
         order.reverse()
     kept = [_excerpt(sources[i], chosen[i], best_of[i]) for i in order]
     return Selection(kept, reranked, time.perf_counter() - started)
+
+
+Chosen = dict[int, list[_Unit]]
+
+
+def _sentences(
+    units: list[_Unit],
+    z: np.ndarray,
+    ranked: list[int],
+    best_of: np.ndarray,
+    header: list[int],
+    cost: list[int],
+    policy: SelectionPolicy,
+) -> Chosen:
+    """The best sentences anywhere, each on its own, until the budget or the cut."""
+    chosen: Chosen = {}
+    spent = 0
+    top = float(z.max())
+    for position in np.argsort(-z, kind="stable"):
+        unit = units[position]
+        if policy.cut and top - z[position] > policy.cut:
+            break
+        extra = cost[position]
+        if unit.source not in chosen:
+            if len(chosen) >= policy.max_sources:
+                continue
+            extra += header[unit.source]
+        if spent + extra > policy.budget:
+            continue
+        chosen.setdefault(unit.source, []).append(unit)
+        spent += extra
+    return chosen
+
+
+def _windows(
+    units: list[_Unit],
+    z: np.ndarray,
+    ranked: list[int],
+    best_of: np.ndarray,
+    header: list[int],
+    cost: list[int],
+    policy: SelectionPolicy,
+) -> Chosen:
+    """Sources best first; from each, one run of neighbouring sentences grown around its
+    best sentence, toward the better neighbour, while the budget lasts. A small model
+    reads a coherent stretch of text better than sentences picked from everywhere."""
+    by_source: dict[int, list[int]] = {}
+    for position, unit in enumerate(units):
+        by_source.setdefault(unit.source, []).append(position)
+    chosen: Chosen = {}
+    left = policy.budget
+    top = float(best_of.max())
+    for source in ranked:
+        positions = by_source.get(source)
+        if not positions or len(chosen) >= policy.max_sources:
+            continue
+        if policy.cut and top - best_of[source] > policy.cut:
+            break
+        best = max(range(len(positions)), key=lambda n: z[positions[n]])
+        if header[source] + cost[positions[best]] > left:
+            continue
+        left -= header[source] + cost[positions[best]]
+        low = high = best
+        while True:
+            options = [n for n in (low - 1, high + 1) if 0 <= n < len(positions)]
+            options = [n for n in options if cost[positions[n]] <= left]
+            if not options:
+                break
+            step = max(options, key=lambda n: z[positions[n]])
+            left -= cost[positions[step]]
+            low, high = min(low, step), max(high, step)
+        chosen[source] = [units[positions[n]] for n in range(low, high + 1)]
+    return chosen
 
 
 def _scored_text(source: Passage, sentence: str) -> str:
