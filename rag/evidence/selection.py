@@ -129,7 +129,7 @@ def select_evidence(
     ]
     cost = [count_tokens(u.text) + 1 for u in units]
     pick = _windows if policy.mode == WINDOWS else _sentences
-    chosen = pick(units, z, ranked, best_of, header, cost, policy)
+    chosen = pick(_Scored(units, z, ranked, best_of, header, cost), policy)
     order = sorted(chosen, key=lambda i: ranked.index(i))
     if policy.order == BEST_LAST:
         order.reverse()
@@ -140,16 +140,21 @@ def select_evidence(
 Chosen = dict[int, list[_Unit]]
 
 
-def _sentences(
-    units: list[_Unit],
-    z: np.ndarray,
-    ranked: list[int],
-    best_of: np.ndarray,
-    header: list[int],
-    cost: list[int],
-    policy: SelectionPolicy,
-) -> Chosen:
+@dataclass
+class _Scored:
+    """Sentences with their standardised scores and token costs, and the sources ranked."""
+
+    units: list[_Unit]
+    z: np.ndarray
+    ranked: list[int]  # source indexes, best first
+    best_of: np.ndarray  # each source's best sentence score
+    header: list[int]  # tokens of each source's empty block
+    cost: list[int]  # tokens of each sentence
+
+
+def _sentences(scored: _Scored, policy: SelectionPolicy) -> Chosen:
     """The best sentences anywhere, each on its own, until the budget or the cut."""
+    units, z, header, cost = scored.units, scored.z, scored.header, scored.cost
     chosen: Chosen = {}
     spent = 0
     top = float(z.max())
@@ -169,18 +174,12 @@ def _sentences(
     return chosen
 
 
-def _windows(
-    units: list[_Unit],
-    z: np.ndarray,
-    ranked: list[int],
-    best_of: np.ndarray,
-    header: list[int],
-    cost: list[int],
-    policy: SelectionPolicy,
-) -> Chosen:
+def _windows(scored: _Scored, policy: SelectionPolicy) -> Chosen:
     """Sources best first; from each, one run of neighbouring sentences grown around its
     best sentence, toward the better neighbour, while the budget lasts. A small model
     reads a coherent stretch of text better than sentences picked from everywhere."""
+    units, z, header, cost = scored.units, scored.z, scored.header, scored.cost
+    ranked, best_of = scored.ranked, scored.best_of
     by_source: dict[int, list[int]] = {}
     for position, unit in enumerate(units):
         by_source.setdefault(unit.source, []).append(position)
