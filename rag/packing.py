@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 
 from rag.types import Passage
 
+#: A title longer than this is cut in the prompt: it would only spend the evidence budget.
+TITLE_CHARS = 200
 #: A passage is cut to fit only when at least this many tokens of room are left.
 MIN_PARTIAL_TOKENS = 48
 #: `<source ...>`, `</source>`, and unclosed `<source` / `</source` fragments.
@@ -124,9 +126,9 @@ def format_source(number: int, passage: Passage) -> str:
     """One numbered block. A web source names its site (a reader weighs a source by it); a
     file path would only spend a small model's tokens, so local sources give their title."""
     site = urlparse(passage.location).hostname if passage.origin == "web" else None
-    where = f' site="{_attr(site)}"' if site else ""
+    where = f' site="{_attr(site[:100])}"' if site else ""
     return (
-        f'<source id="{number}" title="{_attr(passage.title)}"{where}>\n'
+        f'<source id="{number}" title="{_attr(passage.title[:TITLE_CHARS])}"{where}>\n'
         f"{clean_text(passage.text)}\n</source>"
     )
 

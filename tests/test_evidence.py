@@ -206,3 +206,18 @@ def test_a_looping_answer_stops_and_keeps_the_phrase_once() -> None:
     assert loop_start("The answer is 42. " * 4) == len("The answer is 42. ")
     for fine in ("Jane Austen [1].", "very very good", "1, 2, 3, 4, 5", "ha ha ha"):
         assert loop_start(fine) is None
+
+
+def test_hostile_sources_a_huge_title_and_a_megabyte_page_still_give_evidence() -> None:
+    page = "Emma was written by Jane Austen. " + "Filler words go on and on. " * 80_000
+    candidates = [Passage(page, "T" * 5000, "https://a.example/", "web", 1.0)]
+    selection = select_evidence(
+        "Who wrote Emma?",
+        candidates,
+        reranker=ByWord("emma"),
+        policy=SelectionPolicy(budget=60, cut=0.0),
+        count_tokens=words,
+    )
+    (kept,) = selection.passages
+    assert kept.text.startswith("Emma was written by Jane Austen.")
+    assert kept.meta["full_text"] == page.strip()  # spans index the whole page

@@ -26,6 +26,9 @@ from rag.evidence.sentences import split_sentences
 from rag.packing import clean_text, format_source
 from rag.types import GAP, Passage
 
+#: Characters of each source that are split and scored: a fetched page can run to
+#: megabytes, and no budget here holds more than its first pages anyway.
+READ_CHARS = 20_000
 #: Fallback budget for models of unknown size (an HTTP endpoint).
 DEFAULT_BUDGET = 1024
 BEST_FIRST = "best-first"
@@ -92,7 +95,7 @@ def select_evidence(
     units = [
         _Unit(i, span, p.text[span[0] : span[1]])
         for i, p in enumerate(sources)
-        for span in split_sentences(p.text)
+        for span in split_sentences(p.text[:READ_CHARS])
     ]
     if not units:
         return Selection([], [], time.perf_counter() - started)
