@@ -256,3 +256,21 @@ def test_text_without_markers_is_tokenized_as_llama_cpp_would(generator: LlamaGe
     tokens, _ = generator.render(messages)
     prompt = generator._formatter(messages=[m.as_dict() for m in messages]).prompt
     assert tokens == generator.llama.tokenize(prompt.encode(), add_bos=False, special=True)
+
+
+def test_a_model_without_chat_template_gets_plain_text_ending_in_one_answer_cue() -> None:
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from rag.generators.llama import _FALLBACK_STOPS, _FALLBACK_TEMPLATE
+
+    render = Jinja2ChatFormatter(template=_FALLBACK_TEMPLATE, eos_token="", bos_token="")
+    eval_style = render(
+        messages=[
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": "Question: Who wrote Emma?\nAnswer:"},
+        ]
+    ).prompt
+    assert eval_style == "Answer briefly.\n\nQuestion: Who wrote Emma?\nAnswer:"
+    chat_style = render(messages=[{"role": "user", "content": "Who wrote Emma?"}]).prompt
+    assert chat_style == "Who wrote Emma?\nAnswer:"
+    assert "\n" in _FALLBACK_STOPS  # a base model's answer ends with its line

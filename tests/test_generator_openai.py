@@ -135,7 +135,7 @@ def test_a_server_failing_a_too_long_prompt_is_a_clear_error(server_url: str) ->
         )
         for i in range(8)
     ]
-    settings = load_settings(k=8, max_tokens=16)
+    settings = load_settings(k=8, max_tokens=16, reranker="none", evidence_tokens=100_000)
     with pytest.raises(GenerationError, match="set context_cap"):
         ask("What do the pages say?", settings=settings, generator=generator,
             retrievers=[FakeRetriever("web", passages)])  # fmt: skip

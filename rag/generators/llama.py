@@ -28,12 +28,19 @@ from rag.generators.gguf_meta import GGUFError, training_context
 from rag.types import Message, Timings
 
 # Used only when a GGUF carries no chat template (base models): plain turns.
+#: For a GGUF without a chat template (a base model, which only continues text): the
+#: conversation as plain text ending in "Answer:", the cue a base model completes. The
+#: eval prompts already end their user turn with it, so it is not said twice.
 _FALLBACK_TEMPLATE = (
     "{% for m in messages %}{% if m.role == 'system' %}{{ m.content }}\n\n"
-    "{% elif m.role == 'user' %}Question: {{ m.content }}\n"
-    "{% else %}Answer: {{ m.content }}\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}Answer:{% endif %}"
+    "{% elif m.role == 'user' %}{{ m.content }}{% if not loop.last %}{{ '\\n' }}{% endif %}"
+    "{% else %}{{ m.content }}\n\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt and not messages[-1].content.rstrip().endswith('Answer:') %}"
+    "{{ '\\n' }}Answer:{% endif %}"
 )
+#: Where a base model's answer ends: at the end of its line; after it, it goes on to
+#: repeat itself or to invent the next question.
+_FALLBACK_STOPS = ["\n", "Question:"]
 
 #: CPU flags of Intel AMX (4th-generation Xeon and later). There, llama.cpp (as built by
 #: llama-cpp-python 0.3.x) repacks Q4/Q8 weights into its AMX buffer type and then crashes
@@ -189,8 +196,10 @@ class LlamaGenerator:
         )
         model = self._llm._model
         eos_id, bos_id = self._llm.token_eos(), self._llm.token_bos()
+        chat_template = self._llm.metadata.get("tokenizer.chat_template")
+        self._extra_stops = [] if chat_template else list(_FALLBACK_STOPS)
         self._formatter = Jinja2ChatFormatter(
-            template=self._llm.metadata.get("tokenizer.chat_template") or _FALLBACK_TEMPLATE,
+            template=chat_template or _FALLBACK_TEMPLATE,
             eos_token=model.token_get_text(eos_id) if eos_id != -1 else "",
             bos_token=model.token_get_text(bos_id) if bos_id != -1 else "",
         )
@@ -221,7 +230,7 @@ class LlamaGenerator:
             tokens = self._render_separately(messages, add_bos)
         else:
             tokens = self._tokenize(result.prompt, add_bos=add_bos, special=True)
-        return tokens, [s for s in stops if s]
+        return tokens, [s for s in stops if s] + self._extra_stops
 
     def _tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
         # surrogateescape: a question with undecodable bytes from the command line
