@@ -221,3 +221,20 @@ def test_hostile_sources_a_huge_title_and_a_megabyte_page_still_give_evidence() 
     (kept,) = selection.passages
     assert kept.text.startswith("Emma was written by Jane Austen.")
     assert kept.meta["full_text"] == page.strip()  # spans index the whole page
+
+
+def test_sources_left_out_of_the_reranker_shortlist_have_no_score_not_infinity() -> None:
+    import json
+
+    candidates = [passage(i, f"Alpha {i} one. Beta {i} two.") for i in range(3)]
+    selection = select_evidence(
+        "alpha?",
+        candidates,
+        reranker=ByWord("alpha"),
+        policy=SelectionPolicy(budget=10_000, cut=0.0, shortlist=2),
+        count_tokens=words,
+    )
+    scores = [p.meta["rerank_score"] for p in selection.ranked]
+    assert None in scores and all(s is None or s == s for s in scores)
+    sources = [Source.from_passage(i, p).as_dict() for i, p in enumerate(selection.ranked, 1)]
+    json.dumps(sources, allow_nan=False)  # what `rag search --json` prints

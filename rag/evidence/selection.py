@@ -123,7 +123,7 @@ def select_evidence(
         best_of[unit.source] = max(best_of[unit.source], score)
     ranked = sorted(range(len(sources)), key=lambda i: (-best_of[i], i))
     reranked = [
-        replace(sources[i], meta={**sources[i].meta, "rerank_score": round(float(best_of[i]), 4)})
+        replace(sources[i], meta={**sources[i].meta, "rerank_score": _rounded(best_of[i])})
         for i in ranked
     ]
 
@@ -212,6 +212,12 @@ def _windows(scored: _Scored, policy: SelectionPolicy) -> Chosen:
     return chosen
 
 
+def _rounded(score: float) -> float | None:
+    """A source's score for output; None for one the reranker did not read (no sentence of
+    it made the shortlist), whose -inf would be invalid JSON."""
+    return round(float(score), 4) if np.isfinite(score) else None
+
+
 def _scored_text(source: Passage, sentence: str) -> str:
     """The sentence with its source's title: "It opened in 1998" says nothing about what
     opened until the title does."""
@@ -230,7 +236,7 @@ def _excerpt(source: Passage, units: list[_Unit], score: float) -> Passage:
     text = GAP.join(source.text[a:b] for a, b in spans)
     meta = {
         **source.meta,
-        "rerank_score": round(float(score), 4),
+        "rerank_score": _rounded(score),
         "spans": spans,
         "full_text": source.text,
     }
