@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,8 +53,8 @@ def budget_for(parameters: int | None) -> int:
 
 @dataclass(frozen=True)
 class SelectionPolicy:
-    """`budget`: evidence tokens (blocks included); `cut`: drop sentences scoring more than
-    this many standard deviations below the best (0: no cut); `depth`: candidates read."""
+    """`budget`: evidence tokens (blocks included); `cut`: drop what scores more than this
+    many standard deviations below the best (0: no cut); `depth`: candidates read."""
 
     budget: int
     cut: float = 2.0
@@ -78,14 +78,13 @@ class Selection:
     passages: list[Passage]  # what goes into the prompt, numbered 1..n in this order
     ranked: list[Passage]  # every candidate read, reranked, with `meta["rerank_score"]`
     seconds: float
-    warnings: list[str] = field(default_factory=list)
 
 
 def select_evidence(
     question: str,
     candidates: Sequence[Passage],
     *,
-    reranker: Reranker | None,
+    reranker: Reranker,
     policy: SelectionPolicy,
     count_tokens: Callable[[str], int],
 ) -> Selection:
@@ -103,20 +102,13 @@ def select_evidence(
     # The retrievers ranked whole passages against the corpus (its IDF, its vectors); that
     # rank is evidence too, which sentence scores alone would throw away.
     prior = standardised([1.0 / (1 + u.source) for u in units])
-    if (
-        reranker is not None
-        and not getattr(reranker, "cheap", False)
-        and 0 < policy.shortlist < len(units)
-    ):
+    if not getattr(reranker, "cheap", False) and 0 < policy.shortlist < len(units):
         # A cascade: BM25 and the prior (microseconds) pick what the model-based reranker
         # reads, so its cost stays flat however long the candidates are.
         first = standardised(bm25_scores(question, texts)) + policy.prior * prior
         keep = sorted(np.argsort(-first, kind="stable")[: policy.shortlist])
         units, texts, prior = [units[i] for i in keep], [texts[i] for i in keep], prior[keep]
-    if reranker is None:  # the retrievers' order, and within a source its own order
-        raw: Sequence[float] = [-float(k) for k in range(len(units))]
-    else:
-        raw = reranker.score(question, texts)
+    raw = reranker.score(question, texts)
     z = standardised(standardised(raw) + policy.prior * prior)
     best_of = np.full(len(sources), -np.inf)
     for unit, score in zip(units, z, strict=False):
@@ -133,7 +125,7 @@ def select_evidence(
     cost = [count_tokens(u.text) + 1 for u in units]
     pick = _windows if policy.mode == WINDOWS else _sentences
     chosen = pick(_Scored(units, z, ranked, best_of, header, cost), policy)
-    order = sorted(chosen, key=lambda i: ranked.index(i))
+    order = [i for i in ranked if i in chosen]
     if policy.order == BEST_LAST:
         order.reverse()
     kept = [_excerpt(sources[i], chosen[i], best_of[i]) for i in order]
