@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.jsonl import append_line, bad_line, read_jsonl
-from rag.config import Settings, _coerce, check_setting
+from rag.config import Settings, parse_setting
 from rag.errors import UsageError
 from rag.evidence import candidates_wanted
 from rag.orchestrator import Retrieved, retrieve_all
@@ -107,9 +107,7 @@ def _options(name: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
                 f"Unknown option {option.strip()!r} in condition {name!r}: options are "
                 f"{', '.join(f'{k}=' for k in OPTIONS)} as in {_EXAMPLE}."
             )
-        value = _coerce(setting, raw, type(getattr(Settings(), setting)), f"condition {name!r}")
-        check_setting(setting, value, f"condition {name!r}")
-        chosen[setting] = value
+        chosen[setting] = parse_setting(setting, raw, f"condition {name!r}")
     return found["body"].strip(), tuple(chosen.items())
 
 

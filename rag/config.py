@@ -112,24 +112,28 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def parse_setting(name: str, raw: Any, origin: str) -> Any:
+    """`raw` (text from the environment, a TOML value, an eval condition's option) as the
+    setting's type, range-checked; a UsageError naming `origin` otherwise."""
+    value = _coerce(name, raw, _TYPES[name], origin)
+    check_setting(name, value, origin)
+    return value
+
+
 def load_settings(**flags: Any) -> Settings:
     """Resolve every setting through the four layers; `flags` are the top layer."""
     home = Path(flags.pop("home", None) or rag_home()).expanduser()
     file_values = read_config_file(home / CONFIG_FILE)
     values: dict[str, Any] = {}
-    for name, kind in _TYPES.items():
+    for name in _TYPES:
         env_name = ENV_PREFIX + name.upper()
         if flags.get(name) is not None:
-            origin, values[name] = f"--{name.replace('_', '-')}", flags[name]
+            values[name] = flags[name]
+            check_setting(name, values[name], f"--{name.replace('_', '-')}")
         elif env_name in os.environ:
-            origin = env_name
-            values[name] = _coerce(name, os.environ[env_name], kind, origin)
+            values[name] = parse_setting(name, os.environ[env_name], env_name)
         elif name in file_values:
-            origin = str(home / CONFIG_FILE)
-            values[name] = _coerce(name, file_values[name], kind, origin)
-        else:
-            continue
-        check_setting(name, values[name], origin)
+            values[name] = parse_setting(name, file_values[name], str(home / CONFIG_FILE))
     return Settings(home=home, **values)
 
 
