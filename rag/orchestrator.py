@@ -138,16 +138,19 @@ def build_prompt(
     max_tokens: int,
     family: str,
     history: Sequence[Message] = (),
+    room: int | None = None,
 ) -> tuple[list[Message], list[Passage]]:
-    """The messages and the passages that fit, numbered 1..n in rank order."""
+    """The messages and the passages that fit, numbered 1..n in rank order. `room` is
+    `evidence_room(...)` for the same arguments, when the caller already has it."""
     if not passages:
         template = prompts.load(f"{family}_closed_book")
         return template.render(list(history), question=question), []
     template = prompts.load(f"{family}_with_sources")
-    budget = evidence_room(
-        question, generator, max_tokens=max_tokens, family=family, history=history
-    )
-    packed = pack_passages(passages, budget=budget, count_tokens=generator.count_tokens)
+    if room is None:
+        room = evidence_room(
+            question, generator, max_tokens=max_tokens, family=family, history=history
+        )
+    packed = pack_passages(passages, budget=room, count_tokens=generator.count_tokens)
     messages = template.render(list(history), question=question, sources=format_sources(packed))
     return messages, packed
 
@@ -185,19 +188,17 @@ def ask(
 
     candidates: list[Passage] = []
     selecting_s = 0.0
+    room = None
     if retrieved.passages:
+        room = evidence_room(
+            question, generator, max_tokens=settings.max_tokens, family=family, history=history
+        )
         selection = choose_evidence(
             search_query or question,
             retrieved.passages,
             settings=settings,
             parameters=getattr(generator, "parameters", None),
-            room=evidence_room(
-                question,
-                generator,
-                max_tokens=settings.max_tokens,
-                family=family,
-                history=history,
-            ),
+            room=room,
             count_tokens=generator.count_tokens,
         )
         candidates, selecting_s = selection.passages, selection.seconds
@@ -209,6 +210,7 @@ def ask(
             max_tokens=settings.max_tokens,
             family=family,
             history=history,
+            room=room,
         )
         try:
             generation = generator.generate(
