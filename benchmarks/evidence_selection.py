@@ -48,7 +48,9 @@ def first_token(question: str, settings, retriever, generator) -> dict[str, floa
         count_tokens=generator.count_tokens,
     )
     selected = time.perf_counter()
-    messages, _ = build_prompt(question, selection.passages, generator, max_tokens=1, family="eval")
+    messages, _ = build_prompt(
+        question, selection.passages, generator, max_tokens=1, family="eval", room=room
+    )
     generator.llama.reset()  # no KV cache carried over from the last question
     generation = generator.generate(messages, max_tokens=1)
     for _ in generation:
