@@ -27,7 +27,6 @@ from rag.generators.base import Generation, TimedStream, check_fits
 from rag.generators.gguf_meta import GGUFError, training_context
 from rag.types import Message, Timings
 
-# Used only when a GGUF carries no chat template (base models): plain turns.
 #: For a GGUF without a chat template (a base model, which only continues text): the
 #: conversation as plain text ending in "Answer:", the cue a base model completes. The
 #: eval prompts already end their user turn with it, so it is not said twice.
