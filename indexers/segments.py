@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexCorrupt
+from rag.threads import load_faiss
 
 #: Vectors per segment: 16384 x 384 float32 = 24 MB for MiniLM, the most a build keeps.
 SEGMENT_SIZE = 16_384
@@ -87,7 +88,7 @@ def segment_file(number: int) -> str:
 
 def make_index(ids: np.ndarray, vectors: np.ndarray, dim: int, kind: str) -> Any:
     """An IndexIDMap2 (FAISS ids = chunk ids) over an exact or an HNSW inner-product index."""
-    import faiss
+    faiss = load_faiss()
 
     if kind == "hnsw":
         inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
@@ -103,7 +104,7 @@ def make_index(ids: np.ndarray, vectors: np.ndarray, dim: int, kind: str) -> Any
 def write_segment(
     folder: Path, number: int, ids: np.ndarray, vectors: np.ndarray, kind: str
 ) -> Segment:
-    import faiss
+    faiss = load_faiss()
 
     name = segment_file(number)
     index = make_index(ids, vectors, vectors.shape[1], kind)
@@ -122,7 +123,7 @@ def first_line(exc: Exception) -> str:
 
 def read_segment(folder: Path, segment: Segment, dim: int, mmap: bool = False) -> Any:
     """Load one segment, checked against what params.json says it holds."""
-    import faiss
+    faiss = load_faiss()
 
     path = folder / segment.file
     if not path.is_file():
@@ -144,7 +145,7 @@ def read_segment(folder: Path, segment: Segment, dim: int, mmap: bool = False) -
 
 def contents(index: Any) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of a segment, to carry its surviving vectors into a rewrite."""
-    import faiss
+    faiss = load_faiss()
 
     ids = faiss.vector_to_array(index.id_map).astype(np.int64)
     inner = faiss.downcast_index(index.index)

@@ -24,6 +24,7 @@ from indexers import store
 from indexers.chunking import Chunk
 from rag.errors import IndexCorrupt
 from rag.files import write_atomic
+from rag.threads import load_faiss
 
 
 class GenerationWriter:
@@ -174,7 +175,7 @@ class GenerationWriter:
         """Whether a segment holds a dropped id; read only when its id range says it may."""
         if not len(dropped) or not segment.may_hold(dropped):
             return False
-        import faiss
+        faiss = load_faiss()
 
         # Keep the index in a name: `id_map` belongs to it, and reading it after FAISS freed
         # a temporary index gives garbage ids (then a touched segment looks untouched).

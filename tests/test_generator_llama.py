@@ -12,9 +12,9 @@ from rag.generators.llama import (
     _stop_prefix_len,
     built_features,
     cpu_flags,
-    thread_count,
     use_extra_buffers,
 )
+from rag.threads import thread_count
 from rag.types import Message
 
 QUESTION = [Message("user", "What is the capital of France? Answer in one word.")]
@@ -200,7 +200,8 @@ def test_a_cap_above_the_training_context_is_not_allocated(smollm2_path: Path) -
 
 
 def test_threads_never_exceed_the_logical_cpus() -> None:
-    assert thread_count(0, cpus=8) == 4
+    assert thread_count(0, cpus=8, cores=4) == 4  # two threads per core
+    assert thread_count(0, cpus=2, cores=2) == 2
     assert thread_count(0, cpus=1) == 1
     assert thread_count(3, cpus=8) == 3
     assert thread_count(100_000, cpus=8) == 8

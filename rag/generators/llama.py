@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import os
 import re
 import secrets
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 from rag.errors import GenerationError, ModelUnavailable
 from rag.generators.base import Generation, TimedStream, check_fits
 from rag.generators.gguf_meta import GGUFError, training_context
+from rag.threads import thread_count
 from rag.types import Message, Timings
 
 #: For a GGUF without a chat template (a base model, which only continues text): the
@@ -86,13 +86,6 @@ def use_extra_buffers(setting: str, flags: Collection[str]) -> bool:
     if setting == "off":
         return False
     return not AMX_FLAGS & set(flags)
-
-
-def thread_count(setting: int, cpus: int | None = None) -> int:
-    """llama.cpp worker threads: by default half the logical CPUs (about the physical cores);
-    never more than the logical CPUs, since its threads spin and extra ones only wait."""
-    cpus = max(1, cpus or os.cpu_count() or 2)
-    return min(setting, cpus) if setting > 0 else max(1, cpus // 2)
 
 
 _PARAMS_LOCK = threading.Lock()
