@@ -25,7 +25,13 @@ import numpy as np
 from indexers import ownership, store, target
 from indexers.chunking import Chunk, embedding_text, iter_chunks
 from indexers.discovery import Skip, discover, open_regular
-from indexers.embedders import Embedder, canonical_name, get_embedder
+from indexers.embedders import (
+    Embedder,
+    canonical_name,
+    get_embedder,
+    runtime_for_index,
+    runtime_for_new_index,
+)
 from indexers.loaders import LoadError, iter_documents
 from indexers.writer import GenerationWriter
 from rag.config import Settings
@@ -259,7 +265,12 @@ def _build_locked(
         report.generation = prev.number
         return report
 
-    run = _Run(index_dir, prev, name, wanted, roots, approx_threshold, progress)
+    runtime = (
+        runtime_for_index(prev.params.get("embedder_runtime"), settings.embedder_runtime, name)
+        if prev is not None
+        else runtime_for_new_index(settings.embedder_runtime)
+    )
+    run = _Run(index_dir, prev, name, wanted, runtime, roots, approx_threshold, progress)
     try:
         for i, item in enumerate(changed):
             progress("read", i, len(changed))
@@ -311,6 +322,7 @@ class _Run:
     prev: store.Generation | None
     name: str
     embedder_name: str
+    runtime: str  # which runtimes may embed: the index's own kind of vectors
     roots: list[str]
     approx_threshold: int
     progress: Progress
@@ -322,7 +334,7 @@ class _Run:
 
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = get_embedder(self.embedder_name)
+            self._embedder = get_embedder(self.embedder_name, self.runtime)
         return self._embedder
 
     def writer(self) -> GenerationWriter:
@@ -332,7 +344,12 @@ class _Run:
             else:
                 embedder = self.embedder()
                 params = store.new_params(
-                    self.name, self.embedder_name, embedder.id, embedder.dim, self.roots
+                    self.name,
+                    self.embedder_name,
+                    embedder.id,
+                    getattr(embedder, "runtime", "torch"),
+                    embedder.dim,
+                    self.roots,
                 )
             self._writer = GenerationWriter(
                 self.index_dir, self.prev, params, approx_threshold=self.approx_threshold

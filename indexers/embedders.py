@@ -9,6 +9,8 @@ installed (no hub call), otherwise from the Hugging Face hub.
 from __future__ import annotations
 
 import importlib
+import logging
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,8 +39,40 @@ class Embedder(Protocol):
 
 EmbedderFactory = Callable[[str], Embedder]
 _REGISTRY: dict[str, EmbedderFactory] = {}
-_CACHE: dict[str, Embedder] = {}
+_CACHE: dict[tuple[str, str], Embedder] = {}
 _LOCK = threading.Lock()
+log = logging.getLogger(__name__)
+
+#: How a sentence-transformers model runs: ONNX Runtime with float or int8 weights (no torch
+#: import, so a cold query starts in a fraction of the time), or torch itself.
+RUNTIMES = ("onnx", "onnx-int8", "torch")
+#: What a new index is embedded with, when ONNX Runtime can run the model.
+DEFAULT_RUNTIME = "onnx-int8"
+
+
+def vectors_made_by(runtime: str) -> str:
+    """Runtimes whose vectors can share an index: torch and float ONNX agree to six places."""
+    return "int8" if runtime == "onnx-int8" else "float"
+
+
+def runtime_for_index(recorded: str | None, setting: str, index: str) -> str:
+    """The runtimes (in order of preference) that read or extend an index without mixing
+    its vectors with different ones. An index without a record was embedded by torch."""
+    recorded = recorded or "torch"
+    if setting == "auto":
+        return "onnx-int8" if recorded == "onnx-int8" else "onnx|torch"
+    if vectors_made_by(setting) != vectors_made_by(recorded):
+        raise UsageError(
+            f"Index {index!r} holds vectors made by the {recorded} runtime; "
+            f"embedder_runtime={setting} makes different ones, and mixing them would skew "
+            f"its search. Rebuild it with `RAG_EMBEDDER_RUNTIME={setting} rag index "
+            f"--name {index} --rebuild`, or leave embedder_runtime at auto."
+        )
+    return setting
+
+
+def runtime_for_new_index(setting: str) -> str:
+    return f"{DEFAULT_RUNTIME}|torch" if setting == "auto" else setting
 
 
 def canonical_name(name: str) -> str:
@@ -52,33 +86,124 @@ def register_embedder(name: str, factory: EmbedderFactory) -> None:
     """Make `name` resolve to `factory(name)`; replaces an earlier registration."""
     with _LOCK:
         _REGISTRY[canonical_name(name)] = factory
-        _CACHE.pop(canonical_name(name), None)
+        _forget(canonical_name(name))
 
 
 def unregister_embedder(name: str) -> None:
     with _LOCK:
         _REGISTRY.pop(canonical_name(name), None)
-        _CACHE.pop(canonical_name(name), None)
+        _forget(canonical_name(name))
 
 
-def get_embedder(name: str) -> Embedder:
+def _forget(key: str) -> None:
+    for cached in [c for c in _CACHE if c[0] == key]:
+        del _CACHE[cached]
+
+
+def get_embedder(name: str, runtime: str = "onnx|torch") -> Embedder:
     """The embedder for `name`, loaded once per process (loading a model takes seconds).
 
     Resolution: a registered name; `module:attr` (a factory importable by path, e.g. a
-    plugin); anything else is a sentence-transformers model name or folder.
+    plugin); anything else is a sentence-transformers model name or folder, run by the
+    first of `runtime`'s `|`-separated runtimes that can load it. Registered and plugin
+    embedders run however they like, so `runtime` does not apply to them.
     """
-    key = canonical_name(name)
+    key = (canonical_name(name), runtime)
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
-        if key in _REGISTRY:
-            embedder = _REGISTRY[key](key)
-        elif ":" in key and not Path(key).exists():
-            embedder = _from_import_path(key)
+        if key[0] in _REGISTRY:
+            embedder = _REGISTRY[key[0]](key[0])
+        elif ":" in key[0] and not Path(key[0]).exists():
+            embedder = _from_import_path(key[0])
         else:
-            embedder = SentenceTransformerEmbedder(key)
+            embedder = _load_model(key[0], runtime.split("|"))
         _CACHE[key] = embedder
         return embedder
+
+
+def any_embedder(name: str, setting: str = "auto") -> Embedder:
+    """`name` under whichever runtime this process already loaded (an index's queries did,
+    say), else under the setting: for comparing texts with each other, not with an index,
+    any runtime serves, and a second copy of the model would only cost a load."""
+    key = canonical_name(name)
+    with _LOCK:
+        loaded = next((e for (n, _), e in _CACHE.items() if n == key), None)
+    return loaded or get_embedder(name, runtime_for_new_index(setting))
+
+
+def _load_model(name: str, runtimes: list[str]) -> Embedder:
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if unknown or not runtimes:
+        raise UsageError(f"Unknown embedder runtime {unknown}; pick from {', '.join(RUNTIMES)}.")
+    for position, runtime in enumerate(runtimes):
+        if runtime == "torch":
+            return SentenceTransformerEmbedder(name)
+        try:
+            return load_onnx_embedder(name, int8=runtime == "onnx-int8")
+        except ModelUnavailable as exc:
+            if position == len(runtimes) - 1:
+                raise
+            log.warning("%s Using %s instead (slower to start).", exc, runtimes[position + 1])
+    raise AssertionError("unreachable: the last runtime returns or raises")
+
+
+def model_source(name: str) -> Path | None:
+    """Where the model's files are on this machine: a pip package, a folder, the HF cache."""
+    from indexers.onnx_export import hub_snapshot
+
+    packaged = packaged_model_dir(name)
+    if packaged is not None:
+        return packaged
+    if Path(name).expanduser().is_dir():
+        return Path(name).expanduser()
+    return hub_snapshot(name)
+
+
+def load_onnx_embedder(name: str, int8: bool) -> Embedder:
+    """The model on ONNX Runtime, exported once (through torch) when no export is cached."""
+    from indexers import onnx_export
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise ModelUnavailable(f"ONNX Runtime cannot load here ({exc}).") from None
+    source = model_source(name)
+    exported = onnx_export.load_export(onnx_export.cache_folder(name, source)) if source else None
+    if exported is not None:
+        try:
+            return _onnx_session(name, exported, int8)
+        except ModelUnavailable as exc:  # a damaged cache costs one export, not an error
+            log.warning("%s Exporting it again.", exc)
+            shutil.rmtree(exported.folder, ignore_errors=True)
+    st_embedder = SentenceTransformerEmbedder(name)  # downloads it if need be
+    source = model_source(name)
+    if source is None:
+        raise ModelUnavailable(f"Cannot find the files of {name!r} to export them to ONNX.")
+    try:
+        exported = onnx_export.export(
+            st_embedder.model, st_embedder.id, onnx_export.cache_folder(name, source)
+        )
+    except ModelUnavailable:
+        raise
+    except Exception as exc:  # an architecture torch.onnx cannot trace, a full disk...
+        raise ModelUnavailable(
+            f"Cannot export {name!r} to ONNX: {type(exc).__name__}: {exc}"
+        ) from None
+    return _onnx_session(name, exported, int8)
+
+
+def _onnx_session(name: str, exported: Any, int8: bool) -> Embedder:
+    from indexers.onnx_embedder import OnnxEmbedder
+    from rag.threads import pool_size
+
+    try:
+        return OnnxEmbedder(name, exported, int8=int8, threads=pool_size())
+    except Exception as exc:  # a truncated graph file, an op this ONNX Runtime lacks
+        raise ModelUnavailable(
+            f"ONNX Runtime cannot run {exported.graph(int8)}: {type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}."
+        ) from None
 
 
 def _from_import_path(spec: str) -> Embedder:
@@ -105,14 +230,13 @@ def packaged_model_dir(name: str) -> Path | None:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model on CPU; vectors are L2-normalised for inner-product search."""
+    """A sentence-transformers model on torch (the reference runtime, and the fallback where
+    ONNX Runtime cannot run the model); vectors are L2-normalised for inner-product search."""
 
     # Rows per forward pass: on CPU, 16 runs as fast as 64 but needs far less memory for
     # activations (peak RSS encoding 256-token chunks: 64 -> 1,079 MB, 16 -> 700 MB).
     batch_size = 16
-    # A query is a batch of one: torch's thread pool only adds synchronisation, which on a
-    # busy machine turns ~30 ms into ~900 ms (measured with 2 cores oversubscribed).
-    small_batch = 8
+    runtime = "torch"
 
     def __init__(self, name: str) -> None:
         self.name = canonical_name(name)
@@ -125,29 +249,17 @@ class SentenceTransformerEmbedder:
         self.dim = int(get_dim())
         self.max_tokens = int(self.model.max_seq_length or 256)
         self.tokenizer = self.model.tokenizer
-        self._threads_lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        import torch
-
-        threads = torch.get_num_threads()
-        single = len(texts) <= self.small_batch and threads > 1
-        with self._threads_lock:
-            if single:
-                torch.set_num_threads(1)
-            try:
-                vectors = self.model.encode(
-                    list(texts),
-                    batch_size=self.batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
-            finally:
-                if single:
-                    torch.set_num_threads(threads)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         release_freed_memory()
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -201,6 +313,9 @@ def _load_sentence_transformer(name: str) -> Any:
         pass
     from sentence_transformers import SentenceTransformer
 
+    from rag.threads import configure_torch
+
+    configure_torch()
     local = packaged_model_dir(name)
     target = str(local) if local else name
     offline_reason = None

@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from indexers import segments, store
-from indexers.embedders import Embedder, canonical_name, get_embedder
+from indexers.embedders import Embedder, canonical_name, get_embedder, runtime_for_index
 from indexers.hybrid import BM25_WEIGHT, DENSE_WEIGHT, bm25_search, rrf
 from rag.config import Settings
 from rag.errors import IndexCorrupt, UsageError
@@ -27,13 +27,19 @@ class IndexRetriever:
     """Query one committed generation of an index; `name` is `index:NAME`."""
 
     def __init__(
-        self, label: str, generation: store.Generation, embedder_name: str, hybrid: bool
+        self,
+        label: str,
+        generation: store.Generation,
+        embedder_name: str,
+        hybrid: bool,
+        runtime: str = "onnx|torch",
     ) -> None:
         self.label = label
         self.name = f"index:{label}"
         self.generation = generation
         self.embedder_name = embedder_name
         self.hybrid = hybrid
+        self.runtime = runtime  # the index's own kind of vectors: see runtime_for_index
         self._lock = threading.Lock()
         self._embedder: Embedder | None = None
         try:
@@ -60,12 +66,15 @@ class IndexRetriever:
                 f"rebuild the index with `rag index PATH --name {name} --rebuild "
                 f"--embedder {wanted}`."
             )
-        return cls(name, generation, built_with, settings.hybrid)
+        runtime = runtime_for_index(
+            generation.params.get("embedder_runtime"), settings.embedder_runtime, name
+        )
+        return cls(name, generation, built_with, settings.hybrid, runtime)
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            embedder = get_embedder(self.embedder_name)
+            embedder = get_embedder(self.embedder_name, self.runtime)
             if embedder.dim != self.generation.params["dim"]:
                 raise UsageError(
                     f"Embedder {self.embedder_name!r} gives {embedder.dim}-dim vectors; "

@@ -375,7 +375,7 @@ def commit_generation(index_dir: Path, tmp_dir: Path) -> Path:
 
 
 def new_params(
-    name: str, embedder_name: str, embedder_id: str, dim: int, roots: list[str]
+    name: str, embedder_name: str, embedder_id: str, runtime: str, dim: int, roots: list[str]
 ) -> dict[str, Any]:
     return {
         "segments": [],
@@ -384,6 +384,7 @@ def new_params(
         "name": name,
         "embedder": embedder_name,
         "embedder_id": embedder_id,
+        "embedder_runtime": runtime,  # int8 vectors differ from float ones: see embedders
         "dim": dim,
         "faiss": "flat",
         "chunks": 0,

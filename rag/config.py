@@ -53,6 +53,7 @@ class Settings:
     allow_private_fetch: bool = False
     search_cache_ttl: int = 86400
     embedder: str = "all-MiniLM-L6-v2"
+    embedder_runtime: str = "auto"  # onnx-int8 for new indexes, else what the index records
     hybrid: bool = True
     # evidence selection
     reranker: str = "hybrid"  # hybrid, embedder, bm25, cross-encoder:HF_ID, none
@@ -160,6 +161,7 @@ TIMELIMITS = ("", "d", "w", "m", "y")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "weight_repack": ("auto", "on", "off"),
     "evidence_order": ("best-first", "best-last"),
+    "embedder_runtime": ("auto", "onnx", "onnx-int8", "torch"),
     "safesearch": SAFESEARCH_LEVELS,
     "timelimit": TIMELIMITS,
 }

@@ -13,14 +13,21 @@ from rag.generators.base import Generation, TimedStream
 from rag.types import Message, Timings
 
 
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX export of each real embedder for the whole run: exporting takes seconds."""
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
 @pytest.fixture(autouse=True)
-def rag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def rag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx_cache: Path) -> Path:
     home = tmp_path / "rag-home"
     home.mkdir()
     for name in list(os.environ):
         if name.startswith("RAG_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("RAG_HOME", str(home))
+    monkeypatch.setenv("RAG_ONNX_CACHE", str(onnx_cache))
     return home
 
 

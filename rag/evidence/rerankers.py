@@ -127,9 +127,9 @@ class EmbedderReranker:
     name = "embedder"
 
     def __init__(self, settings: Settings) -> None:
-        from indexers.embedders import get_embedder
+        from indexers.embedders import any_embedder
 
-        self.embedder = get_embedder(settings.embedder)
+        self.embedder = any_embedder(settings.embedder, settings.embedder_runtime)
 
     def score(self, question: str, texts: Sequence[str]) -> list[float]:
         if not texts:

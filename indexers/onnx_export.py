@@ -1,0 +1,227 @@
+"""Export a sentence-transformers model to ONNX once, so later processes embed without torch.
+
+Importing torch and transformers costs seconds on every cold `rag search`; ONNX Runtime plus
+`tokenizers` load in a fraction of that. The export runs the installed model through
+`torch.onnx` once (pooling and normalisation inside the graph, so the runtime only
+tokenises and runs it), quantises a int8 copy, and caches both under
+`$RAG_HOME/cache/onnx/`, keyed by where the weights came from and when they changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.errors import ModelUnavailable
+
+# Bump when the exported graph or the files beside it change meaning.
+EXPORT_FORMAT = 1
+FLOAT_FILE = "model.onnx"
+INT8_FILE = "model-int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "export.json"
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """A cached export: the graphs, the tokenizer, and what the runtime must know."""
+
+    folder: Path
+    model_id: str
+    dim: int
+    max_tokens: int
+    pad_id: int
+    pad_token: str
+    inputs: tuple[str, ...]
+
+    def graph(self, int8: bool) -> Path:
+        return self.folder / (INT8_FILE if int8 else FLOAT_FILE)
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.folder / TOKENIZER_FILE
+
+
+def export_root() -> Path:
+    """`$RAG_ONNX_CACHE`, else `$RAG_HOME/cache/onnx` (tests share one across homes)."""
+    from rag.config import rag_home
+
+    override = os.environ.get("RAG_ONNX_CACHE")
+    return Path(override).expanduser() if override else rag_home() / "cache" / "onnx"
+
+
+def hub_snapshot(name: str) -> Path | None:
+    """The Hugging Face cache folder of hub model `name`, found without importing the hub client.
+
+    sentence-transformers reads a bare name as `sentence-transformers/NAME`.
+    """
+    repo = name if "/" in name else f"sentence-transformers/{name}"
+    cache = os.environ.get("HF_HUB_CACHE")
+    if not cache:
+        hf_home = os.environ.get("HF_HOME") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
+        )
+        cache = os.path.join(hf_home, "hub")
+    repo_dir = Path(cache) / f"models--{repo.replace('/', '--')}"
+    try:
+        commit = (repo_dir / "refs" / "main").read_text().strip()
+    except OSError:
+        return None
+    snapshot = repo_dir / "snapshots" / commit
+    return snapshot if (snapshot / "config.json").is_file() else None
+
+
+def fingerprint(source: Path) -> str:
+    """Changes whenever the weights at `source` do (a reinstall, an update, another commit)."""
+    parts = [str(source.resolve()), f"format {EXPORT_FORMAT}"]
+    for child in sorted(source.rglob("*")):
+        if child.is_file() and child.suffix in {".json", ".safetensors", ".bin", ".txt"}:
+            stat = child.stat()
+            parts.append(f"{child.relative_to(source)} {stat.st_size} {stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def cache_folder(name: str, source: Path) -> Path:
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[-60:]
+    return export_root() / f"{slug}-{fingerprint(source)}"
+
+
+def load_export(folder: Path) -> ExportedModel | None:
+    """The export in `folder` if it is complete, else None (a crash mid-export leaves none)."""
+    try:
+        meta = json.loads((folder / META_FILE).read_text())
+        if meta.get("format") != EXPORT_FORMAT:
+            return None
+        exported = ExportedModel(
+            folder=folder,
+            model_id=str(meta["model_id"]),
+            dim=int(meta["dim"]),
+            max_tokens=int(meta["max_tokens"]),
+            pad_id=int(meta["pad_id"]),
+            pad_token=str(meta["pad_token"]),
+            inputs=tuple(meta["inputs"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    files = (exported.graph(False), exported.graph(True), exported.tokenizer)
+    return exported if all(f.is_file() for f in files) else None
+
+
+def export(model: Any, model_id: str, folder: Path) -> ExportedModel:
+    """Export the loaded SentenceTransformer `model` into `folder`, atomically.
+
+    Two processes exporting at once both succeed: each writes its own temporary folder and
+    the first rename wins.
+    """
+    import torch
+
+    tokenizer = model.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ModelUnavailable(f"{model_id} has no fast tokenizer, so it cannot run on ONNX.")
+    inputs: tuple[str, ...] = ("input_ids", "attention_mask")
+    if "token_type_ids" in tokenizer.model_input_names:
+        inputs += ("token_type_ids",)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    try:
+        graph = _SentenceGraph(model, inputs).eval()
+        example = tuple(
+            (torch.zeros if n == "token_type_ids" else torch.ones)(2, 8, dtype=torch.long)
+            for n in inputs
+        )
+        axes = {n: {0: "batch", 1: "tokens"} for n in inputs}
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on branches fixed for any input
+            torch.onnx.export(
+                graph,
+                example,
+                str(work / FLOAT_FILE),
+                input_names=list(inputs),
+                output_names=["embedding"],
+                dynamic_axes={**axes, "embedding": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        _quantise(work / FLOAT_FILE, work / INT8_FILE)
+        backend.save(str(work / TOKENIZER_FILE))
+        get_dim = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        meta = {
+            "format": EXPORT_FORMAT,
+            "model_id": model_id,
+            "dim": int(get_dim()),
+            "max_tokens": int(model.max_seq_length or 256),
+            "pad_id": int(tokenizer.pad_token_id or 0),
+            "pad_token": str(tokenizer.pad_token or "[PAD]"),
+            "inputs": list(inputs),
+            "torch": torch.__version__,
+        }
+        (work / META_FILE).write_text(json.dumps(meta, indent=1))
+        try:
+            os.replace(work, folder)
+        except OSError:  # another process finished first; its export is as good
+            if load_export(folder) is None:
+                raise
+        _prune_older(folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    exported = load_export(folder)
+    if exported is None:  # pragma: no cover - we just wrote it
+        raise ModelUnavailable(f"The ONNX export of {model_id} in {folder} is incomplete.")
+    return exported
+
+
+def _prune_older(folder: Path) -> None:
+    """Exports of an earlier install of the same model are never read again."""
+    slug = folder.name.rsplit("-", 1)[0]
+    for sibling in folder.parent.glob(f"{slug}-*"):
+        if sibling != folder and sibling.name.rsplit("-", 1)[0] == slug:
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _quantise(source: Path, target: Path) -> None:
+    """Int8 weights for the matrix products only, one scale per output channel.
+
+    Quantising every op (the library's default) moved MiniLM's vectors to a mean cosine of
+    0.959 against float; MatMul-only per-channel keeps 0.994 and most of the speed.
+    """
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" is advice, not news
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+    )
+
+
+def _SentenceGraph(model: Any, inputs: tuple[str, ...]) -> Any:
+    """The whole sentence-transformers pipeline (transformer, pooling, any dense layers) as
+    one module of positional tensors, then L2 normalisation, as `embed` asks of it."""
+    import torch
+
+    class SentenceGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            features = dict(zip(inputs, tensors, strict=True))
+            vectors = self.model(features)["sentence_embedding"]
+            return torch.nn.functional.normalize(vectors, p=2.0, dim=1)
+
+    return SentenceGraph()

@@ -1,0 +1,150 @@
+"""The ONNX runtime of the real all-MiniLM-L6-v2: same vectors as torch, no torch at query
+time, a cache that heals, and indexes that never mix vectors of two kinds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from index_fixtures import cli
+
+from indexers import embedders
+from indexers.embedders import SentenceTransformerEmbedder, get_embedder, runtime_for_index
+from indexers.onnx_export import EXPORT_FORMAT, META_FILE
+from rag.errors import ModelUnavailable, UsageError
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "The Danube flows through Vienna, Budapest and Belgrade before reaching the Black Sea.",
+    "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen.",
+    "who wrote pride and prejudice",
+    "Jane Austen published Pride and Prejudice in 1813.",
+    "",
+    "word " * 400,  # past the 256-token window: truncated the same way by both
+]
+
+
+@pytest.fixture(scope="module")
+def torch_vectors() -> np.ndarray:
+    return get_embedder("all-MiniLM-L6-v2", "torch").embed(TEXTS)
+
+
+def test_float_onnx_gives_the_torch_vectors(torch_vectors: np.ndarray) -> None:
+    onnx = get_embedder("all-MiniLM-L6-v2", "onnx")
+    reference = get_embedder("all-MiniLM-L6-v2", "torch")
+    assert onnx.runtime == "onnx" and isinstance(reference, SentenceTransformerEmbedder)
+    assert (onnx.id, onnx.dim, onnx.max_tokens) == (reference.id, 384, reference.max_tokens)
+    vectors = onnx.embed(TEXTS)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(vectors * torch_vectors, axis=1)) > 0.9999
+    assert onnx.count_tokens(TEXTS) == reference.count_tokens(TEXTS)
+    assert onnx.embed([]).shape == (0, 384) and onnx.count_tokens([]) == []
+
+
+def test_int8_onnx_stays_close_and_ranks_alike(torch_vectors: np.ndarray) -> None:
+    vectors = get_embedder("all-MiniLM-L6-v2", "onnx-int8").embed(TEXTS)
+    assert np.min(np.sum(vectors * torch_vectors, axis=1)) > 0.95
+    question = 2
+    for reference in (torch_vectors, vectors):  # the answer is the nearest text either way
+        scores = reference @ reference[question]
+        scores[question] = -1
+        assert int(np.argmax(scores)) == 3
+
+
+def test_batches_keep_the_callers_order() -> None:
+    onnx = get_embedder("all-MiniLM-L6-v2", "onnx")
+    many = [f"sentence number {i} " + "padding " * (i % 7) for i in range(40)]
+    together = onnx.embed(many)
+    alone = np.stack([onnx.embed([text])[0] for text in many[:5]])
+    assert np.allclose(together[:5], alone, atol=1e-5)
+
+
+def test_a_cold_search_imports_no_torch(rag_home: Path, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "danube.txt").write_text(TEXTS[0])
+    (docs / "plants.txt").write_text(TEXTS[1])
+    assert cli("index", str(docs), "--name", "d").exit_code == 0
+    params = json.loads(next((rag_home / "indexes" / "d").glob("*/params.json")).read_text())
+    assert params["embedder_runtime"] == "onnx-int8"
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['rag', 'search', 'river in Vienna', '--index', 'd', '--json']\n"
+        "try:\n    runpy.run_module('rag.cli.app', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = ('torch', 'transformers', 'sentence_transformers', 'llama_cpp')\n"
+        "print('HEAVY', [m for m in heavy if m in sys.modules], file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stderr
+    assert json.loads(result.stdout)["results"][0]["location"].endswith("danube.txt#chunk0")
+
+
+def test_a_damaged_export_is_made_again(
+    onnx_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fresh = tmp_path / "onnx"
+    monkeypatch.setenv("RAG_ONNX_CACHE", str(fresh))
+    embedders._CACHE.clear()
+    first = get_embedder("all-MiniLM-L6-v2", "onnx")
+    (folder,) = fresh.iterdir()
+    meta = json.loads((folder / META_FILE).read_text())
+    assert meta["format"] == EXPORT_FORMAT and meta["dim"] == 384
+    (folder / "model.onnx").write_bytes(b"not a graph")  # a disk error, a killed copy
+    embedders._CACHE.clear()
+    again = get_embedder("all-MiniLM-L6-v2", "onnx")
+    assert np.allclose(again.embed(TEXTS[:2]), first.embed(TEXTS[:2]), atol=1e-5)
+    (folder,) = fresh.iterdir()  # the damaged one was replaced, not kept beside
+    embedders._CACHE.clear()
+
+
+def test_without_onnx_runtime_auto_falls_back_to_torch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` fails
+    embedders._CACHE.clear()
+    with caplog.at_level(logging.WARNING):
+        embedder = get_embedder("all-MiniLM-L6-v2", "onnx-int8|torch")
+    assert embedder.runtime == "torch"
+    assert "ONNX Runtime cannot load here" in caplog.text
+    with pytest.raises(ModelUnavailable, match="ONNX Runtime cannot load here"):
+        get_embedder("all-MiniLM-L6-v2", "onnx-int8")
+    embedders._CACHE.clear()
+
+
+def test_an_index_is_read_with_its_own_kind_of_vectors() -> None:
+    assert runtime_for_index(None, "auto", "x") == "onnx|torch"  # built before runtimes
+    assert runtime_for_index("torch", "onnx", "x") == "onnx"
+    assert runtime_for_index("onnx-int8", "auto", "x") == "onnx-int8"
+    with pytest.raises(UsageError, match="RAG_EMBEDDER_RUNTIME=torch rag index --name x"):
+        runtime_for_index("onnx-int8", "torch", "x")
+    with pytest.raises(UsageError, match="onnx-int8"):
+        runtime_for_index("onnx", "onnx-int8", "x")
+
+
+def test_forcing_another_kind_of_vectors_on_an_index_says_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(TEXTS[3])
+    assert cli("index", str(docs), "--name", "a").exit_code == 0
+    monkeypatch.setenv("RAG_EMBEDDER_RUNTIME", "torch")
+    result = cli("search", "austen", "--index", "a")
+    assert result.exit_code == 2 and "--rebuild" in result.stderr
+    (docs / "b.txt").write_text(TEXTS[0])
+    monkeypatch.setenv("RAG_EMBEDDER_RUNTIME", "onnx")
+    result = cli("index", str(docs), "--name", "a")
+    assert result.exit_code == 2 and "mixing them" in result.stderr
+    monkeypatch.setenv("RAG_EMBEDDER_RUNTIME", "auto")  # the index's own kind: it just works
+    assert cli("index", str(docs), "--name", "a").exit_code == 0
+    result = cli("search", "the Danube", "--index", "a", "--json")
+    assert json.loads(result.stdout)["results"][0]["location"].endswith("b.txt#chunk0")
