@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 import typer
+import typer.main
 from typer.core import TyperGroup
 
 from rag.cli import output
@@ -55,6 +56,11 @@ app.command("index")(index_commands.index)
 app.add_typer(index_commands.indexes_app, name="indexes")
 app.add_typer(model_commands.app, name="models")
 app.add_typer(eval_commands.app, name="eval")
+
+
+def command() -> click.Command:
+    """The click command tree typer builds from `app` (building it walks every option)."""
+    return typer.main.get_command(app)
 
 
 def main() -> None:

@@ -87,12 +87,10 @@ def ask(
     for warning in result.warnings:
         output.warn(warning)
     t = result.timings
-    output.err.print(
+    output.note(
         f"{result.model}: {t['prompt_tokens']} prompt tokens, "
         f"first token after {t['ttft_s']:.2f}s, "
-        f"{t['completion_tokens']} tokens at {t['tokens_per_s']:.1f}/s, {t['total_s']:.2f}s in all",
-        style="dim",
-        markup=False,
+        f"{t['completion_tokens']} tokens at {t['tokens_per_s']:.1f}/s, {t['total_s']:.2f}s in all"
     )
 
 

@@ -1,17 +1,42 @@
-"""Where output goes: results to stdout, progress/warnings/errors to stderr."""
+"""Where output goes: results to stdout, progress/warnings/errors to stderr.
+
+`out` and `err` are rich consoles made on first use: importing rich costs about 40 ms,
+which a piped `rag ask` (plain text on both streams) never needs to pay.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
-from rich.console import Console
+_CONSOLES: dict[str, Any] = {}
 
-# emoji=False: a `:name:` in a document, a title or a path is shown as written, not as an emoji.
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+def __getattr__(name: str) -> Any:
+    if name not in ("out", "err"):
+        raise AttributeError(name)
+    if name not in _CONSOLES:
+        from rich.console import Console
+
+        # emoji=False: a `:name:` in a document, title or path is shown as written.
+        _CONSOLES[name] = Console(
+            stderr=name == "err", highlight=False, soft_wrap=True, emoji=False
+        )
+    return _CONSOLES[name]
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """What rich would decide, without importing it: a TTY, or colour forced."""
+    if "FORCE_COLOR" in os.environ:
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
 
 # A file name can hold any byte but `/` and NUL: bytes that are not UTF-8 come back from
 # the OS as lone surrogates, which cannot be written as UTF-8, and control characters
@@ -59,16 +84,25 @@ class _Quiet:
 
 def working(message: str) -> Any:
     """A transient spinner on stderr while something slow runs; nothing when stderr is piped."""
-    if not err.is_terminal:
+    if not is_terminal(sys.stderr):
         return _Quiet()
-    status = err.status(message, spinner="dots")
+    status = __getattr__("err").status(message, spinner="dots")
     status.start()
     return status
 
 
+def note(message: str, style: str = "dim") -> None:
+    """A line on stderr: styled on a terminal, plain text (and no rich import) otherwise."""
+    if is_terminal(sys.stderr):
+        __getattr__("err").print(message, style=style, markup=False)
+    else:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+
 def warn(message: str) -> None:
-    err.print(f"Warning: {printable(message, keep_newlines=True)}", style="yellow", markup=False)
+    note(f"Warning: {printable(message, keep_newlines=True)}", style="yellow")
 
 
 def error(message: str) -> None:
-    err.print(f"Error: {printable(message, keep_newlines=True)}", style="bold red", markup=False)
+    note(f"Error: {printable(message, keep_newlines=True)}", style="bold red")
