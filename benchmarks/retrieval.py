@@ -92,6 +92,11 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "retrieval")
+    parser.add_argument(
+        "--runtimes",
+        default="torch,onnx-int8",
+        help="embedder runtimes to compare, each with its own index (first: the reference)",
+    )
     args = parser.parse_args()
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -105,23 +110,33 @@ def main() -> None:
     pairs = write_corpus(
         args.oracle, args.wiki, args.questions, args.distractors, corpus, args.seed
     )
-    settings = load_settings()
-    started = time.perf_counter()
-    report = build_index([corpus], "nq", settings)
-    build_s = time.perf_counter() - started
-
-    results = {}
-    for mode, hybrid in (("dense", False), ("hybrid", True)):
-        retriever = IndexRetriever.open("nq", settings.with_overrides(hybrid=hybrid))
-        results[mode] = evaluate(retriever, pairs, args.k)
-        retriever.close()
-
-    print(f"corpus: {report.chunks_total} chunks from {corpus} ({len(pairs)} questions); "
-          f"index {'built' if report.changed else 'reused'} in {build_s:.1f}s")  # fmt: skip
-    for mode, (recall, latencies) in results.items():
-        print(f"{mode:6s} recall@{args.k}: {recall:.3f}  latency p50 "
-              f"{1000 * statistics.median(latencies):.1f} ms, p95 "
-              f"{1000 * percentile(latencies, 0.95):.1f} ms")  # fmt: skip
+    runtimes = args.runtimes.split(",")
+    recalls: dict[str, dict[str, float]] = {}
+    for runtime in runtimes:
+        settings = load_settings().with_overrides(embedder_runtime=runtime)
+        name = f"nq-{runtime}"
+        started = time.perf_counter()
+        report = build_index([corpus], name, settings)
+        build_s = time.perf_counter() - started
+        print(f"[{runtime}] corpus: {report.chunks_total} chunks from {corpus} "
+              f"({len(pairs)} questions); index {'built' if report.changed else 'reused'} "
+              f"in {build_s:.1f}s")  # fmt: skip
+        recalls[runtime] = {}
+        for mode, hybrid in (("dense", False), ("hybrid", True)):
+            retriever = IndexRetriever.open(name, settings.with_overrides(hybrid=hybrid))
+            recall, latencies = evaluate(retriever, pairs, args.k)
+            retriever.close()
+            recalls[runtime][mode] = recall
+            print(f"[{runtime}] {mode:6s} recall@{args.k}: {recall:.3f}  latency p50 "
+                  f"{1000 * statistics.median(latencies):.1f} ms, p95 "
+                  f"{1000 * percentile(latencies, 0.95):.1f} ms")  # fmt: skip
+    reference = runtimes[0]
+    for runtime in runtimes[1:]:
+        for mode in ("dense", "hybrid"):
+            gap = recalls[runtime][mode] - recalls[reference][mode]
+            print(
+                f"{runtime} vs {reference}, {mode} recall@{args.k}: {gap:+.4f} (goal: within 0.005)"
+            )
 
 
 if __name__ == "__main__":
