@@ -162,27 +162,46 @@ def model_source(name: str) -> Path | None:
 
 def load_onnx_embedder(name: str, int8: bool) -> Embedder:
     """The model on ONNX Runtime, exported once (through torch) when no export is cached."""
+    from indexers.onnx_embedder import OnnxEmbedder
+
+    def reference() -> tuple[Any, str]:
+        st_embedder = SentenceTransformerEmbedder(name)  # downloads it if need be
+        return st_embedder.model, st_embedder.id
+
+    return load_onnx(name, lambda e: onnx_session(OnnxEmbedder, name, e, int8), reference)
+
+
+def load_onnx(
+    name: str,
+    make: Callable[[Any], Any],
+    reference: Callable[[], tuple[Any, str]],
+    cross: bool = False,
+) -> Any:
+    """`make(export)` of `name`'s cached ONNX export, exporting the `reference()` model
+    (loaded by torch: the slow path, once per model and install) when there is none.
+    ModelUnavailable when ONNX Runtime or the export cannot serve."""
     from indexers import onnx_export
 
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:
         raise ModelUnavailable(f"ONNX Runtime cannot load here ({exc}).") from None
+    label = f"cross-encoder-{name}" if cross else name
     source = model_source(name)
-    exported = onnx_export.load_export(onnx_export.cache_folder(name, source)) if source else None
+    exported = onnx_export.load_export(onnx_export.cache_folder(label, source)) if source else None
     if exported is not None:
         try:
-            return _onnx_session(name, exported, int8)
+            return make(exported)
         except ModelUnavailable as exc:  # a damaged cache costs one export, not an error
             log.warning("%s Exporting it again.", exc)
             shutil.rmtree(exported.folder, ignore_errors=True)
-    st_embedder = SentenceTransformerEmbedder(name)  # downloads it if need be
+    model, model_id = reference()
     source = model_source(name)
     if source is None:
         raise ModelUnavailable(f"Cannot find the files of {name!r} to export them to ONNX.")
     try:
         exported = onnx_export.export(
-            st_embedder.model, st_embedder.id, onnx_export.cache_folder(name, source)
+            model, model_id, onnx_export.cache_folder(label, source), cross=cross
         )
     except ModelUnavailable:
         raise
@@ -190,19 +209,19 @@ def load_onnx_embedder(name: str, int8: bool) -> Embedder:
         raise ModelUnavailable(
             f"Cannot export {name!r} to ONNX: {type(exc).__name__}: {exc}"
         ) from None
-    return _onnx_session(name, exported, int8)
+    return make(exported)
 
 
-def _onnx_session(name: str, exported: Any, int8: bool) -> Embedder:
-    from indexers.onnx_embedder import OnnxEmbedder
+def onnx_session(kind: Callable[..., Any], name: str, exported: Any, int8: bool) -> Any:
+    """`kind(name, exported, ...)` (an ONNX graph class), its load failure as one line."""
     from rag.threads import pool_size
 
     try:
-        return OnnxEmbedder(name, exported, int8=int8, threads=pool_size())
+        return kind(name, exported, int8=int8, threads=pool_size())
     except Exception as exc:  # a truncated graph file, an op this ONNX Runtime lacks
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ModelUnavailable(
-            f"ONNX Runtime cannot run {exported.graph(int8)}: {type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}."
+            f"ONNX Runtime cannot run {exported.graph(int8)}: {type(exc).__name__}: {first}."
         ) from None
 
 

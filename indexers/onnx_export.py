@@ -1,4 +1,5 @@
-"""Export a sentence-transformers model to ONNX once, so later processes embed without torch.
+"""Export a sentence-transformers model (an embedder or a cross-encoder) to ONNX once, so
+later processes embed and rerank without torch.
 
 Importing torch and transformers costs seconds on every cold `rag search`; ONNX Runtime plus
 `tokenizers` load in a fraction of that. The export runs the installed model through
@@ -114,8 +115,9 @@ def load_export(folder: Path) -> ExportedModel | None:
     return exported if all(f.is_file() for f in files) else None
 
 
-def export(model: Any, model_id: str, folder: Path) -> ExportedModel:
-    """Export the loaded SentenceTransformer `model` into `folder`, atomically.
+def export(model: Any, model_id: str, folder: Path, cross: bool = False) -> ExportedModel:
+    """Export the loaded SentenceTransformer `model` (a CrossEncoder if `cross`: its
+    scores, after its activation) into `folder`, atomically.
 
     Two processes exporting at once both succeed: each writes its own temporary folder and
     the first rename wins.
@@ -132,7 +134,7 @@ def export(model: Any, model_id: str, folder: Path) -> ExportedModel:
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
     try:
-        graph = _SentenceGraph(model, inputs).eval()
+        graph = (_CrossGraph if cross else _SentenceGraph)(model, inputs).eval()
         example = tuple(
             (torch.zeros if n == "token_type_ids" else torch.ones)(2, 8, dtype=torch.long)
             for n in inputs
@@ -145,22 +147,27 @@ def export(model: Any, model_id: str, folder: Path) -> ExportedModel:
                 example,
                 str(work / FLOAT_FILE),
                 input_names=list(inputs),
-                output_names=["embedding"],
-                dynamic_axes={**axes, "embedding": {0: "batch"}},
+                output_names=["output"],
+                dynamic_axes={**axes, "output": {0: "batch"}},
                 opset_version=17,
                 dynamo=False,
             )
         _quantise(work / FLOAT_FILE, work / INT8_FILE)
         backend.save(str(work / TOKENIZER_FILE))
-        get_dim = (
-            getattr(model, "get_embedding_dimension", None)
-            or model.get_sentence_embedding_dimension
-        )
+        if cross:
+            length = getattr(model, "max_seq_length", None) or getattr(model, "max_length", 512)
+            dim, max_tokens = int(model.num_labels), int(length or 512)
+        else:
+            get_dim = (
+                getattr(model, "get_embedding_dimension", None)
+                or model.get_sentence_embedding_dimension
+            )
+            dim, max_tokens = int(get_dim()), int(model.max_seq_length or 256)
         meta = {
             "format": EXPORT_FORMAT,
             "model_id": model_id,
-            "dim": int(get_dim()),
-            "max_tokens": int(model.max_seq_length or 256),
+            "dim": dim,
+            "max_tokens": max_tokens,
             "pad_id": int(tokenizer.pad_token_id or 0),
             "pad_token": str(tokenizer.pad_token or "[PAD]"),
             "inputs": list(inputs),
@@ -225,3 +232,23 @@ def _SentenceGraph(model: Any, inputs: tuple[str, ...]) -> Any:
             return torch.nn.functional.normalize(vectors, p=2.0, dim=1)
 
     return SentenceGraph()
+
+
+def _CrossGraph(model: Any, inputs: tuple[str, ...]) -> Any:
+    """A CrossEncoder's scores for (question, text) pairs, after the activation its
+    `predict` applies (a sigmoid for one label), so ONNX scores equal torch's."""
+    import torch
+
+    activation = getattr(model, "activation_fn", None) or torch.nn.Identity()
+
+    class CrossGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.activation = activation
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            features = dict(zip(inputs, tensors, strict=True))
+            return self.activation(self.model(features)["scores"])
+
+    return CrossGraph()

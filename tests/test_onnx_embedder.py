@@ -148,3 +148,41 @@ def test_forcing_another_kind_of_vectors_on_an_index_says_rebuild(
     assert cli("index", str(docs), "--name", "a").exit_code == 0
     result = cli("search", "the Danube", "--index", "a", "--json")
     assert json.loads(result.stdout)["results"][0]["location"].endswith("b.txt#chunk0")
+
+
+@pytest.fixture(scope="module")
+def local_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cross-encoder on disk (MiniLM's encoder under a seeded one-score head): no hub."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from indexers.embedders import packaged_model_dir
+
+    source = str(packaged_model_dir("all-MiniLM-L6-v2"))
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
+    folder = tmp_path_factory.mktemp("cross-encoder")
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    return folder
+
+
+def test_a_cross_encoder_reranks_on_onnx_with_torchs_scores(
+    local_cross_encoder: Path, onnx_cache: Path
+) -> None:
+    from sentence_transformers import CrossEncoder
+
+    from rag.config import load_settings
+    from rag.evidence.rerankers import CrossEncoderReranker
+
+    reranker = CrossEncoderReranker(f"cross-encoder:{local_cross_encoder}", load_settings())
+    assert reranker.onnx is not None and reranker.model is not None  # exported just now
+    question, texts = TEXTS[2], [TEXTS[0], TEXTS[3], "word " * 600]  # the last: truncated
+    reference = CrossEncoder(str(local_cross_encoder), device="cpu").predict(
+        [(question, t) for t in texts]
+    )
+    assert np.allclose(reranker.score(question, texts), reference, atol=1e-4)
+    again = CrossEncoderReranker(f"cross-encoder:{local_cross_encoder}", load_settings())
+    assert again.model is None  # the cached export serves: torch never loads it
+    assert np.allclose(again.score(question, texts), reference, atol=1e-4)
+    assert any(p.name.startswith("cross-encoder-") for p in onnx_cache.iterdir())

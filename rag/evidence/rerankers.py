@@ -18,6 +18,7 @@ Scores are comparable within one call only; selection works on them per question
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import Counter
@@ -28,6 +29,8 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import ModelUnavailable, UsageError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RERANKER = "hybrid"
 NO_RERANK = "none"
@@ -167,7 +170,10 @@ class HybridReranker:
 
 
 class CrossEncoderReranker:
-    """A sentence-transformers CrossEncoder: reads question and text together."""
+    """A sentence-transformers CrossEncoder: reads question and text together.
+
+    It runs on ONNX Runtime (float weights: scores as torch gives them) from an export
+    made once, so a query does not import torch; on torch where ONNX cannot serve."""
 
     batch_size = 16
 
@@ -179,11 +185,41 @@ class CrossEncoderReranker:
                 "Give the cross-encoder's model, e.g. "
                 "RAG_RERANKER=cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2."
             )
-        self.model = _load_cross_encoder(self.model_id)
+        self.onnx: Any = None
+        self.model: Any = None
+        if settings.embedder_runtime == "torch":
+            self.model = _load_cross_encoder(self.model_id)
+            return
+        from indexers.embedders import load_onnx, onnx_session
+        from indexers.onnx_embedder import OnnxCrossEncoder
+
+        tried_torch = False
+
+        def reference() -> tuple[Any, str]:
+            nonlocal tried_torch
+            tried_torch = True
+            self.model = _load_cross_encoder(self.model_id)  # the error a user can act on
+            return self.model, self.model_id
+
+        try:
+            self.onnx = load_onnx(
+                self.model_id,
+                lambda e: onnx_session(OnnxCrossEncoder, self.model_id, e, int8=False),
+                reference,
+                cross=True,
+            )
+        except ModelUnavailable as exc:
+            if tried_torch and self.model is None:
+                raise  # the model itself cannot load: that message names what to do
+            log.warning("%s Reranking with torch instead (slower to start).", exc)
+            if self.model is None:
+                self.model = _load_cross_encoder(self.model_id)
 
     def score(self, question: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
+        if self.onnx is not None:
+            return self.onnx.predict(question, texts)
         scores = self.model.predict(
             [(question, t) for t in texts], batch_size=self.batch_size, show_progress_bar=False
         )
