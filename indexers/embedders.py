@@ -144,7 +144,11 @@ def _load_model(name: str, runtimes: list[str]) -> Embedder:
         except ModelUnavailable as exc:
             if position == len(runtimes) - 1:
                 raise
-            log.warning("%s Using %s instead (slower to start).", exc, runtimes[position + 1])
+            log.warning(
+                "%s. Using %s instead (slower to start).",
+                str(exc).rstrip("."),
+                runtimes[position + 1],
+            )
     raise AssertionError("unreachable: the last runtime returns or raises")
 
 
@@ -188,27 +192,32 @@ def load_onnx(
         raise ModelUnavailable(f"ONNX Runtime cannot load here ({exc}).") from None
     label = f"cross-encoder-{name}" if cross else name
     source = model_source(name)
-    exported = onnx_export.load_export(onnx_export.cache_folder(label, source)) if source else None
+    folder = onnx_export.cache_folder(label, source) if source else None
+    exported = onnx_export.load_export(folder) if folder else None
     if exported is not None:
         try:
             return make(exported)
         except ModelUnavailable as exc:  # a damaged cache costs one export, not an error
-            log.warning("%s Exporting it again.", exc)
+            log.warning("%s. Exporting it again.", str(exc).rstrip("."))
             shutil.rmtree(exported.folder, ignore_errors=True)
+    earlier = onnx_export.recent_failure(folder) if folder else None
+    if folder and earlier:
+        raise ModelUnavailable(
+            f"{earlier.rstrip('.')} (not retried for an hour; delete "
+            f"{onnx_export.failure_marker(folder)} to retry now)."
+        )
+    onnx_export.check_writable(onnx_export.export_root())
     model, model_id = reference()
     source = model_source(name)
     if source is None:
         raise ModelUnavailable(f"Cannot find the files of {name!r} to export them to ONNX.")
+    folder = onnx_export.cache_folder(label, source)
     try:
-        exported = onnx_export.export(
-            model, model_id, onnx_export.cache_folder(label, source), cross=cross
-        )
-    except ModelUnavailable:
-        raise
+        exported = onnx_export.export(model, model_id, folder, cross=cross)
     except Exception as exc:  # an architecture torch.onnx cannot trace, a full disk...
-        raise ModelUnavailable(
-            f"Cannot export {name!r} to ONNX: {type(exc).__name__}: {exc}"
-        ) from None
+        reason = f"Cannot export {name!r} to ONNX: {type(exc).__name__}: {exc}"
+        onnx_export.remember_failure(folder, reason)
+        raise ModelUnavailable(reason) from None
     return make(exported)
 
 

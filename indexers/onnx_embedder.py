@@ -46,6 +46,9 @@ class _OnnxGraph:
         self._session = onnxruntime.InferenceSession(
             str(exported.graph(int8)), options, providers=["CPUExecutionProvider"]
         )
+        width = self._session.get_outputs()[0].shape[-1]
+        if isinstance(width, int) and width != self.dim:  # a damaged or edited export.json
+            raise ValueError(f"the graph gives {width} values per row, export.json says {self.dim}")
 
     def _outputs(self, inputs: list) -> np.ndarray:
         """One output row per input (a text, or a pair), in the caller's order."""

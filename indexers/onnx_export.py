@@ -10,11 +10,13 @@ tokenises and runs it), quantises a int8 copy, and caches both under
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +92,50 @@ def fingerprint(source: Path) -> str:
 
 
 def cache_folder(name: str, source: Path) -> Path:
-    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[-60:]
+    """`<readable tail of the name>-<name hash>-<fingerprint>`: two long model paths that
+    end alike still get folders of their own (pruning one must not remove the other)."""
+    tail = "".join(c if c.isalnum() or c in "_." else "-" for c in name)[-40:]
+    slug = f"{tail}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
     return export_root() / f"{slug}-{fingerprint(source)}"
+
+
+#: A failed export is not retried for this long: each try loads the model with torch
+#: (seconds), and a cache that cannot be written would make every query pay that again.
+RETRY_AFTER_S = 3600
+
+
+def failure_marker(folder: Path) -> Path:
+    return folder.parent / f".failed-{folder.name}"
+
+
+def recent_failure(folder: Path) -> str | None:
+    """Why exporting into `folder` failed within the last RETRY_AFTER_S, if it did."""
+    marker = failure_marker(folder)
+    try:
+        if time.time() - marker.stat().st_mtime < RETRY_AFTER_S:
+            return marker.read_text(encoding="utf-8").strip() or "an earlier export failed"
+    except OSError:
+        pass
+    return None
+
+
+def remember_failure(folder: Path, reason: str) -> None:
+    with contextlib.suppress(OSError):  # a cache that cannot be written cannot keep this
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        failure_marker(folder).write_text(reason, encoding="utf-8")
+
+
+def check_writable(root: Path) -> None:
+    """Fail before loading the model with torch (seconds) when the export could not be
+    written anyway."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
+        probe.rmdir()
+    except OSError as exc:
+        raise ModelUnavailable(
+            f"Cannot write the ONNX export cache {root} ({exc.strerror or exc})."
+        ) from None
 
 
 def load_export(folder: Path) -> ExportedModel | None:
@@ -132,6 +176,7 @@ def export(model: Any, model_id: str, folder: Path, cross: bool = False) -> Expo
     if "token_type_ids" in tokenizer.model_input_names:
         inputs += ("token_type_ids",)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_work(folder.parent)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
     try:
         graph = (_CrossGraph if cross else _SentenceGraph)(model, inputs).eval()
@@ -174,18 +219,37 @@ def export(model: Any, model_id: str, folder: Path, cross: bool = False) -> Expo
             "torch": torch.__version__,
         }
         (work / META_FILE).write_text(json.dumps(meta, indent=1))
+        work.chmod(0o755)  # mkdtemp's 0700 would hide the export from other users
         try:
             os.replace(work, folder)
-        except OSError:  # another process finished first; its export is as good
+        except OSError:  # another process finished first, or a damaged leftover is in the way
             if load_export(folder) is None:
-                raise
+                _remove(folder)
+                os.replace(work, folder)
         _prune_older(folder)
+        failure_marker(folder).unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     exported = load_export(folder)
     if exported is None:  # pragma: no cover - we just wrote it
         raise ModelUnavailable(f"The ONNX export of {model_id} in {folder} is incomplete.")
     return exported
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _remove_stale_work(root: Path) -> None:
+    """Temporary folders of exports killed part-way (kill -9, a power cut): about 90 MB
+    each, and nothing else would ever remove them."""
+    for work in root.glob(".export-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - work.stat().st_mtime > RETRY_AFTER_S:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 def _prune_older(folder: Path) -> None:
@@ -206,14 +270,19 @@ def _quantise(source: Path, target: Path) -> None:
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" is advice, not news
-    quantize_dynamic(
-        str(source),
-        str(target),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        op_types_to_quantize=["MatMul"],
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # "consider pre-processing" is advice, not news
+    try:
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )
+    finally:
+        root.setLevel(level)
 
 
 def _SentenceGraph(model: Any, inputs: tuple[str, ...]) -> Any:

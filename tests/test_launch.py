@@ -37,6 +37,9 @@ def test_model_flag_is_read_as_click_reads_it() -> None:
     assert model_flag(["ask", "q"]) is None
     assert model_flag(["ask", "--", "--model", "x"]) is None  # a question, not an option
     assert model_flag(["ask", "q", "--model"]) is None
+    assert model_flag(["ask", "q", "-m", "smollm2-135m"]) == "smollm2-135m"
+    assert model_flag(["ask", "q", "-mgemma3-270m"]) == "gemma3-270m"
+    assert model_flag(["ask", "--model", "a", "q", "-m", "b"]) == "b"  # click: the last wins
 
 
 def test_prefetch_never_downloads() -> None:

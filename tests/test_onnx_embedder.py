@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 from index_fixtures import cli
 
-from indexers import embedders
+from indexers import embedders, onnx_export
 from indexers.embedders import SentenceTransformerEmbedder, get_embedder, runtime_for_index
 from indexers.onnx_export import EXPORT_FORMAT, META_FILE
 from rag.errors import ModelUnavailable, UsageError
@@ -88,22 +90,61 @@ def test_a_cold_search_imports_no_torch(rag_home: Path, tmp_path: Path) -> None:
     assert json.loads(result.stdout)["results"][0]["location"].endswith("danube.txt#chunk0")
 
 
+def _damage(folder: Path, kind: str) -> None:
+    if kind == "truncated graph":  # a disk error, a killed copy
+        (folder / "model.onnx").write_bytes(b"not a graph")
+    elif kind == "file in place of the folder":
+        shutil.rmtree(folder)
+        folder.write_text("hi")
+    elif kind == "wrong dim":  # an edited export.json
+        meta = json.loads((folder / META_FILE).read_text())
+        (folder / META_FILE).write_text(json.dumps(dict(meta, dim=100)))
+
+
+@pytest.mark.parametrize("kind", ["truncated graph", "file in place of the folder", "wrong dim"])
 def test_a_damaged_export_is_made_again(
-    onnx_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     fresh = tmp_path / "onnx"
     monkeypatch.setenv("RAG_ONNX_CACHE", str(fresh))
+    stale = fresh / ".export-killed"  # what an export killed part-way leaves
+    stale.mkdir(parents=True)
+    os.utime(stale, (0, 0))
     embedders._CACHE.clear()
+    level = logging.getLogger().level
     first = get_embedder("all-MiniLM-L6-v2", "onnx")
+    assert logging.getLogger().level == level  # quantising does not silence later warnings
+    assert not stale.exists()
     (folder,) = fresh.iterdir()
     meta = json.loads((folder / META_FILE).read_text())
     assert meta["format"] == EXPORT_FORMAT and meta["dim"] == 384
-    (folder / "model.onnx").write_bytes(b"not a graph")  # a disk error, a killed copy
+    _damage(folder, kind)
     embedders._CACHE.clear()
     again = get_embedder("all-MiniLM-L6-v2", "onnx")
     assert np.allclose(again.embed(TEXTS[:2]), first.embed(TEXTS[:2]), atol=1e-5)
-    (folder,) = fresh.iterdir()  # the damaged one was replaced, not kept beside
+    assert [p.name for p in fresh.iterdir()] == [folder.name]  # replaced, not kept beside
     embedders._CACHE.clear()
+
+
+def test_a_failed_export_is_not_retried_on_every_query(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RAG_ONNX_CACHE", str(tmp_path / "onnx"))
+    loads = []
+
+    def reference() -> tuple[object, str]:
+        loads.append(1)
+        return object(), "m"
+
+    def broken_export(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(onnx_export, "export", broken_export)
+    with pytest.raises(ModelUnavailable, match="No space left"):
+        embedders.load_onnx("all-MiniLM-L6-v2", lambda e: e, reference)
+    with pytest.raises(ModelUnavailable, match="not retried for an hour"):
+        embedders.load_onnx("all-MiniLM-L6-v2", lambda e: e, reference)
+    assert loads == [1]  # the second query did not load the model with torch again
 
 
 def test_without_onnx_runtime_auto_falls_back_to_torch(
@@ -185,4 +226,5 @@ def test_a_cross_encoder_reranks_on_onnx_with_torchs_scores(
     again = CrossEncoderReranker(f"cross-encoder:{local_cross_encoder}", load_settings())
     assert again.model is None  # the cached export serves: torch never loads it
     assert np.allclose(again.score(question, texts), reference, atol=1e-4)
-    assert any(p.name.startswith("cross-encoder-") for p in onnx_cache.iterdir())
+    exports = [json.loads(m.read_text()) for m in onnx_cache.glob(f"*/{META_FILE}")]
+    assert any(e["model_id"] == str(local_cross_encoder) and e["dim"] == 1 for e in exports)

@@ -17,16 +17,19 @@ ANSWERING = ("ask", "chat")
 
 
 def model_flag(argv: list[str]) -> str | None:
-    """The `--model` value on the command line, read the way click would for the two
-    spellings (`--model X`, `--model=X`); None when it is not given."""
+    """The `--model`/`-m` value on the command line, read as click reads it (`--model X`,
+    `--model=X`, `-m X`, `-mX`; the last one wins); None when it is not given."""
+    value = None
     for i, arg in enumerate(argv):
         if arg == "--":
             break
-        if arg == "--model" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--model="):
-            return arg.partition("=")[2]
-    return None
+        if arg in ("--model", "-m"):
+            value = argv[i + 1] if i + 1 < len(argv) else value
+        elif arg.startswith("--model="):
+            value = arg.partition("=")[2]
+        elif arg.startswith("-m") and not arg.startswith("--"):
+            value = arg[2:]
+    return value
 
 
 def main() -> None:
