@@ -1,4 +1,5 @@
-"""Recall@5 of the gold passage for NQ-open questions, dense vs. hybrid, and query latency.
+"""Recall@5 of the gold passage for NQ-open questions, dense vs. hybrid, per embedder runtime
+(goal: int8 ONNX within 0.005 of sentence-transformers on torch), and query latency.
 
 Corpus recipe (../shared/data/README.md): the gold 100-word Wikipedia passage of each
 NQ-open question (nq-open-oracle) plus the Wikipedia vital-article leads as
@@ -7,10 +8,11 @@ distractors, about 12,700 passages, written as one JSONL file and indexed with
 A question counts as a hit when its gold passage's line is among the top 5.
 Latency is per `retrieve()` call in a warm process (model loaded, 5 warm-up queries).
 
-The index lives in --work (default benchmarks/out/retrieval) and is incremental, so
-a re-run reuses it. Use --distractors/--questions to run on a subset.
+Each runtime in --runtimes embeds its own index of the same corpus (the first is the
+reference). The indexes live in --work (default benchmarks/out/retrieval) and are
+incremental, so a re-run reuses them. Use --distractors/--questions to run on a subset.
 
-    python benchmarks/retrieval.py [--oracle PATH] [--wiki PATH] [--distractors N] [--questions N]
+    python benchmarks/retrieval.py [--runtimes torch,onnx-int8] [--distractors N] [--questions N]
 """
 
 from __future__ import annotations
