@@ -72,3 +72,26 @@ def test_errors_keep_their_message_and_exit_code() -> None:
         assert "Traceback" not in result.stderr
     usage = launch("ask")  # click's own usage error
     assert usage.returncode == 2 and "Missing argument" in usage.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_an_output_that_cannot_be_written_is_one_line_not_a_traceback() -> None:
+    code = "import sys; from rag.cli.launch import main; sys.argv = ['rag', *sys.argv[1:]]; main()"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    ask = [
+        sys.executable,
+        "-c",
+        code,
+        "ask",
+        "What is the capital of France?",
+        "-m",
+        "smollm2-135m",
+    ]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(ask, stdout=full, stderr=subprocess.PIPE, text=True, env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "Cannot write the output: No space left on device" in done.stderr
+    closed = subprocess.run(ask, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env, pass_fds=(), preexec_fn=lambda: os.close(1))  # fmt: skip
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr

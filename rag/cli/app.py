@@ -18,7 +18,8 @@ from rag.errors import RagError
 
 
 class _RagGroup(TyperGroup):
-    """Turns a `RagError` from any command into its message and exit code, never a traceback."""
+    """Turns a `RagError` from any command into its message and exit code, never a traceback;
+    so too an output that cannot be written (a full disk, a closed pipe)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -26,6 +27,13 @@ class _RagGroup(TyperGroup):
         except RagError as exc:
             output.error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:  # the reader (`| head`) has what it wanted
+            output.discard_stdout()
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            output.error(f"Cannot write the output: {exc.strerror or exc}{where}.")
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
@@ -64,6 +72,7 @@ def command() -> click.Command:
 
 
 def main() -> None:
+    output.ensure_streams()
     app(prog_name="rag")
 
 

@@ -33,6 +33,9 @@ def model_flag(argv: list[str]) -> str | None:
 
 
 def main() -> None:
+    from rag.cli.output import ensure_streams
+
+    ensure_streams()
     argv = sys.argv[1:]
     if not (argv and argv[0] in ANSWERING and not {"--help", "-h"} & set(argv)):
         from rag.cli.app import main as run

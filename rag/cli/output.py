@@ -6,6 +6,7 @@ which a piped `rag ask` (plain text on both streams) never needs to pay.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,6 +27,23 @@ def __getattr__(name: str) -> Any:
             stderr=name == "err", highlight=False, soft_wrap=True, emoji=False
         )
     return _CONSOLES[name]
+
+
+def ensure_streams() -> None:
+    """A process started with stdout or stderr closed (`>&-`) has None there: point it at
+    /dev/null, so what would be printed is dropped instead of crashing the command."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+
+
+def discard_stdout() -> None:
+    """After a closed pipe: further writes (and the flush at exit) go nowhere, quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def is_terminal(stream: TextIO) -> bool:
