@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import prompts
 from rag.config import Settings
 from rag.errors import RagError, StorageError, UsageError
-from rag.files import storage_error, write_atomic
+from rag.files import sha256_of, storage_error, write_atomic
 
 if TYPE_CHECKING:
     from evals.benchmarks import Benchmark, Question
@@ -66,19 +66,17 @@ def file_sha256(path: Path, settings: Settings) -> str:
         cached = ""
     if len(cached) == 64 and all(c in "0123456789abcdef" for c in cached):
         return cached  # anything else (an empty file left by a full disk) is hashed again
-    digest = hashlib.sha256()
     try:
         with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+            hexdigest = sha256_of(fh)
     except OSError as exc:
         raise storage_error(path, exc, "read") from None
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(cache, digest.hexdigest())
+        write_atomic(cache, hexdigest)
     except (OSError, StorageError):
         pass  # only a cache: the next run hashes the file again
-    return digest.hexdigest()
+    return hexdigest
 
 
 def model_file(spec: str) -> Path | None:

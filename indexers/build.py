@@ -11,7 +11,6 @@ live only by an atomic rename (see `indexers.store`).
 from __future__ import annotations
 
 import errno
-import hashlib
 import itertools
 import sqlite3
 import time
@@ -36,7 +35,7 @@ from indexers.loaders import LoadError, iter_documents
 from indexers.writer import GenerationWriter
 from rag.config import Settings
 from rag.errors import IndexBusy, IndexCorrupt, RagError, UsageError
-from rag.files import storage_error
+from rag.files import sha256_of, storage_error
 
 EMBED_BATCH = 64
 #: Chunks are embedded this many batches at a time (sorted by length within the window, for
@@ -91,15 +90,9 @@ class BuildReport:
         }
 
 
-HASH_BLOCK = 1 << 20
-
-
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open_regular(path) as handle:  # never a FIFO or device swapped in since discovery
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha256_of(handle)
 
 
 @dataclass

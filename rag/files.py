@@ -4,16 +4,29 @@ Every file pocketrag reads back later (manifests, results, pointers) is written 
 into a temporary file next to it, flushed to disk, then renamed over the old one:
 readers see the old content or the new, never a truncated mix. A failed write becomes a
 `StorageError` that names the file and the cause (disk full, read-only folder), and the
-old file stays as it was.
+old file stays as it was. Files are also identified here, by a streamed SHA-256.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from rag.errors import StorageError
+
+#: Bytes read per step when hashing: a model file can be gigabytes, never read whole.
+HASH_BLOCK = 1 << 20
+
+
+def sha256_of(handle: BinaryIO) -> str:
+    """The SHA-256 of what is left to read in `handle`, read a block at a time."""
+    digest = hashlib.sha256()
+    while block := handle.read(HASH_BLOCK):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def storage_error(path: str | Path, exc: OSError, doing: str = "write") -> StorageError:

@@ -25,6 +25,7 @@ from indexers.build import EMBED_BATCH, build_index
 from indexers.chunking import PIECE_CHARS
 from indexers.embedders import register_embedder, unregister_embedder
 from indexers.loaders import load_file, stream_text
+from rag import files
 
 WORDS = [f"w{i}" for i in range(3000)] + ["lake", "river", "mountain", "forest"]
 
@@ -138,7 +139,7 @@ def test_memory_does_not_grow_with_the_file(
     monkeypatch.setattr(loaders, "READ_BYTES", 1 << 14)
     monkeypatch.setattr(chunking, "PIECE_CHARS", 1 << 13)
     monkeypatch.setattr(build, "EMBED_WINDOW", 1)
-    monkeypatch.setattr(build, "HASH_BLOCK", 1 << 14)
+    monkeypatch.setattr(files, "HASH_BLOCK", 1 << 14)
     warm, small, large = tmp_path / "warm.txt", tmp_path / "small.txt", tmp_path / "large.txt"
     warm.write_text(_prose(100_000, seed=5))
     small.write_text(_prose(250_000, seed=3))
