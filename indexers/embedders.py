@@ -208,7 +208,7 @@ def load_onnx(
         )
     onnx_export.check_writable(onnx_export.export_root())
     model, model_id = reference()
-    source = model_source(name)
+    source = source or model_source(name)  # a hub model is on disk once it has loaded
     if source is None:
         raise ModelUnavailable(f"Cannot find the files of {name!r} to export them to ONNX.")
     folder = onnx_export.cache_folder(label, source)

@@ -7,7 +7,9 @@ but its vectors differ slightly, so an index records which one made it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,12 +35,10 @@ class _OnnxGraph:
         self.runtime = "onnx-int8" if int8 else "onnx"
         self._inputs = exported.inputs
         self._pad_id = exported.pad_id
-        self._tokenizer = Tokenizer.from_file(str(exported.tokenizer))
+        self._tokenizer_file = str(exported.tokenizer)
+        self._tokenizer = Tokenizer.from_file(self._tokenizer_file)
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.max_tokens)
-        self._counter = Tokenizer.from_file(str(exported.tokenizer))
-        self._counter.no_padding()
-        self._counter.no_truncation()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -74,12 +74,6 @@ class _OnnxGraph:
         (vectors,) = self._session.run(None, {n: feed[n] for n in self._inputs})
         return vectors
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        encoded = self._counter.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encoded]
-
 
 class OnnxEmbedder(_OnnxGraph):
     """Normalised float32 rows, one per text: the Embedder protocol."""
@@ -88,6 +82,23 @@ class OnnxEmbedder(_OnnxGraph):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self._outputs(list(texts))
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self._counter.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encoded]
+
+    @functools.cached_property
+    def _counter(self) -> Any:
+        """The tokenizer untruncated, for sizing chunks: only indexing counts, so a query
+        never loads it (about 30 ms)."""
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_file(self._tokenizer_file)
+        counter.no_padding()
+        counter.no_truncation()
+        return counter
 
 
 class OnnxCrossEncoder(_OnnxGraph):

@@ -41,7 +41,6 @@ class ExportedModel:
     dim: int
     max_tokens: int
     pad_id: int
-    pad_token: str
     inputs: tuple[str, ...]
 
     def graph(self, int8: bool) -> Path:
@@ -150,7 +149,6 @@ def load_export(folder: Path) -> ExportedModel | None:
             dim=int(meta["dim"]),
             max_tokens=int(meta["max_tokens"]),
             pad_id=int(meta["pad_id"]),
-            pad_token=str(meta["pad_token"]),
             inputs=tuple(meta["inputs"]),
         )
     except (OSError, ValueError, KeyError, TypeError):
@@ -214,7 +212,6 @@ def export(model: Any, model_id: str, folder: Path, cross: bool = False) -> Expo
             "dim": dim,
             "max_tokens": max_tokens,
             "pad_id": int(tokenizer.pad_token_id or 0),
-            "pad_token": str(tokenizer.pad_token or "[PAD]"),
             "inputs": list(inputs),
             "torch": torch.__version__,
         }

@@ -195,20 +195,8 @@ def test_cli_search_with_index_offline_warns_and_reports_warnings_in_json(
         )
 
     monkeypatch.setattr(rag.orchestrator, "build_retriever", build)
-    result = runner.invoke(
-        app,
-        [
-            "ask",
-            "Who wrote Emma?",
-            "--search",
-            "--index",
-            "notes",
-            "--model",
-            "fake:",
-            "--no-rerank",
-            "--json",
-        ],  # fmt: skip
-    )
+    ask = ["ask", "Who wrote Emma?", "--search", "--index", "notes", "--model", "fake:"]
+    result = runner.invoke(app, [*ask, "--no-rerank", "--json"])
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
     assert [s["origin"] for s in payload["sources"]] == ["index:notes"] * 3
@@ -216,19 +204,7 @@ def test_cli_search_with_index_offline_warns_and_reports_warnings_in_json(
     assert len(payload["warnings"]) == 1 and "engine ddgs" in payload["warnings"][0]
     assert "Warning:" in result.stderr and "engine ddgs" in result.stderr
 
-    plain = runner.invoke(
-        app,
-        [
-            "ask",
-            "Who wrote Emma?",
-            "--search",
-            "--index",
-            "notes",
-            "--model",
-            "fake:",
-            "--no-rerank",
-        ],  # fmt: skip
-    )
+    plain = runner.invoke(app, [*ask, "--no-rerank"])
     assert plain.exit_code == 0
     assert "Jane Austen wrote it [1]." in plain.stdout
     assert "[1] note 1 — notes/n1.md#0" in plain.stdout

@@ -19,6 +19,11 @@ _CONSOLES: dict[str, Any] = {}
 def __getattr__(name: str) -> Any:
     if name not in ("out", "err"):
         raise AttributeError(name)
+    return console(name)
+
+
+def console(name: str) -> Any:
+    """The rich console for `out` or `err`, made (and rich imported) on first use."""
     if name not in _CONSOLES:
         from rich.console import Console
 
@@ -104,7 +109,7 @@ def working(message: str) -> Any:
     """A transient spinner on stderr while something slow runs; nothing when stderr is piped."""
     if not is_terminal(sys.stderr):
         return _Quiet()
-    status = __getattr__("err").status(message, spinner="dots")
+    status = console("err").status(message, spinner="dots")
     status.start()
     return status
 
@@ -112,7 +117,7 @@ def working(message: str) -> Any:
 def note(message: str, style: str = "dim") -> None:
     """A line on stderr: styled on a terminal, plain text (and no rich import) otherwise."""
     if is_terminal(sys.stderr):
-        __getattr__("err").print(message, style=style, markup=False)
+        console("err").print(message, style=style, markup=False)
     else:
         sys.stderr.write(message + "\n")
         sys.stderr.flush()
