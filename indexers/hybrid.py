@@ -11,6 +11,7 @@ import re
 import sqlite3
 from collections.abc import Sequence
 
+from rag import ranking
 from rag.errors import IndexCorrupt
 
 # Weighted RRF. The textbook k=60 with equal weights lost 4 points of recall@5 against
@@ -66,9 +67,6 @@ def rrf(
     weights: Sequence[float] | None = None,
     k: int = RRF_K,
 ) -> list[tuple[int, float]]:
-    """Weighted reciprocal rank fusion: score(d) = sum of weight / (k + rank), rank from 1."""
-    scores: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
-        for rank, doc in enumerate(ranking, start=1):
-            scores[doc] = scores.get(doc, 0.0) + weight / (k + rank)
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    """Weighted reciprocal rank fusion of chunk-id rankings (`rag.ranking.rrf`) with this
+    module's k: score(d) = sum of weight / (k + rank), rank from 1."""
+    return ranking.rrf(rankings, weights, k=k)

@@ -21,11 +21,11 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import IO, Any
 
 from indexers.discovery import MAX_FILE_BYTES, open_regular
+from rag.html_text import parse_html
 
 TEXT_FIELDS = ("text", "contents", "content", "body")
 TITLE_FIELDS = ("title", "name")
@@ -241,49 +241,17 @@ def load_rst(path: Path, warnings: list[str]) -> Iterator[Document]:
     return _headed(path, [_RST_HEADING])
 
 
-class _TextOnly(HTMLParser):
-    """Fallback HTML -> text when trafilatura finds no main content (tiny pages)."""
-
-    SKIP = {"script", "style", "nav", "header", "footer", "noscript", "template"}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self.title = ""
-        self._skip = 0
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag in self.SKIP:
-            self._skip += 1
-        self._in_title = tag == "title"
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP and self._skip:
-            self._skip -= 1
-        if tag in {"p", "div", "br", "li", "h1", "h2", "h3", "tr", "title"}:
-            self.parts.append("\n")
-        self._in_title = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title += data.strip()
-        elif not self._skip:
-            self.parts.append(data)
-
-
 def load_html(path: Path, warnings: list[str]) -> Iterator[Document]:
     """HTML: main text only (trafilatura drops menus, footers, scripts)."""
     html = decode(_read_whole(path))
-    fallback = _TextOnly()
-    fallback.feed(html)
+    fallback = parse_html(html, skip_boilerplate=True)  # the title, and the text if need be
     title = fallback.title or path.name
     import trafilatura
 
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
     text = trafilatura.extract(html, include_comments=False, include_tables=True)
     if not text or not text.strip():
-        text = re.sub(r"\n\s*\n+", "\n\n", "".join(fallback.parts))
+        text = fallback.text
     yield Document(_clean(text).strip(), title)
 
 

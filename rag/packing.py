@@ -15,9 +15,9 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from html.parser import HTMLParser
 from urllib.parse import urlparse
 
+from rag.html_text import html_to_text
 from rag.types import Passage
 
 #: A title longer than this is cut in the prompt: it would only spend the evidence budget.
@@ -35,75 +35,10 @@ _LOOKS_LIKE_HTML = re.compile(
     r"form|input|button|svg|code|pre|blockquote)\b)",
     re.IGNORECASE,
 )
-_INVISIBLE = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object"}
-_BLOCK = {
-    "p",
-    "div",
-    "br",
-    "li",
-    "ul",
-    "ol",
-    "tr",
-    "table",
-    "section",
-    "article",
-    "header",
-    "footer",
-    "nav",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "pre",
-    "blockquote",
-    "hr",
-    "title",
-}
-
-
-class _VisibleText(HTMLParser):
-    """Collects the text a browser would show: no scripts, styles, comments or attributes."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in _INVISIBLE:
-            self._hidden += 1
-        elif tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_startendtag(self, tag: str, attrs: list) -> None:
-        if tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _INVISIBLE:
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
 
 
 def looks_like_html(text: str) -> bool:
     return bool(_LOOKS_LIKE_HTML.search(text))
-
-
-def html_to_text(markup: str) -> str:
-    """The visible text of an HTML document or fragment, entities decoded."""
-    parser = _VisibleText()
-    parser.feed(markup)
-    parser.close()
-    text = "".join(parser.parts)
-    text = _SPACES.sub(" ", text)
-    return re.sub(r" *\n[ \n]*", lambda m: "\n\n" if m.group().count("\n") > 1 else "\n", text)
 
 
 def clean_text(text: str) -> str:

@@ -18,8 +18,10 @@ fused score is `meta["fused_score"]` and the agreement count `meta["found_by"]`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from rag.types import Passage
 
@@ -27,6 +29,7 @@ RRF_K = 60
 DUPLICATE_JACCARD = 0.8
 CONTAINMENT = 0.9
 _WORD = re.compile(r"\w+")
+Key = TypeVar("Key", bound=Hashable)
 
 
 def _shingles(text: str, size: int = 3) -> frozenset[tuple[str, ...]]:
@@ -44,18 +47,33 @@ def is_near_duplicate(a: frozenset, b: frozenset) -> bool:
     return shared / len(a | b) >= DUPLICATE_JACCARD or shared / min(len(a), len(b)) >= CONTAINMENT
 
 
-class _Group:
-    """One piece of evidence and every list that found it."""
+def rrf(
+    rankings: Sequence[Sequence[Key]],
+    weights: Sequence[float] | None = None,
+    *,
+    k: int = RRF_K,
+) -> list[tuple[Key, float]]:
+    """Weighted reciprocal-rank fusion of best-first rankings of keys: (key, score), best first.
 
-    __slots__ = ("passage", "shingles", "score", "best_rank", "first_list", "lists")
-
-    def __init__(self, passage: Passage, shingles: frozenset, rank: int, list_index: int) -> None:
-        self.passage = passage
-        self.shingles = shingles
-        self.score = 0.0
-        self.best_rank = rank
-        self.first_list = list_index
-        self.lists: set[int] = set()
+    A key earns weight / (k + rank) from each ranking it is in (rank from 1, its position
+    in that ranking; a key repeated in one ranking votes once, from its best rank). Equal
+    scores go to the smaller key. `weights` default to 1.0 each. Contributions are added in
+    the order `merge_ranked` meets passages: rank 1 of every ranking, then rank 2...
+    """
+    weights = list(weights) if weights is not None else [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError("one weight per list")
+    scores: dict[Key, float] = {}
+    voted: list[set[Key]] = [set() for _ in rankings]
+    depth = max((len(r) for r in rankings), default=0)
+    for rank in range(1, depth + 1):
+        for ranking, weight, seen in zip(rankings, weights, voted, strict=True):
+            if rank > len(ranking) or ranking[rank - 1] in seen:
+                continue
+            key = ranking[rank - 1]
+            seen.add(key)
+            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
 def merge_ranked(
@@ -69,13 +87,12 @@ def merge_ranked(
     `weights` (default all 1.0) scale each list's contributions, for a caller
     that trusts one source more. Returned passages are copies; inputs are untouched.
     """
-    weights = list(weights) if weights is not None else [1.0] * len(lists)
-    if len(weights) != len(lists):
-        raise ValueError("one weight per list")
-    groups: list[_Group] = []
-    by_location: dict[str, _Group] = {}
+    groups: list[tuple[Passage, frozenset]] = []  # a piece of evidence: its kept copy
+    by_location: dict[str, int] = {}
+    rankings: list[list[int]] = [[] for _ in lists]  # each list as group numbers
     # Visit rank 1 of every list, then rank 2...: a duplicate is attached to the copy
-    # that the fused order meets first, whichever list it came from.
+    # that the fused order meets first, whichever list it came from. Groups are numbered
+    # in that order, so at equal scores `rrf` puts the one met first (best rank) first.
     depth = max((len(p) for p in lists), default=0)
     for rank in range(1, depth + 1):
         for list_index, passages in enumerate(lists):
@@ -85,21 +102,20 @@ def merge_ranked(
             group = by_location.get(passage.location) if passage.location else None
             shingles = _shingles(passage.text)
             if group is None:
-                group = next((g for g in groups if is_near_duplicate(shingles, g.shingles)), None)
+                group = next(
+                    (g for g, (_, s) in enumerate(groups) if is_near_duplicate(shingles, s)),
+                    None,
+                )
             if group is None:
-                group = _Group(passage, shingles, rank, list_index)
-                groups.append(group)
+                group = len(groups)
+                groups.append((passage, shingles))
             if passage.location:
                 by_location.setdefault(passage.location, group)
-            if list_index not in group.lists:  # one vote per list, from its best copy
-                group.lists.add(list_index)
-                group.score += weights[list_index] / (k + rank)
-    ordered = sorted(
-        enumerate(groups), key=lambda item: (-item[1].score, item[1].best_rank, item[0])
-    )
+            rankings[list_index].append(group)
+    found_by = Counter(g for ranking in rankings for g in set(ranking))
     merged = []
-    for _, group in ordered:
-        p = group.passage
-        meta = {**p.meta, "fused_score": round(group.score, 8), "found_by": len(group.lists)}
+    for group, score in rrf(rankings, weights, k=k):
+        p = groups[group][0]
+        meta = {**p.meta, "fused_score": round(score, 8), "found_by": found_by[group]}
         merged.append(replace(p, meta=meta))
     return merged

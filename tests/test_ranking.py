@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rag.ranking import merge_ranked
+import pytest
+
+from rag.ranking import merge_ranked, rrf
 from rag.types import Passage
 
 
@@ -88,3 +90,59 @@ def test_weights_favour_a_source() -> None:
 def test_empty_inputs() -> None:
     assert merge_ranked([]) == []
     assert merge_ranked([[], []]) == []
+
+
+def test_fused_order_and_scores_are_pinned() -> None:
+    """Three lists, a duplicate inside one and across lists, k=10, with and without weights."""
+    a = "alpha passage about lighthouses on the northern coast"
+    b = "beta passage about storms in the north atlantic ocean"
+    c = "gamma passage about keepers climbing one hundred steps"
+    d = "delta passage about electrified lamps after the war"
+    e = "epsilon passage about memoirs written on the mainland"
+    local = [
+        p(a, "notes/a.md#0", "index:notes"),
+        p(b, "notes/b.md#0", "index:notes"),
+        p(a + " again", "notes/a2.md#0", "index:notes"),  # a near duplicate: no second vote
+        p(c, "notes/c.md#0", "index:notes"),
+    ]
+    web = [p(c, "https://c.example/", "web"), p(d, "https://d.example/", "web")]
+    web.append(p(b, "https://b.example/", "web"))
+    docs = [p(e, "docs/e.md#0", "index:docs"), p(d + ".", "docs/d.md#0", "index:docs")]
+
+    def fused(weights: list[float] | None) -> list[tuple[str, float, int]]:
+        merged = merge_ranked([local, web, docs], weights=weights, k=10)
+        return [(m.location, m.meta["fused_score"], m.meta["found_by"]) for m in merged]
+
+    # d: 1/12 + 1/12; c: 1/11 + 1/14 (the copy met first is kept); b: 1/12 + 1/13;
+    # a and e tie at 1/11: the one the fused order meets first (list 0) comes first.
+    assert fused(None) == [
+        ("https://d.example/", 0.16666667, 2),
+        ("https://c.example/", 0.16233766, 2),
+        ("notes/b.md#0", 0.16025641, 2),
+        ("notes/a.md#0", 0.09090909, 1),
+        ("docs/e.md#0", 0.09090909, 1),
+    ]
+    assert fused([1.0, 0.5, 2.0]) == [
+        ("https://d.example/", 0.20833333, 2),
+        ("docs/e.md#0", 0.18181818, 1),
+        ("notes/b.md#0", 0.12179487, 2),
+        ("https://c.example/", 0.11688312, 2),
+        ("notes/a.md#0", 0.09090909, 1),
+    ]
+
+
+def test_rrf_of_keys() -> None:
+    # 1: 1/11 + 1/12; 3: 1/13 + 1/11; 2: 1/12 (its repeat in the first list does not vote).
+    fused = rrf([[1, 2, 3, 2], [3, 1]], k=10)
+    assert fused == [(1, 1 / 11 + 1 / 12), (3, 1 / 13 + 1 / 11), (2, 1 / 12)]
+    assert rrf([["b"], ["a"]], k=10) == [("a", 1 / 11), ("b", 1 / 11)]  # a tie: smaller key
+    assert rrf([[1], [2]], [1.0, 2.0]) == [(2, 2 / 61), (1, 1 / 61)]  # k defaults to 60
+    with pytest.raises(ValueError, match="one weight per list"):
+        rrf([[1], [2]], [1.0])
+
+
+def test_the_index_fuses_with_its_own_k() -> None:
+    from indexers import hybrid
+
+    ranked = [[1, 2], [2, 3]]
+    assert hybrid.rrf(ranked) == rrf(ranked, k=hybrid.RRF_K) != rrf(ranked)
