@@ -108,31 +108,19 @@ def package_versions() -> dict[str, str | None]:
 
 
 def index_fingerprint(spec: str, settings: Settings, retriever: Any = None) -> dict | None:
-    """Which index answers an `index:NAME` source: its folder, live generation, embedder and
-    the SHA-256 of the generation's params.json (counts, roots, update time), or None when
-    there is no such index on disk (a stand-in retriever). The generation the retriever
-    opened is preferred over CURRENT, which a concurrent `rag index` may have moved on."""
-    from indexers import store
+    """Which version of an index answers an `index:NAME` source, as its store tells it
+    (generation, embedder, params hash), or None when there is no such index (a stand-in
+    retriever). The version the retriever opened is preferred over the live one, which a
+    concurrent `rag index` may have moved on."""
+    from indexers import stores
 
-    gen_dir = getattr(getattr(retriever, "generation", None), "dir", None)
+    fingerprint = getattr(retriever, "fingerprint", None)
     try:
-        if gen_dir is None:
-            index_dir = store.resolve_index_dir(spec[len("index:") :], settings)
-            gen_dir = store.current_generation_dir(index_dir)
-        if gen_dir is None:
-            return None
-        raw = (Path(gen_dir) / "params.json").read_bytes()
-        params = json.loads(raw)
+        if callable(fingerprint):
+            return fingerprint()
+        return stores.open_store(spec[len("index:") :], settings).fingerprint()
     except (RagError, OSError, ValueError):
         return None
-    return {
-        "index_dir": str(Path(gen_dir).parent),
-        "generation": Path(gen_dir).name,
-        "embedder": params.get("embedder"),
-        "embedder_id": params.get("embedder_id"),
-        "chunks": params.get("chunks"),
-        "params_sha256": hashlib.sha256(raw).hexdigest(),
-    }
 
 
 #: Fingerprint fields that must match to resume (the folder may move with RAG_HOME).

@@ -21,20 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from indexers import ownership, store, target
+from indexers import store, stores
 from indexers.chunking import Chunk, embedding_text, iter_chunks
 from indexers.discovery import Skip, discover, open_regular
 from indexers.embedders import (
     Embedder,
     canonical_name,
+    check_embedder,
     get_embedder,
     runtime_for_index,
     runtime_for_new_index,
 )
 from indexers.loaders import LoadError, iter_documents
-from indexers.writer import GenerationWriter
 from rag.config import Settings
-from rag.errors import IndexBusy, IndexCorrupt, RagError, UsageError
+from rag.errors import IndexCorrupt, RagError, UsageError
 from rag.files import sha256_of, storage_error
 
 EMBED_BATCH = 64
@@ -121,54 +121,28 @@ def build_index(
     wait: float = 0.0,
     progress: Progress | None = None,
     approx_threshold: int = store.APPROX_THRESHOLD,
+    store_kind: str | None = None,
 ) -> BuildReport:
-    """Create or update index `name` from `paths` (empty: the roots of the last run)."""
-    from filelock import FileLock, Timeout
-
+    """Create or update index `name` from `paths` (empty: the roots of the last run), in the
+    store it records (a new index: `settings.store`)."""
     started = time.perf_counter()
     progress = progress or _noop
-    index_dir = store.resolve_index_dir(name, settings)
+    index = stores.open_store(name, settings, store_kind)
     for p in paths:  # fail on a bad path before creating anything
         if not Path(p).expanduser().exists():
             raise UsageError(f"No such file or folder: {p}. Check the path and try again.")
     roots = [Path(p).expanduser().resolve() for p in paths]
-    if store.is_path_name(name):
-        target.check_target(index_dir, name, roots)
-    elif index_dir.resolve() != settings.indexes_dir.resolve() / name:
-        # $RAG_HOME/indexes/NAME is a link: where it leads gets a folder path's checks, so
-        # a link into the documents never puts an index among them.
-        target.check_target(index_dir.resolve(), f"{name} (a link to {index_dir.resolve()})", roots)
-    made = target.make_index_dir(index_dir)
-    lock_path = index_dir / "write.lock"
     try:
-        lock_is_ours = not lock_path.exists()
-        lock = FileLock(str(lock_path))
-        lock.acquire(timeout=wait)
-    except Timeout:
-        raise IndexBusy(
-            f"Another `rag index` is writing index {name!r} ({index_dir}). Wait for it to "
-            "finish, or pass --wait SECONDS to queue behind it."
-        ) from None
-    except OSError as exc:  # read-only mount, no permission: nothing written, nothing to undo
-        raise storage_error(lock_path, exc, "create or open the lock file") from None
-    marker_is_ours = False
-    try:
-        store.clean_stale(index_dir)
-        if not ownership.has_marker(index_dir):
-            marker_is_ours = True
-            ownership.write_marker(index_dir)
-        report = _build_locked(
-            paths, name, index_dir, settings, rebuild, exclude, progress, approx_threshold
-        )
-    except BaseException as exc:  # Ctrl-C too: remove what this run made, nothing else
-        target.undo_failed_run(index_dir, made, lock_is_ours, marker_is_ours)
+        with index.writing(roots, wait):
+            report = _build_locked(
+                paths, name, index, settings, rebuild, exclude, progress, approx_threshold
+            )
+    except BaseException as exc:
         if isinstance(exc, IndexCorrupt):
             raise store.damaged(name, exc, paths) from None
         if _is_storage_failure(exc):  # disk full, read-only: the index stays as it was
-            raise _storage_error(index_dir, exc) from None
+            raise _storage_error(index.index_dir, exc) from None
         raise
-    finally:
-        lock.release()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -176,39 +150,40 @@ def build_index(
 def _build_locked(
     paths: Sequence[str | Path],
     name: str,
-    index_dir: Path,
+    index: stores.IndexStore,
     settings: Settings,
     rebuild: bool,
     exclude: Sequence[str],
     progress: Progress,
     approx_threshold: int,
 ) -> BuildReport:
-    report = BuildReport(name=name, index_dir=str(index_dir))
-    report.created = not (index_dir / "CURRENT").exists()
+    index_dir = index.index_dir
+    report = BuildReport(name=name, index_dir=index.where())
     # A rebuild reads nothing of the old index, unless it needs the recorded roots.
-    gen_dir = None if rebuild and paths else store.current_generation_dir(index_dir)
-    prev = None
-    if gen_dir is not None:
-        try:
-            prev = store.Generation.open(gen_dir)
-        except store.OldFormat:  # roots and embedder still read; every file is re-embedded
-            prev = _old_format(gen_dir)
+    try:
+        live = index.state(allow_outdated=True)
+    except IndexCorrupt:
+        if not (rebuild and paths):
+            raise
+        live = None  # damaged, and replaced whole: nothing of it is read
+        report.created = False
+    else:
+        report.created = live is None
+    prev = None if rebuild and paths else live
+    if prev is not None:
+        if prev.outdated:  # roots and embedder still read; every file is re-embedded
             rebuild = True
             report.warnings.append(
                 f"index {name!r} was written by an older pocketrag: re-embedding every file "
                 "into the current format."
             )
-        if rebuild and prev is not None and not paths:
+        if rebuild and not paths:
             paths = list(prev.params.get("roots", []))
         if rebuild:
             prev = None
     wanted = canonical_name(settings.embedder)
-    if prev is not None and canonical_name(prev.params["embedder"]) != wanted:
-        raise UsageError(
-            f"Index {name!r} was built with embedder {prev.params['embedder']!r}, not "
-            f"{wanted!r}. Add --rebuild to re-embed everything with {wanted!r}, or keep "
-            f"the old one with --embedder {prev.params['embedder']}."
-        )
+    if prev is not None:
+        check_embedder(name, prev.params, wanted, building=True)
     roots = [str(Path(p).expanduser().resolve()) for p in paths]
     if not roots:
         if prev is None:
@@ -221,7 +196,7 @@ def _build_locked(
     found.skipped += [Skip(str(p), "pocketrag data") for p in ours]
     report.skipped.extend(found.skipped)
     report.files_seen = len(found.files)
-    old_files = prev.file_table() if prev else {}
+    old_files = index.file_table(prev) if prev else {}
 
     changed: list[_Changed] = []
     for path in found.files:
@@ -255,7 +230,7 @@ def _build_locked(
         )
     if prev is not None and not changed and not removed:
         report.chunks_total = int(prev.params["chunks"])
-        report.generation = prev.number
+        report.generation = prev.generation
         return report
 
     runtime = (
@@ -263,7 +238,7 @@ def _build_locked(
         if prev is not None
         else runtime_for_new_index(settings.embedder_runtime)
     )
-    run = _Run(index_dir, prev, name, wanted, runtime, roots, approx_threshold, progress)
+    run = _Run(index, prev, name, wanted, runtime, roots, approx_threshold, progress)
     try:
         for i, item in enumerate(changed):
             progress("read", i, len(changed))
@@ -280,7 +255,7 @@ def _build_locked(
         if prev is not None and not report.files_embedded and not removed:
             run.abort()  # only files that still fail to load: nothing changes
             report.chunks_total = int(prev.params["chunks"])
-            report.generation = prev.number
+            report.generation = prev.generation
             return report
         if prev is None and not report.chunks_added:
             raise UsageError(
@@ -295,7 +270,7 @@ def _build_locked(
         run.abort()
         raise
     report.chunks_total = int(gen.params["chunks"])
-    report.generation = gen.number
+    report.generation = gen.generation
     report.changed = True
     return report
 
@@ -311,8 +286,8 @@ class _Run:
     small files share full batches, and a large file never waits whole in memory.
     """
 
-    index_dir: Path
-    prev: store.Generation | None
+    index: stores.IndexStore
+    prev: stores.IndexState | None
     name: str
     embedder_name: str
     runtime: str  # which runtimes may embed: the index's own kind of vectors
@@ -320,7 +295,7 @@ class _Run:
     approx_threshold: int
     progress: Progress
     _embedder: Embedder | None = None
-    _writer: GenerationWriter | None = None
+    _writer: stores.IndexWriter | None = None
     pending: list[tuple[str, Chunk]] = field(default_factory=list)
     complete: list[_Changed] = field(default_factory=list)  # read whole; chunks may wait
     embedded: int = 0
@@ -330,7 +305,7 @@ class _Run:
             self._embedder = get_embedder(self.embedder_name, self.runtime)
         return self._embedder
 
-    def writer(self) -> GenerationWriter:
+    def writer(self) -> stores.IndexWriter:
         if self._writer is None:
             if self.prev is not None:
                 params = dict(self.prev.params, roots=self.roots)
@@ -344,9 +319,7 @@ class _Run:
                     embedder.dim,
                     self.roots,
                 )
-            self._writer = GenerationWriter(
-                self.index_dir, self.prev, params, approx_threshold=self.approx_threshold
-            )
+            self._writer = self.index.writer(params, self.prev, self.approx_threshold)
         return self._writer
 
     def add(self, path: str, chunk: Chunk) -> None:
@@ -433,17 +406,6 @@ def _is_storage_failure(exc: BaseException) -> bool:
         and exc.errno in _STORAGE_ERRNOS
         and not isinstance(exc, FileNotFoundError)
     )
-
-
-def _old_format(gen_dir: Path) -> store.Generation:
-    """An older generation's params, for its roots and embedder only."""
-    import json
-
-    params = json.loads((gen_dir / "params.json").read_text(encoding="utf-8"))
-    roots = params.get("roots", [])
-    if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
-        raise IndexCorrupt(f"{gen_dir / 'params.json'} holds roots of the wrong kind: {roots!r}.")
-    return store.Generation(gen_dir, params)
 
 
 def _storage_error(index_dir: Path, exc: BaseException) -> RagError:

@@ -71,6 +71,28 @@ def runtime_for_index(recorded: str | None, setting: str, index: str) -> str:
     return setting
 
 
+def check_embedder(index: str, params: dict[str, Any], wanted: str, *, building: bool) -> str:
+    """The index's embedder (canonical), or a UsageError when `wanted` is another model:
+    its vectors would not be comparable. The remedy differs for `rag index` and a query."""
+    built_with = canonical_name(str(params["embedder"]))
+    if built_with == wanted:
+        return built_with
+    if building:
+        remedy = (
+            f"Add --rebuild to re-embed everything with {wanted!r}, or keep the old one "
+            f"with --embedder {built_with}."
+        )
+    else:
+        remedy = (
+            f"Query with --embedder {built_with} (or RAG_EMBEDDER={built_with}), or rebuild "
+            f"the index with `rag index PATH --name {index} --rebuild --embedder {wanted}`."
+        )
+    raise UsageError(
+        f"Index {index!r} was built with embedder {built_with!r} (dim {params.get('dim')}), "
+        f"not {wanted!r}. {remedy}"
+    )
+
+
 def runtime_for_new_index(setting: str) -> str:
     return f"{DEFAULT_RUNTIME}|torch" if setting == "auto" else setting
 

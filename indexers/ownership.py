@@ -34,9 +34,10 @@ def holds_only_index_files(folder: Path) -> bool:
     return all(_LAYOUT.fullmatch(p.name) for p in folder.iterdir())
 
 
-def write_marker(index_dir: Path) -> None:
-    """Mark a folder as a pocketrag index; `rag indexes remove` deletes nothing without it."""
-    marker = {"format": FORMAT, "created_at": time.time()}
+def write_marker(index_dir: Path, **extra: str) -> None:
+    """Mark a folder as a pocketrag index; `rag indexes remove` deletes nothing without it.
+    `extra`: what a store other than the local one records (its name, where its data is)."""
+    marker = {"format": FORMAT, "created_at": time.time(), **extra}
     write_atomic(index_dir / MARKER, json.dumps(marker) + "\n")
 
 

@@ -1,21 +1,27 @@
-"""`IndexRetriever`: the Retriever seam over a local index (dense FAISS + BM25, fused by RRF).
+"""`IndexRetriever`: the Retriever seam over an index (dense vectors + BM25, fused by RRF).
 
 Opened through `rag.retrieval.build_retriever("index:NAME", settings)`, so `rag search`,
 `rag ask` and the eval suite all query an index the same way. Opening runs the checks
 of `rag indexes info` (a damaged index is IndexCorrupt, exit 1) and checks the embedder
 (querying with a different model than the index was built with is a UsageError); the
-model itself loads on the first query.
+model itself loads on the first query. The store (`indexers.stores`) finds candidates and
+fetches chunks; fusing them is the retriever's own work, the same for every store.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from typing import Any
 
-from indexers import segments, store
-from indexers.embedders import Embedder, canonical_name, get_embedder, runtime_for_index
-from indexers.hybrid import BM25_WEIGHT, DENSE_WEIGHT, bm25_search, rrf
+from indexers import stores
+from indexers.embedders import (
+    Embedder,
+    canonical_name,
+    check_embedder,
+    get_embedder,
+    runtime_for_index,
+)
+from indexers.hybrid import BM25_WEIGHT, DENSE_WEIGHT, rrf
 from rag.config import Settings
 from rag.errors import IndexCorrupt, UsageError
 from rag.types import Passage
@@ -24,77 +30,69 @@ CANDIDATES = 50  # per ranker before fusion; RRF needs depth beyond k to reorder
 
 
 class IndexRetriever:
-    """Query one committed generation of an index; `name` is `index:NAME`."""
+    """Query one committed version of an index, in whichever store holds it; `name` is
+    `index:NAME`."""
 
     def __init__(
         self,
         label: str,
-        generation: store.Generation,
+        reader: stores.IndexReader,
         embedder_name: str,
         hybrid: bool,
         runtime: str = "onnx|torch",
     ) -> None:
         self.label = label
         self.name = f"index:{label}"
-        self.generation = generation
+        self.reader = reader
+        self.params = reader.state.params
         self.embedder_name = embedder_name
         self.hybrid = hybrid
         self.runtime = runtime  # the index's own kind of vectors: see runtime_for_index
         self._lock = threading.Lock()
         self._embedder: Embedder | None = None
-        try:
-            self.segments = generation.load_segments()
-            self.conn = generation.connect()  # the chunks and their BM25 index
-        except IndexCorrupt as exc:
-            raise store.damaged(label, exc) from None
 
     @classmethod
     def open(cls, name: str, settings: Settings) -> IndexRetriever:
         """Open index `name` (or a folder path) for querying with `settings.embedder`."""
-        index_dir = store.resolve_index_dir(name, settings)
+        reader = stores.open_store(name, settings).reader()
         try:
-            generation = store.open_current(index_dir, name)
-        except IndexCorrupt as exc:
-            raise store.damaged(name, exc) from None
-        built_with = canonical_name(str(generation.params["embedder"]))
-        wanted = canonical_name(settings.embedder)
-        if built_with != wanted:
-            raise UsageError(
-                f"Index {name!r} was built with embedder {built_with!r} "
-                f"(dim {generation.params['dim']}), but the query embedder is {wanted!r}. "
-                f"Query with --embedder {built_with} (or RAG_EMBEDDER={built_with}), or "
-                f"rebuild the index with `rag index PATH --name {name} --rebuild "
-                f"--embedder {wanted}`."
+            params = reader.state.params
+            built_with = check_embedder(
+                name, params, canonical_name(settings.embedder), building=False
             )
-        runtime = runtime_for_index(
-            generation.params.get("embedder_runtime"), settings.embedder_runtime, name
-        )
-        return cls(name, generation, built_with, settings.hybrid, runtime)
+            runtime = runtime_for_index(
+                params.get("embedder_runtime"), settings.embedder_runtime, name
+            )
+        except BaseException:
+            reader.close()
+            raise
+        return cls(name, reader, built_with, settings.hybrid, runtime)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Which version of the index this retriever reads (for eval manifests)."""
+        return self.reader.fingerprint()
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
             embedder = get_embedder(self.embedder_name, self.runtime)
-            if embedder.dim != self.generation.params["dim"]:
+            if embedder.dim != self.params["dim"]:
                 raise UsageError(
                     f"Embedder {self.embedder_name!r} gives {embedder.dim}-dim vectors; "
-                    f"index {self.label!r} holds {self.generation.params['dim']}-dim ones. "
+                    f"index {self.label!r} holds {self.params['dim']}-dim ones. "
                     f"Rebuild it with `rag index PATH --name {self.label} --rebuild`."
                 )
             self._embedder = embedder
         return self._embedder
 
     def dense(self, query: str, n: int) -> list[tuple[int, float]]:
-        """Top-n (chunk id, cosine similarity) from the FAISS segments."""
-        if not self.generation.params["chunks"] or n <= 0:
+        """Top-n (chunk id, cosine similarity) from the store's vectors."""
+        if not self.params["chunks"] or n <= 0:
             return []
-        return segments.search(self.segments, self.embedder.embed([query]), n)
+        return self.reader.dense(self.embedder.embed([query]), n)
 
     def sparse(self, query: str, n: int) -> list[tuple[int, float]]:
-        try:
-            return bm25_search(self.conn, query, n)
-        except IndexCorrupt as exc:
-            raise store.damaged(self.label, exc) from None
+        return self.reader.bm25(query, n)
 
     def retrieve(self, query: str, k: int) -> list[Passage]:
         """The k best passages, best first. Score: RRF when hybrid, else cosine similarity."""
@@ -102,7 +100,7 @@ class IndexRetriever:
             raise UsageError("The query is empty: give some words to search for.")
         if k <= 0:
             return []
-        with self._lock:
+        with self._lock, self.reader.snapshot():
             depth = max(CANDIDATES, k * 3)
             dense = self.dense(query, depth)
             if self.hybrid:
@@ -126,31 +124,17 @@ class IndexRetriever:
     ) -> list[Passage]:
         if not ranked:
             return []
-        ids = [i for i, _ in ranked]
-        marks = ",".join("?" * len(ids))
-        try:
-            rows = {
-                r[0]: r
-                for r in self.conn.execute(
-                    f'SELECT id, path, title, location, text, start, "end" FROM chunks '
-                    f"WHERE id IN ({marks})",
-                    ids,
-                )
-            }
-        except sqlite3.DatabaseError as exc:
-            raise store.damaged(
-                self.label, IndexCorrupt(f"Cannot read its chunks: {exc}.")
-            ) from None
+        rows = self.reader.fetch([i for i, _ in ranked])
         passages = []
         for chunk_id, score in ranked:
             row = rows.get(chunk_id)
-            if row is None or not all(isinstance(v, str) for v in row[1:5]):
+            if row is None or not all(isinstance(v, str) for v in row[:4]):
                 what = "has no chunk row" if row is None else "has a chunk row that is not text"
                 raise IndexCorrupt(
                     f"Index {self.label!r} is damaged: vector {chunk_id} {what}. "
                     f"Rebuild it with `rag index PATH --name {self.label} --rebuild`."
                 )
-            _, path, title, location, text, start, end = row
+            path, title, location, text, start, end = row
             meta: dict[str, Any] = {"path": path, "start": start, "end": end, "chunk_id": chunk_id}
             for ranker, hits in extra.items():
                 if chunk_id in hits:
@@ -162,7 +146,7 @@ class IndexRetriever:
         return passages
 
     def close(self) -> None:
-        self.conn.close()
+        self.reader.close()
 
 
 def search_index(name: str, query: str, k: int, settings: Settings) -> list[Passage]:

@@ -54,6 +54,7 @@ class Settings:
     search_cache_ttl: int = 86400
     embedder: str = "all-MiniLM-L6-v2"
     embedder_runtime: str = "auto"  # onnx-int8 for new indexes, else what the index records
+    store: str = "local"  # where a new index keeps chunks and vectors: indexers.stores
     hybrid: bool = True
     # evidence selection
     reranker: str = "hybrid"  # hybrid, embedder, bm25, cross-encoder:HF_ID, none

@@ -55,3 +55,7 @@ class IndexBusy(RagError):
 
 class StorageError(RagError):
     """A file could not be written or removed: disk full, read-only folder, no permission."""
+
+
+class StoreUnavailable(RagError):
+    """An index store's server cannot be reached or used (exit 1: a runtime failure)."""

@@ -158,7 +158,7 @@ def test_embedder_mismatch_is_a_clear_error(
     register_embedder("other", lambda _n: FakeEmbedder("other", dim=32))
     try:
         with pytest.raises(
-            UsageError, match="built with embedder 'fake'.*query embedder is 'other'"
+            UsageError, match="built with embedder 'fake'.*not 'other'.*Query with --embedder fake"
         ):
             build_retriever("index:notes", settings().with_overrides(embedder="other"))
         with pytest.raises(UsageError, match="--rebuild"):

@@ -1,7 +1,7 @@
 """`rag index` and `rag indexes`: build, list, inspect and remove local document indexes.
 
-Thin on purpose: parse options, call `indexers.build.build_index` or `indexers.store`,
-print. Progress goes to stderr; the summary (or `--json`) to stdout.
+Thin on purpose: parse options, call `indexers.build.build_index` or the index's store
+(`indexers.stores`), print. Progress goes to stderr; the summary (or `--json`) to stdout.
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ def index(
         ),
     ] = 0.0,  # fmt: skip
     embedder: EmbedderOption = None,
+    store: Annotated[
+        Optional[str],  # noqa: UP007, UP045
+        typer.Option(
+            "--store",
+            help="Where a new index keeps its chunks and vectors: local (files in RAG_HOME, "
+            "the default) or pgvector (PostgreSQL, url in [stores.pgvector]). Env: RAG_STORE.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Index documents under PATH into the local index NAME; re-runs re-embed only changed files."""
@@ -68,6 +76,7 @@ def index(
             exclude=exclude or [],
             wait=wait,
             progress=progress.update,
+            store_kind=store,
         )
     for warning in report.warnings:  # one line each, even for a file name with a newline
         output.warn(output.printable(warning))
@@ -140,31 +149,29 @@ def _default(ctx: typer.Context, json_output: JsonOption = False) -> None:
         list_indexes(json_output=json_output)
 
 
-def _summary(index_dir: Path) -> dict[str, Any]:
+def _summary(index: Any) -> dict[str, Any]:
     """One index's row for `rag indexes list`; a damaged index gets `error` instead."""
     from indexers import store
 
     try:
-        gen = store.open_current(index_dir, index_dir.name)
-        gen.verify()
+        state = index.verify()
     except store.OldFormat as exc:  # not damaged: `rag index --name NAME` updates it
-        message = str(store.damaged(index_dir.name, exc))
-        return {"name": index_dir.name, "path": str(index_dir), "error": message, "old": True}
+        message = str(store.damaged(index.label, exc))
+        return {"name": index.label, "path": str(index.index_dir), "error": message, "old": True}
     except Exception as exc:  # a damaged index is listed, not fatal to the listing
-        return {"name": index_dir.name, "path": str(index_dir), "error": str(exc)}
-    return _row(index_dir, gen)
+        return {"name": index.label, "path": str(index.index_dir), "error": str(exc)}
+    return _row(index, state)
 
 
-def _row(index_dir: Path, gen: Any) -> dict[str, Any]:
-    from indexers import store
-
-    row: dict[str, Any] = {"name": index_dir.name, "path": str(index_dir)}
-    p = gen.params
+def _row(index: Any, state: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": index.label, "path": str(index.index_dir)}
+    p = state.params
+    stats = index.stats()
     row.update(
         chunks=p["chunks"], files=p.get("files", 0), embedder=p["embedder"], dim=p["dim"],
-        faiss=p["faiss"], roots=p.get("roots", []), generation=gen.number,
-        format_version=p["format_version"], updated_at=p.get("updated_at"),
-        bytes=store.disk_size(index_dir),
+        faiss=p.get("faiss"), roots=p.get("roots", []), generation=state.generation,
+        format_version=p.get("format_version"), updated_at=p.get("updated_at"),
+        store=stats["store"], where=stats["where"], bytes=stats["bytes"],
     )  # fmt: skip
     return row
 
@@ -181,9 +188,9 @@ def _when(ts: float | None) -> str:
 @indexes_app.command("list")
 def list_indexes(json_output: JsonOption = False) -> None:
     """List the indexes under RAG_HOME."""
-    from indexers import store
+    from indexers import stores
 
-    rows = [_summary(d) for d in store.list_index_dirs(load_settings())]
+    rows = [_summary(index) for index in stores.list_indexes(load_settings())]
     if json_output:
         output.print_json({"indexes": rows})
         return
@@ -215,29 +222,33 @@ def info(
     json_output: JsonOption = False,
 ) -> None:
     """Show what an index holds and how it was built."""
-    from indexers import store
+    from indexers import store, stores
 
-    index_dir = store.resolve_index_dir(name, load_settings())
+    index = stores.open_store(name, load_settings())
     try:
-        gen = store.open_current(index_dir, name)  # or IndexNotFound
-        gen.verify()
+        state = index.verify()  # or IndexNotFound
     except IndexCorrupt as exc:
         raise store.damaged(name, exc) from None
-    row = _row(index_dir, gen)
-    row["name"] = name
+    row = _row(index, state)
     if json_output:
         output.print_json(row)
         return
-    p = gen.params
+    p = state.params
+    vectors = (
+        f"FAISS {p['faiss']} (approximate above {p.get('approx_threshold')} chunks)"
+        if row["store"] == "local"
+        else f"pgvector (approximate above {p.get('approx_threshold')} chunks)"
+    )
     lines = [
         f"name:        {name}",
-        f"path:        {index_dir}",
+        f"path:        {index.index_dir}",
+        f"store:       {row['store']} ({row['where']})",
         f"chunks:      {p['chunks']} from {p.get('files', 0)} files",
         f"embedder:    {p['embedder']} ({p.get('embedder_id', '?')}, dim {p['dim']})",
-        f"vectors:     FAISS {p['faiss']} (approximate above {p.get('approx_threshold')} chunks)",
+        f"vectors:     {vectors}",
         f"roots:       {', '.join(p.get('roots', []))}",
-        f"updated:     {_when(p.get('updated_at'))} (generation {gen.number}, "
-        f"format v{p['format_version']})",
+        f"updated:     {_when(p.get('updated_at'))} (generation {state.generation}, "
+        f"format v{p.get('format_version')})",
         f"size:        {row['bytes'] / 1e6:.1f} MB",
     ]
     output.out.print("\n".join(lines), markup=False)
@@ -246,10 +257,11 @@ def info(
 @indexes_app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="Index name or folder path.")]) -> None:
     """Delete an index (its files only; your documents are untouched)."""
-    from indexers import ownership, store
+    from indexers import stores
 
-    index_dir = store.resolve_index_dir(name, load_settings())
-    left = ownership.remove_index(index_dir, name)
+    index = stores.open_store(name, load_settings())
+    index_dir = index.index_dir
+    left = index.remove()
     if left:
         output.warn(
             f"Kept {index_dir}: it also holds {len(left)} file(s) pocketrag did not write "

@@ -1,0 +1,116 @@
+"""The same corpus in each index store: recall@5 (goal: within 0.01 of each other) and warm
+query latency, dense and hybrid, through `IndexRetriever` as `rag search` uses it.
+
+Corpus: the NQ gold passages plus Wikipedia leads of benchmarks/retrieval.py (about 12,700
+passages, 2,655 questions). The pgvector store needs a PostgreSQL server with pgvector:
+give --pg-url, or leave it out to start a throwaway one on 127.0.0.1 from the `pgserver`
+wheel (the dev extra installs it; tests/pg_server.py). Each chunk is embedded once and
+the vectors reused for the second store, so both hold identical vectors.
+
+    python benchmarks/stores.py [--pg-url postgresql://...] [--questions N] [--distractors N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
+
+from retrieval import DATA, evaluate, percentile, write_corpus  # noqa: E402
+
+
+@contextlib.contextmanager
+def server(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    from pg_server import postgres_server
+
+    with postgres_server() as started:
+        yield started
+
+
+def embed_once() -> None:
+    """Memoise `build._embed` by chunk text: the second store gets the first one's vectors."""
+    import numpy as np
+
+    from indexers import build
+    from indexers.chunking import embedding_text
+
+    real, memo = build._embed, {}
+
+    def cached(chunks, embedder):  # noqa: ANN001, ANN202
+        keys = [embedding_text(c.title, c.text) for c in chunks]
+        todo = [c for c, k in zip(chunks, keys, strict=True) if k not in memo]
+        if todo:
+            for c, v in zip(todo, real(todo, embedder), strict=True):
+                memo[embedding_text(c.title, c.text)] = v
+        return np.stack([memo[k] for k in keys])
+
+    build._embed = cached
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--oracle", type=Path, default=DATA / "nq-open-oracle.jsonl.gz")
+    parser.add_argument("--wiki", type=Path, default=DATA / "wiki-vital-en.jsonl.gz")
+    parser.add_argument("--questions", type=int, default=10**9, help="default: all (2,655)")
+    parser.add_argument("--distractors", type=int, default=10**9, help="default: all (10,033)")
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pg-url", default=None, help="default: start a server on 127.0.0.1")
+    parser.add_argument("--work", type=Path, default=HERE / "out" / "stores")
+    args = parser.parse_args()
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    os.environ["RAG_HOME"] = str(args.work / "home")
+    for name in [n for n in os.environ if n.startswith("RAG_") and n != "RAG_HOME"]:
+        os.environ.pop(name)
+    from indexers.build import build_index
+    from indexers.retriever import IndexRetriever
+    from rag.config import load_settings
+
+    corpus = args.work / "nq-corpus.jsonl"
+    pairs = write_corpus(
+        args.oracle, args.wiki, args.questions, args.distractors, corpus, args.seed
+    )
+    embed_once()
+    recalls: dict[str, dict[str, float]] = {}
+    latency: dict[str, dict[str, float]] = {}
+    with server(args.pg_url) as url:
+        os.environ["RAG_STORE_PGVECTOR_URL"] = url
+        settings = load_settings()
+        for kind in ("local", "pgvector"):
+            name = f"nq-{kind}"
+            started = time.perf_counter()
+            report = build_index([corpus], name, settings, store_kind=kind)
+            print(f"[{kind}] {report.chunks_total} chunks, {len(pairs)} questions; index "
+                  f"{'built' if report.changed else 'reused'} in "
+                  f"{time.perf_counter() - started:.1f}s")  # fmt: skip
+            recalls[kind], latency[kind] = {}, {}
+            for mode, hybrid in (("dense", False), ("hybrid", True)):
+                retriever = IndexRetriever.open(name, settings.with_overrides(hybrid=hybrid))
+                recall, times = evaluate(retriever, pairs, args.k)
+                retriever.close()
+                recalls[kind][mode] = recall
+                latency[kind][mode] = statistics.median(times)
+                print(f"[{kind}] {mode:6s} recall@{args.k}: {recall:.3f}  warm latency p50 "
+                      f"{1000 * latency[kind][mode]:.1f} ms, p95 "
+                      f"{1000 * percentile(times, 0.95):.1f} ms")  # fmt: skip
+    for mode in ("dense", "hybrid"):
+        gap = recalls["pgvector"][mode] - recalls["local"][mode]
+        ratio = latency["pgvector"][mode] / latency["local"][mode]
+        print(f"pgvector vs local, {mode}: recall@{args.k} {gap:+.4f} (goal: within 0.01); "
+              f"warm latency {ratio:.2f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The default store: FAISS segments and a SQLite file per generation, in the index folder.
+
+Everything about generations, crash safety and damage checks is in `indexers.store`
+(the on-disk format) and `indexers.writer`; this class puts them behind the IndexStore
+seam, together with the one-writer lock and the clean-up of a failed run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexers import ownership, segments, store, target
+from indexers.hybrid import bm25_search
+from indexers.stores.base import ChunkRow, FileTable, IndexState, iter_rows
+from indexers.writer import GenerationWriter
+from rag.config import Settings
+from rag.errors import IndexBusy, IndexCorrupt
+from rag.files import storage_error
+
+
+def _state(generation: store.Generation, outdated: bool = False) -> IndexState:
+    return IndexState(generation.params, generation.number, outdated, handle=generation)
+
+
+class LocalStore:
+    kind = "local"
+
+    def __init__(self, label: str, index_dir: Path, settings: Settings) -> None:
+        self.label = label
+        self.index_dir = index_dir
+        self.settings = settings
+
+    def where(self) -> str:
+        return str(self.index_dir)
+
+    def state(self, *, allow_outdated: bool = False) -> IndexState | None:
+        gen_dir = store.current_generation_dir(self.index_dir) if self.index_dir.is_dir() else None
+        if gen_dir is None:
+            return None
+        try:
+            return _state(store.Generation.open(gen_dir))
+        except store.OldFormat:
+            if not allow_outdated:
+                raise
+            return _state(_old_format(gen_dir), outdated=True)
+
+    def file_table(self, state: IndexState) -> FileTable:
+        return state.handle.file_table()
+
+    @contextlib.contextmanager
+    def writing(self, roots: Sequence[Path], wait: float) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        index_dir, name = self.index_dir, self.label
+        if store.is_path_name(name):
+            target.check_target(index_dir, name, roots)
+        elif index_dir.resolve() != self.settings.indexes_dir.resolve() / name:
+            # $RAG_HOME/indexes/NAME is a link: where it leads gets a folder path's checks,
+            # so a link into the documents never puts an index among them.
+            where = index_dir.resolve()
+            target.check_target(where, f"{name} (a link to {where})", roots)
+        made = target.make_index_dir(index_dir)
+        lock_path = index_dir / "write.lock"
+        try:
+            lock_is_ours = not lock_path.exists()
+            lock = FileLock(str(lock_path))
+            lock.acquire(timeout=wait)
+        except Timeout:
+            raise IndexBusy(
+                f"Another `rag index` is writing index {name!r} ({index_dir}). Wait for it "
+                "to finish, or pass --wait SECONDS to queue behind it."
+            ) from None
+        except OSError as exc:  # read-only mount, no permission: nothing written to undo
+            raise storage_error(lock_path, exc, "create or open the lock file") from None
+        marker_is_ours = False
+        try:
+            store.clean_stale(index_dir)
+            if not ownership.has_marker(index_dir):
+                marker_is_ours = True
+                ownership.write_marker(index_dir)
+            yield
+        except BaseException:  # Ctrl-C too: remove what this run made, nothing else
+            target.undo_failed_run(index_dir, made, lock_is_ours, marker_is_ours)
+            raise
+        finally:
+            lock.release()
+
+    def writer(
+        self, params: dict[str, Any], base: IndexState | None, approx_threshold: int
+    ) -> LocalWriter:
+        prev = base.handle if base is not None else None
+        return LocalWriter(self.index_dir, prev, params, approx_threshold=approx_threshold)
+
+    def _live(self) -> store.Generation:
+        try:
+            return store.open_current(self.index_dir, self.label)
+        except IndexCorrupt as exc:
+            raise store.damaged(self.label, exc) from None
+
+    def reader(self) -> LocalReader:
+        return LocalReader(self.label, self._live())
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        gen_dir = store.current_generation_dir(self.index_dir)
+        return generation_fingerprint(gen_dir) if gen_dir is not None else None
+
+    def verify(self) -> IndexState:
+        generation = store.open_current(self.index_dir, self.label)
+        generation.verify()
+        return _state(generation)
+
+    def stats(self) -> dict[str, Any]:
+        return {"store": self.kind, "where": self.where(), "bytes": store.disk_size(self.index_dir)}
+
+    def remove(self) -> list[str]:
+        return ownership.remove_index(self.index_dir, self.label)
+
+
+class LocalWriter(GenerationWriter):
+    def commit(self) -> IndexState:  # type: ignore[override]
+        return _state(super().commit())
+
+
+class LocalReader:
+    """One generation, opened once: FAISS segments in memory and its SQLite file."""
+
+    def __init__(self, label: str, generation: store.Generation) -> None:
+        self.label = label
+        self.generation = generation
+        self.state = _state(generation)
+        self._lock = threading.Lock()
+        try:
+            self.segments = generation.load_segments()
+            self.conn = generation.connect()  # the chunks and their BM25 index
+        except IndexCorrupt as exc:
+            raise store.damaged(label, exc) from None
+
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # a generation never changes
+
+    def dense(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
+        if not self.state.params["chunks"] or n <= 0:
+            return []
+        return segments.search(self.segments, vector, n)
+
+    def bm25(self, query: str, n: int) -> list[tuple[int, float]]:
+        try:
+            return bm25_search(self.conn, query, n)
+        except IndexCorrupt as exc:
+            raise store.damaged(self.label, exc) from None
+
+    def fetch(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        try:
+            rows = self.conn.execute(
+                f'SELECT id, path, title, location, text, start, "end" FROM chunks '
+                f"WHERE id IN ({marks})",
+                list(ids),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise store.damaged(
+                self.label, IndexCorrupt(f"Cannot read its chunks: {exc}.")
+            ) from None
+        return dict(iter_rows(rows))
+
+    def fingerprint(self) -> dict[str, Any]:
+        return generation_fingerprint(self.generation.dir)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def generation_fingerprint(gen_dir: Path) -> dict[str, Any]:
+    """The folder, generation and embedder of a generation, and the SHA-256 of its
+    params.json (counts, roots, update time). OSError/ValueError when it cannot be read."""
+    raw = (gen_dir / "params.json").read_bytes()
+    params = json.loads(raw)
+    return {
+        "store": "local",
+        "index_dir": str(gen_dir.parent),
+        "generation": gen_dir.name,
+        "embedder": params.get("embedder"),
+        "embedder_id": params.get("embedder_id"),
+        "chunks": params.get("chunks"),
+        "params_sha256": hashlib.sha256(raw).hexdigest(),
+    }
+
+
+def _old_format(gen_dir: Path) -> store.Generation:
+    """An older generation's params, for its roots and embedder only."""
+    params = json.loads((gen_dir / "params.json").read_text(encoding="utf-8"))
+    roots = params.get("roots", [])
+    if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
+        raise IndexCorrupt(f"{gen_dir / 'params.json'} holds roots of the wrong kind: {roots!r}.")
+    return store.Generation(gen_dir, params)
