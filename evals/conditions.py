@@ -294,7 +294,10 @@ class EvidenceSource:
                 retriever.retrieve(query, self.k)
         return time.perf_counter() - started
 
-    def retrieve(self, condition: Condition, question: str) -> Retrieved:
+    def retrieve(self, condition: Condition, question: str, *, record: bool = True) -> Retrieved:
+        """The condition's passages for `question`. A live retrieval is added to the snapshot
+        being recorded, unless `record` is False: then the caller records it (`record`),
+        as the eval runner does once the answer is in, in the order answers are written."""
         if condition.closed:
             return Retrieved([], [], 0.0)
         chosen = condition.settings(self.settings)
@@ -310,6 +313,15 @@ class EvidenceSource:
             # The recorded search time stands in for the search, so latencies stay comparable.
             return Retrieved(got.passages[: k * len(condition.sources)], got.warnings, got.seconds)
         got = retrieve_all(self._retrievers[condition.name], question, k)
-        if self.snapshot_path is not None:
-            append_snapshot(self.snapshot_path, condition.name, question, k, got)
+        if record:
+            self.record(condition, question, got)
         return got
+
+    def record(self, condition: Condition, question: str, got: Retrieved) -> None:
+        """Add a live retrieval result to the snapshot being recorded, if one is."""
+        if self.snapshot_path is None or self.replay is not None:
+            return
+        if condition.closed or condition.oracle:
+            return
+        k = candidates_wanted(condition.settings(self.settings))
+        append_snapshot(self.snapshot_path, condition.name, question, k, got)

@@ -23,7 +23,7 @@ from rag.files import sha256_of, storage_error, write_atomic
 
 if TYPE_CHECKING:
     from evals.benchmarks import Benchmark, Question
-    from evals.runner import EvalConfig
+    from evals.config import EvalConfig
 
 MANIFEST = "manifest.json"
 PROMPTS = ("eval_closed_book", "eval_with_sources")

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from evals.conditions import CLOSED
+from evals.manifest import MANIFEST, read_manifest
 from evals.metrics import bootstrap_ci, mcnemar_exact, mean, score_answer
+from evals.predictions import cut_short_message, load_predictions
 from rag.errors import UsageError
 from rag.files import write_atomic
 
@@ -34,9 +36,6 @@ def load_run(
     and line); a last line cut short by an interrupted write is not counted, and `warn`
     is told which line that is.
     """
-    from evals.manifest import MANIFEST, read_manifest
-    from evals.runner import cut_short_message, load_predictions
-
     manifest = read_manifest(out_dir)
     if manifest is None:
         raise UsageError(

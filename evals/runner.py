@@ -11,6 +11,10 @@ Why it is built this way:
 - `manifest.json` (replaced atomically) pins what the numbers depend on (including
   which generation of each local index answered) and refuses to mix runs whose
   settings or indexes differ;
+- with a model server (`openai:`), `--concurrency N` answers N (question, condition)
+  items at once, each on its own thread (retrieval, prompt, generation, scoring), and
+  writes them in the order one at a time would (`in_order`), so resume is unchanged;
+  a model in this process answers one at a time;
 - throughput is timed over the answering loop only: the model load, opening the
   indexes and one untimed warm-up query per local index (which loads the embedder)
   come before the clock starts.
@@ -18,8 +22,9 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import math
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,45 +33,48 @@ from typing import Any
 
 from evals.benchmarks import Question, load_benchmark, sample_questions
 from evals.conditions import Condition, EvidenceSource, Snapshot, snapshot_record_problem
+from evals.config import DEFAULT_MAX_TOKENS, EvalConfig
 from evals.jsonl import append_line, bad_line, read_jsonl, repair_tail
 from evals.manifest import MANIFEST, build_manifest, index_fingerprint, reconcile_manifest
 from evals.metrics import score_answer
+from evals.predictions import (
+    PREDICTIONS,
+    PREDICTIONS_FIX,
+    Predictions,
+    cut_short_message,
+    load_predictions,
+    read_predictions,
+    row_problem,
+)
+from evals.report import write_reports
 from rag.config import Settings
 from rag.errors import PromptTooLong, RagError, UsageError
 from rag.files import storage_error
 from rag.generators import Generator, load_generator
-from rag.orchestrator import Answer, ask
+from rag.generators.base import serves_concurrently
+from rag.orchestrator import Answer, Retrieved, ask
 from rag.retrieval import Retriever, build_retriever
 
-PREDICTIONS = "predictions.jsonl"
 #: Held by the run writing into a folder; never read by `rag eval report`.
 LOCK = ".run.lock"
 __all__ = [
     "LOCK",
     "MANIFEST",
     "PREDICTIONS",
+    "DEFAULT_MAX_TOKENS",
     "EvalConfig",
+    "PREDICTIONS_FIX",
+    "Predictions",
     "RunBusy",
     "RunOutcome",
+    "cut_short_message",
     "load_predictions",
     "read_predictions",
+    "row_problem",
     "run_eval",
 ]
-DEFAULT_MAX_TOKENS = 32
 
 Progress = Callable[[int, int, str], None]
-
-
-@dataclass
-class EvalConfig:
-    benchmark: str
-    conditions: list[Condition]
-    out_dir: Path
-    n: int | None = None
-    seed: int = 0
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    snapshot: Path | None = None
-    replay: Path | None = None
 
 
 @dataclass
@@ -88,77 +96,6 @@ class RunOutcome:
     @property
     def questions_per_minute(self) -> float:
         return 60.0 * self.questions / self.seconds if self.seconds > 0 else 0.0
-
-
-PREDICTIONS_FIX = (
-    "Fix or delete that line (a deleted answer is asked again when the run resumes), or start "
-    "over with a new --out folder."
-)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def row_problem(row: Any) -> str | None:
-    """Why a predictions.jsonl value cannot be counted, or None. Checked on every read, so a
-    damaged or hand-edited line is named with its number instead of failing deep inside the
-    report."""
-    if not isinstance(row, dict):
-        return "is not a JSON object"
-    for key in ("qid", "condition"):
-        if not isinstance(row.get(key), str) or not row[key]:
-            return f"has no `{key}` (a non-empty string)"
-    if not isinstance(row.get("answers"), list):
-        return "has no `answers` list"
-    sources = row.get("sources")
-    if sources is not None and not (
-        isinstance(sources, list) and all(isinstance(s, dict) for s in sources)
-    ):
-        return "has a `sources` value that is not a list of objects"
-    for key in ("latency_s", "prompt_tokens"):
-        if not _number(row.get(key)):
-            return f"has no `{key}` number"
-    if row.get("hit") is not None and not _number(row["hit"]):
-        return "has a `hit` value that is not a number"
-    return None
-
-
-@dataclass
-class Predictions:
-    """The complete answers in predictions.jsonl, and a last line cut short (not counted)."""
-
-    path: Path
-    rows: list[dict[str, Any]]
-    cut_short: int | None = None
-
-
-def load_predictions(out_dir: Path) -> Predictions:
-    """Every answer written so far, checked; the file is never changed.
-
-    A damaged line is a UsageError naming the file and line: silently skipping it would
-    change the numbers, and rewriting the file would destroy the evidence. Only a last
-    line cut short by an interrupted write is set apart (see `evals.jsonl`).
-    """
-    path = out_dir / PREDICTIONS
-    found = read_jsonl(path, PREDICTIONS_FIX)
-    for number, row in found.rows:
-        problem = row_problem(row)
-        if problem:
-            raise bad_line(path, number, problem, PREDICTIONS_FIX)
-    return Predictions(path, [row for _, row in found.rows], found.cut_short)
-
-
-def read_predictions(out_dir: Path) -> list[dict[str, Any]]:
-    """The complete answers written so far, without changing the file."""
-    return load_predictions(out_dir).rows
-
-
-def cut_short_message(path: Path, number: int, action: str) -> str:
-    return (
-        f"{path} line {number} was cut short by an interrupted write and holds no complete "
-        f"record; {action}"
-    )
 
 
 def check_gold(questions: list[Question], path: Path) -> None:
@@ -233,8 +170,6 @@ def run_eval(
     Warnings (skipped benchmark rows, a repaired last line) go to `warn` as they happen,
     so a user sees them even if the run fails later, and into `RunOutcome.warnings`.
     """
-    from evals.report import write_reports
-
     warnings: list[str] = []
 
     def note(message: str) -> None:
@@ -298,10 +233,24 @@ def run_eval(
         full = {qid for qid, count in left.items() if count == len(config.conditions)}
         if todo:
             generator = generator or load_generator(settings)
+            workers = settings.concurrency
+            if workers > 1 and not serves_concurrently(generator):
+                note(
+                    f"--concurrency {workers} applies to model servers (openai:URL#MODEL); "
+                    f"{generator.model_name} answers one question at a time in this process, "
+                    "so this run uses 1."
+                )
+                workers = 1
             warmup = evidence.warm_up(todo[0][0].question, {s for _, c in todo for s in c.sources})
-            started = time.perf_counter()
-            for question, condition in todo:
-                got = evidence.retrieve(condition, question.question)
+            abandoned = threading.Event()
+
+            def stop_if_abandoned(_: str) -> None:
+                if abandoned.is_set():  # the run stopped (Ctrl-C, another answer's error):
+                    raise _Abandoned  # stop reading this answer, which frees the server
+
+            def answer_one(item: tuple[Question, Condition]) -> tuple[Retrieved, dict]:
+                question, condition = item
+                got = evidence.retrieve(condition, question.question, record=False)
                 try:
                     answer = ask(
                         question.question,
@@ -310,10 +259,16 @@ def run_eval(
                         generator=generator,
                         family="eval",
                         retrieved=got,
+                        on_text=stop_if_abandoned if workers > 1 else None,
                     )
                 except PromptTooLong as exc:  # this question alone does not fit: it is
                     answer = unanswered(question.question, generator, exc)  # scored wrong
-                append_line(found.path, score(question, condition, answer, got.seconds))
+                return got, score(question, condition, answer, got.seconds)
+
+            started = time.perf_counter()
+            for (question, condition), (got, row) in in_order(todo, answer_one, workers, abandoned):
+                evidence.record(condition, question.question, got)
+                append_line(found.path, row)
                 answered += 1
                 if progress:
                     progress(resumed + answered, total, condition.name)
@@ -330,6 +285,88 @@ def run_eval(
         warmup_seconds=warmup,
         warnings=warnings,
     )
+
+
+class _Abandoned(Exception):
+    """Raised in a worker whose answer nobody will write: the run has stopped."""
+
+
+class _Job:
+    """One item answered on a worker thread: its result, or the exception it raised."""
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+#: How often the writer wakes while it waits for an answer (Ctrl-C is handled at once anyway).
+_WAIT_S = 0.25
+
+
+def in_order(
+    items: list[Any],
+    work: Callable[[Any], Any],
+    workers: int,
+    abandoned: threading.Event,
+) -> Iterator[tuple[Any, Any]]:
+    """`(item, work(item))` for each item, in the items' order.
+
+    With one worker, one item at a time on this thread. Otherwise up to `workers` items run
+    at once, each on a daemon thread: an item that finishes early waits for those before it,
+    so the caller writes answers in the order of a one-at-a-time run (and a resume finds the
+    same file), and never more than `workers` items are started but not yet handed over (all
+    a kill can lose). The first item to fail stops new ones from starting; its exception is
+    raised here, as it would have been one at a time, once the items before it are handed
+    over. When the caller stops early (that exception, Ctrl-C), `abandoned` is set and the
+    items still running are left behind: nothing waits for them (a stuck server cannot hold
+    up the exit), `work` is expected to stop at its next chance, and their results are
+    dropped.
+    """
+    if workers <= 1:
+        for item in items:
+            yield item, work(item)
+        return
+    failed = threading.Event()
+
+    def run(job: _Job) -> None:
+        try:
+            job.result = work(job.item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            job.error = exc
+            failed.set()
+        finally:
+            job.done.set()
+
+    jobs: deque[_Job] = deque()
+    pending = iter(items)
+
+    def start_more() -> None:
+        while len(jobs) < workers and not failed.is_set():
+            item = next(pending, _END)
+            if item is _END:
+                return
+            job = _Job(item)
+            threading.Thread(target=run, args=(job,), name="rag-eval-answer", daemon=True).start()
+            jobs.append(job)
+
+    try:
+        start_more()
+        while jobs:
+            job = jobs[0]
+            while not job.done.wait(_WAIT_S):
+                pass
+            if job.error is not None:
+                raise job.error
+            jobs.popleft()
+            yield job.item, job.result
+            start_more()
+    finally:
+        abandoned.set()
+
+
+_END = object()
 
 
 def check_paths(config: EvalConfig) -> None:

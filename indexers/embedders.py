@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from rag import plugins
 from rag.errors import ModelUnavailable, UsageError
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -38,7 +39,6 @@ class Embedder(Protocol):
 
 
 EmbedderFactory = Callable[[str], Embedder]
-_REGISTRY: dict[str, EmbedderFactory] = {}
 _CACHE: dict[tuple[str, str], Embedder] = {}
 _LOCK = threading.Lock()
 log = logging.getLogger(__name__)
@@ -105,15 +105,16 @@ def canonical_name(name: str) -> str:
 
 
 def register_embedder(name: str, factory: EmbedderFactory) -> None:
-    """Make `name` resolve to `factory(name)`; replaces an earlier registration."""
-    with _LOCK:
-        _REGISTRY[canonical_name(name)] = factory
+    """Make `name` resolve to `factory(name)`; replaces an earlier registration. The same as
+    `rag.plugins.register(Part("embedder", name, factory))`, which a plugin calls."""
+    plugins.register(plugins.Part("embedder", canonical_name(name), factory))
+    with _LOCK:  # after: a plugin loading in `register` may register an embedder itself
         _forget(canonical_name(name))
 
 
 def unregister_embedder(name: str) -> None:
+    plugins.unregister("embedder", canonical_name(name))
     with _LOCK:
-        _REGISTRY.pop(canonical_name(name), None)
         _forget(canonical_name(name))
 
 
@@ -125,17 +126,19 @@ def _forget(key: str) -> None:
 def get_embedder(name: str, runtime: str = "onnx|torch") -> Embedder:
     """The embedder for `name`, loaded once per process (loading a model takes seconds).
 
-    Resolution: a registered name; `module:attr` (a factory importable by path, e.g. a
-    plugin); anything else is a sentence-transformers model name or folder, run by the
+    Resolution: a registered name (an `embedder` part of `rag.plugins`, from a plugin's
+    entry point or `register_embedder`); `module:attr` (a factory importable by path);
+    anything else is a sentence-transformers model name or folder, run by the
     first of `runtime`'s `|`-separated runtimes that can load it. Registered and plugin
     embedders run however they like, so `runtime` does not apply to them.
     """
     key = (canonical_name(name), runtime)
+    registered = plugins.parts("embedder")  # loads the plugins before taking the lock
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
-        if key[0] in _REGISTRY:
-            embedder = _REGISTRY[key[0]](key[0])
+        if key[0] in registered:
+            embedder = plugins.create("embedder", key[0], key[0])
         elif ":" in key[0] and not Path(key[0]).exists():
             embedder = _from_import_path(key[0])
         else:

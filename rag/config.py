@@ -2,7 +2,8 @@
 
 `RAG_HOME` moves all state (config, indexes, caches); tests point it at a
 temporary folder. The config file is `$RAG_HOME/config.toml` with the same keys
-as the `Settings` fields, e.g. `model = "smollm2-135m"`.
+as the `Settings` fields, e.g. `model = "smollm2-135m"`, and one section per plugin part
+that takes options, e.g. `[engines.searxng]` `url = "http://localhost:8888"` (`rag.plugins`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Settings:
     seed: int = 0
     weight_repack: str = "auto"  # llama.cpp's extra weight buffers: auto (off on AMX), on, off
     openai_api_key: str = ""
+    concurrency: int = 1  # questions `rag eval run` sends a model server at once
     # retrieval
     k: int = 5
     engine: str = "ddgs"
@@ -96,6 +98,16 @@ def _coerce(name: str, raw: Any, kind: type, origin: str) -> Any:
 
 
 _TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(Settings) if f.name != "home"}
+#: Config-file tables holding the options of plugin parts, by part kind: `[engines.searxng]`
+#: `url = "..."` (see `rag.plugins`, which checks their names and values when a part of
+#: that kind is used, once every plugin has registered).
+PART_TABLES: dict[str, str] = {
+    "engines": "engine",
+    "generators": "generator",
+    "stores": "store",
+    "embedders": "embedder",
+    "rerankers": "reranker",
+}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -105,12 +117,25 @@ def read_config_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"Cannot read config file {path}: {exc}. Fix or remove it.") from None
-    unknown = sorted(set(data) - set(_TYPES))
+    unknown = sorted(set(data) - set(_TYPES) - set(PART_TABLES))
     if unknown:
         raise UsageError(
             f"Unknown setting(s) in {path}: {', '.join(unknown)}. "
-            f"Known settings: {', '.join(sorted(_TYPES))}."
+            f"Known settings: {', '.join(sorted(_TYPES))}; and sections "
+            f"{', '.join(f'[{table}.NAME]' for table in PART_TABLES)}."
         )
+    for table in PART_TABLES:
+        sections = data.get(table, {})
+        if not isinstance(sections, dict):
+            raise UsageError(
+                f"{path}: {table} must be sections such as [{table}.NAME], got {sections!r}."
+            )
+        for name, section in sections.items():
+            if not isinstance(section, dict):
+                raise UsageError(
+                    f"{path}: {table}.{name} must be a section [{table}.{name}] of options, "
+                    f"got {section!r}."
+                )
     return data
 
 
@@ -119,6 +144,23 @@ def parse_setting(name: str, raw: Any, origin: str) -> Any:
     setting's type, range-checked; a UsageError naming `origin` otherwise."""
     value = _coerce(name, raw, _TYPES[name], origin)
     check_setting(name, value, origin)
+    return value
+
+
+def parse_value(
+    name: str,
+    raw: Any,
+    kind: type,
+    origin: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """`raw` as `kind` (str, int, float or bool), checked by `check_value`: how a plugin
+    part's option is read (`rag.plugins.Option`), the same way as a setting."""
+    value = _coerce(name, raw, kind, origin)
+    check_value(name, value, origin, low=low, high=high, choices=choices)
     return value
 
 
@@ -154,6 +196,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "search_cache_ttl": (0, 10 * 365 * 86_400),
     "evidence_tokens": (0, 1_048_576),
     "relevance_cut": (0.0, 100.0),
+    "concurrency": (1, 64),
 }
 #: Settings that take one of a few words (the web engines share the safesearch and time
 #: limit words: `rag.web.base`).
@@ -170,15 +213,34 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 def check_setting(name: str, value: Any, origin: str) -> None:
     """A UsageError naming `origin` when `value` is out of the setting's range or choices."""
-    if name in _CHOICES:
-        if value not in _CHOICES[name]:
-            words = ", ".join(w or repr(w) for w in _CHOICES[name])
+    low, high = _RANGES.get(name, (None, None))
+    check_value(name, value, origin, low=low, high=high, choices=_CHOICES.get(name))
+
+
+def check_value(
+    name: str,
+    value: Any,
+    origin: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> None:
+    """The one range and choice check, for settings and for plugin parts' options alike:
+    a UsageError naming `origin` when `value` is not one of `choices` or outside
+    [`low`, `high`] (either bound may be None) or not finite."""
+    if choices is not None:
+        if value not in choices:
+            words = ", ".join(w or repr(w) for w in choices)
             raise UsageError(f"{origin}: {name} must be one of {words}, got {value!r}.")
         return
-    if name not in _RANGES:
+    if low is None and high is None:
         return
-    low, high = _RANGES[name]
+    if low is not None and high is not None:
+        bounds = f"between {low} and {high}"
+    else:
+        bounds = f"at least {low}" if low is not None else f"at most {high}"
     if isinstance(value, float) and not math.isfinite(value):
-        raise UsageError(f"{origin}: {name} must be a finite number between {low} and {high}.")
-    if value < low or value > high:
-        raise UsageError(f"{origin}: {name} must be between {low} and {high}, got {value!r}.")
+        raise UsageError(f"{origin}: {name} must be a finite number {bounds}.")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise UsageError(f"{origin}: {name} must be {bounds}, got {value!r}.")

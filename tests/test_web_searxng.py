@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from web_servers import html_reply, json_reply, local_server, searxng_results, slow
 
-from rag.config import Settings
+from rag.config import Settings, load_settings
 from rag.errors import SearchUnavailable, UsageError
+from rag.web import build_engine
 from rag.web.searxng import SearxngEngine, search_endpoint
 
 EMMA = searxng_results(
@@ -124,5 +127,52 @@ def test_endpoint_normalisation(base: str, endpoint: str) -> None:
 
 @pytest.mark.parametrize("url", ["", "localhost:8888", "ftp://host/"])
 def test_missing_or_bad_url_is_a_usage_error(url: str) -> None:
-    with pytest.raises(UsageError, match="RAG_SEARXNG_URL"):
+    with pytest.raises(UsageError, match=r"\[engines\.searxng\].*RAG_ENGINE_SEARXNG_URL"):
         SearxngEngine(url)
+
+
+def test_url_and_timeout_come_from_the_engines_section(
+    rag_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = rag_home / "config.toml"
+    config.write_text('[engines.searxng]\nurl = "http://section:8888"\ntimeout = 3\n')
+    settings = load_settings(engine="searxng", searxng_url="http://old-alias:8888")
+    engine = build_engine(settings)
+    assert engine.endpoint == "http://section:8888/search"  # the option wins over the alias
+    assert engine.timeout_s == 3.0
+    monkeypatch.setenv("RAG_ENGINE_SEARXNG_URL", "http://env:8888")
+    assert build_engine(settings).endpoint == "http://env:8888/search"  # env > file
+
+    config.write_text('searxng_url = "http://old-alias:8888"\n')  # the deprecated setting
+    assert build_engine(load_settings(engine="searxng")).endpoint == "http://env:8888/search"
+    monkeypatch.delenv("RAG_ENGINE_SEARXNG_URL")
+    assert build_engine(load_settings(engine="searxng")).endpoint == (
+        "http://old-alias:8888/search"
+    )
+    monkeypatch.setenv("RAG_SEARXNG_URL", "http://old-env:8888")
+    assert build_engine(load_settings(engine="searxng")).endpoint == "http://old-env:8888/search"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("timeout = 0", r"\[engines\.searxng\]: timeout must be between 0.5 and 300"),
+        ('timeout = "soon"', "timeout must be a number"),
+        ("url = 8888", "url must be text in quotes"),
+        ('ulr = "http://x"', "unknown option 'ulr'; searxng takes: url, timeout"),
+    ],
+)
+def test_bad_engine_options_name_the_file_and_section(
+    rag_home: Path, section: str, message: str
+) -> None:
+    (rag_home / "config.toml").write_text(f"[engines.searxng]\n{section}\n")
+    with pytest.raises(UsageError, match=message) as caught:
+        build_engine(load_settings(engine="searxng"))
+    assert str(rag_home / "config.toml") in str(caught.value)
+
+
+def test_a_misspelt_engine_section_is_reported_when_an_engine_is_used(rag_home: Path) -> None:
+    (rag_home / "config.toml").write_text('[engines.serxng]\nurl = "http://x:1"\n')
+    load_settings()  # plugins are not loaded to read the settings
+    with pytest.raises(UsageError, match=r"Unknown search engine 'serxng'.*known: ddgs, searxng"):
+        build_engine(load_settings(engine="ddgs"))

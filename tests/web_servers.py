@@ -23,6 +23,8 @@ class Request:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    body: bytes = b""  # a POST's body
+    method: str = "GET"
 
 
 @dataclass
@@ -47,10 +49,13 @@ def local_server(routes: dict[str, Callable[[Request], Reply]]) -> Iterator[Loca
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
             request = Request(
                 path=parts.path,
                 query={k: v[-1] for k, v in parse_qs(parts.query).items()},
                 headers=dict(self.headers.items()),
+                body=self.rfile.read(length) if length else b"",
+                method=self.command,
             )
             state.requests.append(request)
             route = state.routes.get(parts.path)
@@ -67,6 +72,8 @@ def local_server(routes: dict[str, Callable[[Request], Reply]]) -> Iterator[Loca
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client stopped reading (size cap, timeout): that is the point
+
+        do_POST = do_GET  # noqa: N815 - a route reads `request.method` and `request.body`
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             return

@@ -14,30 +14,18 @@ from pathlib import Path
 
 from indexers.store import resolve_index_dir
 from indexers.stores.base import IndexReader, IndexState, IndexStore, IndexWriter
+from rag import plugins
 from rag.config import Settings
 from rag.errors import UsageError
 
-#: (label, index folder, settings) -> the store of that index.
-StoreFactory = Callable[[str, Path, Settings], IndexStore]
-
-
-def _local(label: str, index_dir: Path, settings: Settings) -> IndexStore:
-    from indexers.stores.local import LocalStore
-
-    return LocalStore(label, index_dir, settings)
-
-
-def _pgvector(label: str, index_dir: Path, settings: Settings) -> IndexStore:
-    from indexers.stores.pgvector import PgvectorStore
-
-    return PgvectorStore(label, index_dir, settings)
-
-
-STORES: dict[str, StoreFactory] = {"local": _local, "pgvector": _pgvector}
+#: (label, index folder, settings[, options]) -> the store of that index. Stores are parts
+#: of kind "store" in `rag.plugins` (built-ins in rag/builtin_parts.py); this is a view.
+StoreFactory = Callable[..., IndexStore]
+STORES = plugins.FactoryMap("store")
 
 
 def register_store(name: str, factory: StoreFactory) -> None:
-    STORES[name] = factory
+    plugins.register(plugins.Part("store", name, factory))
 
 
 def recorded_store(index_dir: Path) -> str | None:
@@ -85,13 +73,16 @@ def open_store(name: str, settings: Settings, kind: str | None = None) -> IndexS
             f"--name {name} --store {kind}`."
         )
     chosen = recorded or kind or settings.store
-    factory = STORES.get(chosen)
-    if factory is None:
+    if recorded and recorded not in plugins.parts("store"):
         raise UsageError(
-            f"Unknown index store {chosen!r}; pick one of {', '.join(sorted(STORES))} "
-            "(--store or the `store` setting)."
+            f"Index {name!r} lives in the {recorded!r} store, which no installed package "
+            f"provides (known: {', '.join(sorted(plugins.parts('store')))}). Install the "
+            "plugin that provides it."
         )
-    return factory(name, index_dir, settings)
+    return plugins.create(
+        "store", chosen, name, index_dir, settings, settings=settings,
+        hint=" (--store or the `store` setting)",
+    )  # fmt: skip
 
 
 __all__ = [

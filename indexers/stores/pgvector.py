@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,16 +39,6 @@ KIND = "pgvector"
 URL_ENV = "RAG_STORE_PGVECTOR_URL"
 K1, B = 1.2, 0.75
 CONNECT_TIMEOUT_S = 5
-
-
-def configured_url(settings: Settings) -> str:
-    """The server's URL from the store's options ([stores.pgvector] url, or its variable)."""
-    try:
-        from rag import plugins
-
-        return str(plugins.part_options("store", KIND, settings).get("url") or "")
-    except (ImportError, AttributeError, KeyError, UsageError):
-        return os.environ.get(URL_ENV, "")
 
 
 def shown_url(url: str) -> str:
@@ -87,7 +76,7 @@ class PgvectorStore:
         self.label = label
         self.index_dir = index_dir
         self.settings = settings
-        self.url = url or configured_url(settings)
+        self.url = url
         self.schema = self._recorded_schema() or schema_name(label, index_dir)
         self._writing: Any = None  # the connection of a `rag index` run, inside writing()
 
@@ -440,18 +429,16 @@ class PgvectorWriter:
 
 
 _BM25 = """
-WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(query)s))),
-tq AS (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS query FROM q),
-df AS (
-    SELECT q.lexeme,
-        (SELECT count(*) FROM {chunks} c WHERE c.tsv @@ quote_literal(q.lexeme)::tsquery) AS n
-    FROM q
+WITH q AS MATERIALIZED (
+    SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(query)s))
 ),
-hits AS (
+hits AS MATERIALIZED (
     SELECT c.id, c.tokens, u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf
     FROM {chunks} c CROSS JOIN LATERAL unnest(c.tsv) u
-    WHERE c.tsv @@ (SELECT query FROM tq) AND u.lexeme IN (SELECT lexeme FROM q)
-)
+    WHERE c.tsv @@ (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM q)
+        AND u.lexeme IN (SELECT lexeme FROM q)
+),
+df AS (SELECT lexeme, count(*) AS n FROM hits GROUP BY lexeme)
 SELECT h.id, sum(
     ln(1 + (%(docs)s - df.n + 0.5) / (df.n + 0.5))
     * h.tf * (%(k1)s + 1) / (h.tf + %(k1)s * (1 - %(b)s + %(b)s * h.tokens / %(avgdl)s))

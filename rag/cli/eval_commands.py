@@ -65,6 +65,14 @@ def run(
             "--max-tokens", help="Longest answer, in tokens (short answers are expected)."
         ),
     ] = 32,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            help="Questions sent to a model server (openai:URL#MODEL) at once, 1-64; a model "
+            "in this process answers one at a time. Env: RAG_CONCURRENCY.",
+        ),
+    ] = None,
 ) -> None:
     """Answer a benchmark under each condition and score it; writes predictions.jsonl,
     results.json, report.md and report.png to --out."""
@@ -82,7 +90,8 @@ def run(
     from rag.config import load_settings
     from rag.errors import RagError
 
-    settings = load_settings(model=model, k=k, max_tokens=max_tokens)  # range-checked there
+    # range-checked there
+    settings = load_settings(model=model, k=k, max_tokens=max_tokens, concurrency=concurrency)
     config = EvalConfig(
         benchmark=benchmark,
         conditions=parse_conditions(conditions),

@@ -207,7 +207,8 @@ def list_indexes(json_output: JsonOption = False) -> None:
         else:
             output.out.print(
                 f"{r['name']}  {r['chunks']} chunks from {r['files']} files, {r['embedder']}, "
-                f"{r['bytes'] / 1e6:.1f} MB, updated {_when(r['updated_at'])}",
+                f"{r['bytes'] / 1e6:.1f} MB, updated {_when(r['updated_at'])}"
+                + ("" if r["store"] == "local" else f", in {r['store']}"),
                 markup=False,
             )
     if any("error" in r and not r.get("old") for r in rows):

@@ -63,7 +63,9 @@ TemperatureOption = Annotated[
 ]
 EngineOption = Annotated[
     str | None,
-    typer.Option("--engine", help="Web search engine: ddgs or searxng. Env: RAG_ENGINE."),
+    typer.Option(
+        "--engine", help="Web search engine: ddgs, searxng or a plugin's. Env: RAG_ENGINE."
+    ),
 ]
 FetchOption = Annotated[
     int | None,

@@ -29,6 +29,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import ModelUnavailable, UsageError
+from rag.plugins import Part, create, parts, register
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +47,29 @@ class Reranker(Protocol):
 
 
 RerankerFactory = Callable[[str, Settings], Reranker]
-_REGISTRY: dict[str, RerankerFactory] = {}
 
 
 def register_reranker(name: str, factory: RerankerFactory) -> None:
-    """`name` (or `name:ARG`, the factory gets the whole spec) resolves to `factory`."""
-    _REGISTRY[name] = factory
+    """`name` (or `name:ARG`, the factory gets the whole spec) resolves to `factory`:
+    `register(Part("reranker", name, factory))`, for a reranker that takes no options."""
+    register(Part("reranker", name, factory))
 
 
 def get_reranker(spec: str, settings: Settings) -> Reranker | None:
-    """The reranker a setting names; None for `none`."""
+    """The reranker a setting names (a `reranker` part of `rag.plugins`; built-ins in
+    `rag.builtin_parts`); None for `none`."""
     spec = spec.strip()
     if spec == NO_RERANK:
         return None
-    factory = _REGISTRY.get(spec) or _REGISTRY.get(spec.partition(":")[0] + ":")
-    if factory is None:
-        known = ", ".join(sorted(n + ("ID" if n.endswith(":") else "") for n in _REGISTRY))
+    registered = parts("reranker")
+    name = spec if spec in registered else spec.partition(":")[0] + ":"
+    if name not in registered:
+        known = ", ".join(sorted(n + ("ID" if n.endswith(":") else "") for n in registered))
         raise UsageError(
             f"Unknown reranker {spec!r}. Set RAG_RERANKER (or `reranker` in config.toml, or "
             f"--reranker) to one of: {known}, none."
         )
-    return factory(spec, settings)
+    return create("reranker", name, spec, settings, settings=settings)
 
 
 # --- lexical -----------------------------------------------------------------------------
@@ -247,9 +250,3 @@ def _load_cross_encoder(model_id: str) -> Any:
             f"Cannot load reranker cross-encoder:{model_id}.{cause} Set RAG_RERANKER=hybrid "
             "(works offline) or pass --no-rerank."
         ) from None
-
-
-register_reranker("hybrid", lambda spec, settings: HybridReranker(settings))
-register_reranker("embedder", lambda spec, settings: EmbedderReranker(settings))
-register_reranker("bm25", lambda spec, settings: BM25Reranker())
-register_reranker("cross-encoder:", CrossEncoderReranker)

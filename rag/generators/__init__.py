@@ -7,6 +7,7 @@ import threading
 
 from rag.config import Settings
 from rag.generators.base import REGISTRY, Generation, Generator, register_generator
+from rag.plugins import create
 
 __all__ = ["Generation", "Generator", "load_generator", "prefetch", "register_generator"]
 
@@ -16,21 +17,12 @@ _LOADING = threading.Lock()
 PREFETCH_SWITCH_S = 0.0002
 
 
-def _openai(rest: str, settings: Settings) -> Generator:
-    from rag.generators.openai_http import OpenAIGenerator
-
-    return OpenAIGenerator.from_spec(rest, settings)
-
-
-register_generator("openai", _openai)
-
-
 def load_generator(settings: Settings, model: str | None = None) -> Generator:
     """The generator for `model` (default: `settings.model`), loaded once per process."""
     spec = (model or settings.model).strip()
     prefix, sep, rest = spec.partition(":")
-    if sep and prefix in REGISTRY:
-        return REGISTRY[prefix](rest, settings)
+    if sep and prefix in REGISTRY:  # a spec without `:` never loads the plugins
+        return create("generator", prefix, rest, settings, settings=settings)
     key = (spec, settings.context_cap, settings.threads, settings.seed, settings.weight_repack)
     with _LOADING:
         if key not in _LOADED:

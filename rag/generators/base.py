@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from rag.config import Settings
 from rag.errors import PromptTooLong
+from rag.plugins import FactoryMap, Part, register
 from rag.types import Message, Timings
 
 
@@ -103,6 +104,14 @@ class Generator(Protocol):
     ) -> Generation: ...
 
 
+def serves_concurrently(generator: object) -> bool:
+    """Whether `generator` may be asked several questions at once from different threads,
+    and gains from it: a generator says so with a true `concurrent` attribute (a model
+    server, which batches requests). A model in this process (llama.cpp) decodes one
+    prompt at a time, so it does not, nor does anything that does not say."""
+    return getattr(generator, "concurrent", False) is True
+
+
 def check_fits(prompt_tokens: int, max_tokens: int, context_size: int, model_name: str) -> None:
     """Refuse a prompt that leaves no room for the answer: llama.cpp would silently
     drop its start, and the caller can act on this (fewer passages, shorter answer)."""
@@ -119,13 +128,15 @@ def check_fits(prompt_tokens: int, max_tokens: int, context_size: int, model_nam
 
 GeneratorFactory = Callable[[str, Settings], Generator]
 
-#: Generator backends keyed by the prefix of a model spec (`openai:URL#MODEL`).
-#: Specs without a registered prefix go to `llama` (a local GGUF via llama-cpp-python).
-REGISTRY: dict[str, GeneratorFactory] = {}
+#: Generator backends keyed by the prefix of a model spec (`openai:URL#MODEL`): the
+#: `generator` parts of `rag.plugins`, as a live dict of their factories. Specs without a
+#: registered prefix go to `llama` (a local GGUF via llama-cpp-python).
+REGISTRY: MutableMapping[str, GeneratorFactory] = FactoryMap("generator")
 
 
 def register_generator(prefix: str, factory: GeneratorFactory) -> None:
-    REGISTRY[prefix] = factory
+    """`register(Part("generator", prefix, factory))`, for one that takes no options."""
+    register(Part("generator", prefix, factory))
 
 
 class TimedStream:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlparse
@@ -57,6 +58,13 @@ CHARS_PER_TOKEN_ESTIMATE = 3
 
 
 class OpenAIGenerator:
+    """Safe to call from several threads at once (`rag eval run --concurrency N`): the
+    httpx client pools its connections under a lock, the tokenizer is found once under
+    `_probe`, and every request keeps its own timings."""
+
+    #: the server batches concurrent requests (see `rag.generators.base.serves_concurrently`)
+    concurrent = True
+
     def __init__(
         self,
         base_url: str,
@@ -78,6 +86,7 @@ class OpenAIGenerator:
         root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
         self._root = root
         self._tokenizer: Callable[[str], int] | None = None
+        self._probe = threading.Lock()  # one thread looks for the tokenize endpoint
         self.exact_token_counts = True
 
     @classmethod
@@ -97,7 +106,9 @@ class OpenAIGenerator:
     # -- token counting -------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
         if self._tokenizer is None:
-            self._tokenizer = self._find_tokenizer()
+            with self._probe:
+                if self._tokenizer is None:
+                    self._tokenizer = self._find_tokenizer()
         return self._tokenizer(text)
 
     def _find_tokenizer(self) -> Callable[[str], int]:
@@ -175,6 +186,7 @@ class OpenAIGenerator:
     def _stream(self, response: httpx.Response, timings: Timings) -> Iterator[tuple[str, int]]:
         counted = 0
         events = 0
+        finished = False  # a choice said why it ended (stop, length)
         try:
             for line in response.iter_lines():
                 if not line.startswith("data:"):
@@ -191,6 +203,7 @@ class OpenAIGenerator:
                     yield "", reported - counted
                     counted = reported
                 for choice in chunk.get("choices") or []:
+                    finished = finished or bool(choice.get("finish_reason"))
                     text = (choice.get("delta") or {}).get("content") or ""
                     if text:
                         counted += 1
@@ -211,6 +224,17 @@ class OpenAIGenerator:
                 f"says why. A common cause is a prompt (here about {timings.prompt_tokens} "
                 "tokens) longer than the server's context: set context_cap (RAG_CONTEXT_CAP) "
                 "to the server's context size so pocketrag packs less."
+            )
+        if not finished:
+            # The answer was cut short, and a short answer would be scored as if complete.
+            # llama-cpp-python's server does this to a streaming answer as soon as another
+            # request waits (its `interrupt_requests`, on by default).
+            raise GenerationError(
+                f"The model server at {self.base_url} ended the answer without a finish "
+                "reason: it was cut short. llama-cpp-python's server cuts a streaming answer "
+                "short whenever another request arrives: start it with "
+                "`--interrupt_requests False` to send it several questions at once "
+                "(rag eval run --concurrency), or use llama.cpp's llama-server."
             )
 
     def _unreachable(self, exc: Exception) -> GenerationError:

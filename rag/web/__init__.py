@@ -1,22 +1,23 @@
 """Web search as a Retriever: an engine from the registry, a result cache, optional page reading.
 
 `build_web_retriever(settings)` is what `build_retriever("web", ...)` calls. The
-engine is chosen by `settings.engine` from `ENGINES` (`ddgs`, `searxng`; add one
-with `register_engine`). Results are cached in SQLite under `$RAG_HOME/cache` for
-`search_cache_ttl` seconds, so repeated questions and eval runs do not hit the
-engine again. With `settings.fetch = N` the top N result pages are downloaded
-(see `rag.web.fetch` for the safety rules) and their most relevant paragraphs
-replace the snippet; a page that cannot be read keeps its snippet and leaves a
-warning in `meta["warning"]`, which the orchestrator reports.
+engine is chosen by `settings.engine` among the `engine` parts of `rag.plugins`
+(`ddgs`, `searxng`, and any plugin's; `ENGINES` is their live dict). Results are
+cached in SQLite under `$RAG_HOME/cache` for `search_cache_ttl` seconds, so
+repeated questions and eval runs do not hit the engine again. With
+`settings.fetch = N` the top N result pages are downloaded (see `rag.web.fetch`
+for the safety rules) and their most relevant paragraphs replace the snippet; a
+page that cannot be read keeps its snippet and leaves a warning in
+`meta["warning"]`, which the orchestrator reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from rag.config import Settings
-from rag.errors import UsageError
+from rag.plugins import FactoryMap, Part, create, register
 from rag.types import Passage
 from rag.web.base import SearchEngine, WebResult
 from rag.web.cache import SearchCache, cache_key
@@ -35,34 +36,21 @@ EngineFactory = Callable[[Settings], SearchEngine]
 CACHE_FILE = "web-search.sqlite3"
 
 
-def _ddgs(settings: Settings) -> SearchEngine:
-    from rag.web.ddgs_engine import DdgsEngine
-
-    return DdgsEngine.from_settings(settings)
-
-
-def _searxng(settings: Settings) -> SearchEngine:
-    from rag.web.searxng import SearxngEngine
-
-    return SearxngEngine.from_settings(settings)
-
-
-#: Web search engines by the name `--engine` / `RAG_ENGINE` takes.
-ENGINES: dict[str, EngineFactory] = {"ddgs": _ddgs, "searxng": _searxng}
+#: Web search engines by the name `--engine` / `RAG_ENGINE` takes: the `engine` parts of
+#: `rag.plugins` (built-ins in `rag.builtin_parts`), as a live dict of their factories.
+ENGINES: MutableMapping[str, EngineFactory] = FactoryMap("engine")
 
 
 def register_engine(name: str, factory: EngineFactory) -> None:
-    ENGINES[name] = factory
+    """`register(Part("engine", name, factory))`, for an engine that takes no options."""
+    register(Part("engine", name, factory))
 
 
 def build_engine(settings: Settings) -> SearchEngine:
-    factory = ENGINES.get(settings.engine)
-    if factory is None:
-        raise UsageError(
-            f"Unknown search engine {settings.engine!r}; choose one of: "
-            f"{', '.join(sorted(ENGINES))} (--engine or RAG_ENGINE)."
-        )
-    return factory(settings)
+    """The engine `settings.engine` names, made with its options (`[engines.NAME]`)."""
+    return create(
+        "engine", settings.engine, settings, settings=settings, hint=" (--engine or RAG_ENGINE)"
+    )
 
 
 class WebRetriever:

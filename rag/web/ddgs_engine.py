@@ -23,7 +23,7 @@ DEFAULT_BACKOFF_S = 0.5
 
 HINT = (
     "Check the internet connection, try again later, or use a SearxNG instance "
-    "(--engine searxng with RAG_SEARXNG_URL)."
+    "(--engine searxng with RAG_ENGINE_SEARXNG_URL)."
 )
 
 

@@ -18,6 +18,9 @@ from rag.web.base import WebResult, check_search_options
 DEFAULT_TIMEOUT_S = 10.0
 _SAFESEARCH = {"off": 0, "moderate": 1, "on": 2}
 _TIME_RANGE = {"": None, "d": "day", "w": "week", "m": "month", "y": "year"}
+#: Where the URL is set: the searxng engine's `url` option (the flat `searxng_url` setting
+#: and RAG_SEARXNG_URL are its deprecated alias).
+URL_SETTING = "url under [engines.searxng] in config.toml, or RAG_ENGINE_SEARXNG_URL"
 JSON_HINT = (
     "SearxNG serves its JSON API only when `json` is enabled: add it to `search: formats:` "
     "in the instance's settings.yml (formats: [html, json]) and restart SearxNG."
@@ -30,8 +33,8 @@ def search_endpoint(base_url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise UsageError(
-            f"The SearxNG URL {base_url!r} is not an http(s) URL; set RAG_SEARXNG_URL "
-            "(or searxng_url in config.toml) to e.g. http://localhost:8888."
+            f"The SearxNG URL {base_url!r} is not an http(s) URL; set {URL_SETTING} "
+            "to e.g. http://localhost:8888."
         )
     url = url.split("?", 1)[0].rstrip("/")
     return url if url.endswith("/search") else url + "/search"
@@ -62,8 +65,8 @@ class SearxngEngine:
     ) -> None:
         if not base_url.strip():
             raise UsageError(
-                "The searxng engine needs the instance's URL: set RAG_SEARXNG_URL or "
-                "searxng_url in config.toml (e.g. http://localhost:8888)."
+                f"The searxng engine needs the instance's URL: set {URL_SETTING} "
+                "(e.g. http://localhost:8888)."
             )
         check_search_options(safesearch, timelimit)
         self.endpoint = search_endpoint(base_url)
@@ -74,12 +77,17 @@ class SearxngEngine:
         self._client = client
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SearxngEngine:
+    def from_settings(
+        cls, settings: Settings, url: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> SearxngEngine:
+        """`url`: the engine's `url` option (`rag.builtin_parts`); None reads the deprecated
+        flat `searxng_url` setting."""
         return cls(
-            settings.searxng_url,
+            settings.searxng_url if url is None else url,
             region=settings.region,
             safesearch=settings.safesearch,
             timelimit=settings.timelimit,
+            timeout_s=timeout_s,
         )
 
     def cache_identity(self) -> dict[str, Any]:
@@ -128,7 +136,7 @@ class SearxngEngine:
             raise SearchUnavailable(
                 f"Web search failed (engine searxng): cannot reach {where}: "
                 f"{type(exc).__name__}: {exc}. Check that the instance is running and "
-                "RAG_SEARXNG_URL is right."
+                f"its URL ({URL_SETTING}) is right."
             ) from None
         return self._parse(response, where, max_results)
 

@@ -1,0 +1,257 @@
+"""Parts plug in one way: entry points in the group `pocketrag` (rag/plugins.py).
+
+The end-to-end tests put a real plugin package (tests/plugins/pocketrag_hello: a module and
+its dist-info) on a `rag` subprocess's PYTHONPATH; `importlib.metadata` finds its entry
+point as it would an installed package's, with nothing patched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from native import fail_if_crashed
+
+from rag import plugins
+from rag.config import load_settings
+from rag.errors import UsageError
+from rag.plugins import FactoryMap, Option, Part, Registry
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+QUESTION = "What is the answer?"
+ASK = ["ask", QUESTION, "--search", "--engine", "hello", "--model", "echo:x", "--no-rerank"]
+
+
+def rag(
+    home: Path, *args: str, path: tuple[Path, ...] = (PLUGINS,), **variables: str
+) -> subprocess.CompletedProcess:
+    """`rag ARGS` through the installed entry point's function, plugins on PYTHONPATH."""
+    code = "import sys; from rag.cli.launch import main; sys.argv = ['rag', *sys.argv[1:]]; main()"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_HOME=str(home), PYTHONPATH=os.pathsep.join(map(str, (*path, REPO))))
+    env.update(variables)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    fail_if_crashed(done.returncode, "rag " + " ".join(args[:3]), done.stderr)
+    return done
+
+
+def broken_plugin(folder: Path) -> Path:
+    """A plugin package whose module raises on import, as an outdated plugin might."""
+    info = folder / "pocketrag_broken-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pocketrag-broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[pocketrag]\nbroken = pocketrag_broken:register\n")
+    (folder / "pocketrag_broken.py").write_text('raise RuntimeError("made to fail")\n')
+    return folder
+
+
+def test_a_plugin_package_adds_an_engine_and_a_generator_end_to_end(rag_home: Path) -> None:
+    (rag_home / "config.toml").write_text(
+        '[engines.hello]\ngreeting = "Bonjour"\n\n[generators.echo]\nwords = 4\n'
+    )
+    done = rag(rag_home, *ASK)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith('Source 1 says: "Bonjour, the hello plugin" [1]')
+    assert "[1] Bonjour from the hello plugin — https://hello.example/answer" in done.stdout
+    assert "Warning" not in done.stderr
+
+    as_json = rag(rag_home, *ASK, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    payload = json.loads(as_json.stdout)
+    assert payload["model"] == "echo:x"
+    assert payload["sources"][0]["location"] == "https://hello.example/answer"
+    assert payload["answer"] == 'Source 1 says: "Bonjour, the hello plugin" [1]'
+
+    # the environment overrides the config file; without either, the option's default
+    env = {"RAG_ENGINE_HELLO_GREETING": "Hola", "RAG_GENERATOR_ECHO_WORDS": "5"}
+    overridden = rag(rag_home, *ASK, **env)
+    assert overridden.returncode == 0, overridden.stderr
+    assert overridden.stdout.startswith('Source 1 says: "Hola, the hello plugin answers:" [1]')
+    (rag_home / "config.toml").unlink()
+    default = rag(rag_home, "search", "anything", "--web", "--engine", "hello", "--json")
+    assert default.returncode == 0, default.stderr
+    assert json.loads(default.stdout)["results"][0]["title"] == "Hello from the hello plugin"
+
+
+def test_a_plugin_package_adds_an_index_store_end_to_end(rag_home: Path, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "lakes.md").write_text("# Lakes\n\nLake Baikal in Siberia is the deepest lake.\n")
+    (docs / "deserts.md").write_text("# Deserts\n\nThe Atacama in Chile is very dry.\n")
+    (rag_home / "config.toml").write_text('[stores.hello]\nnote = "kept by hello"\n')
+    built = rag(rag_home, "index", str(docs), "--name", "notes", "--store", "hello")
+    assert built.returncode == 0, built.stderr
+    assert (rag_home / "indexes" / "notes" / "hello-store.json").is_file()
+    found = rag(rag_home, "search", "deepest lake in Siberia", "--index", "notes", "--json")
+    assert found.returncode == 0, found.stderr
+    assert "Lake Baikal" in json.loads(found.stdout)["results"][0]["text"]
+    info = json.loads(rag(rag_home, "indexes", "info", "notes", "--json").stdout)
+    assert info["store"] == "hello" and info["where"].startswith("kept by hello: ")
+    assert info["chunks"] == 2 and info["files"] == 2
+    (docs / "deserts.md").unlink()  # an update through the plugin's writer
+    updated = rag(rag_home, "index", "--name", "notes", "--json")
+    assert updated.returncode == 0, updated.stderr
+    assert json.loads(updated.stdout)["files_removed"] == 1
+    removed = rag(rag_home, "indexes", "remove", "notes")
+    assert removed.returncode == 0 and not (rag_home / "indexes" / "notes").exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            "[generators.echo]\nwords = 500\n",
+            "[generators.echo]: words must be between 1 and 50, got 500.",
+        ),
+        ("[engines.hello]\ngreeting = 5\n", "[engines.hello]: greeting must be text in quotes"),
+        ("[engines.hello]\ngreting = 'x'\n", "unknown option 'greting'; hello takes: greeting"),
+        ("[engines.helo]\ngreeting = 'x'\n", "Unknown search engine 'helo' in section"),
+    ],
+)
+def test_a_bad_plugin_option_is_one_line_and_exit_2(
+    rag_home: Path, section: str, message: str
+) -> None:
+    (rag_home / "config.toml").write_text(section)
+    done = rag(rag_home, *ASK)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("Error: ")
+    assert message in done.stderr and str(rag_home / "config.toml") in done.stderr
+
+
+def test_a_broken_plugin_costs_one_warning_and_the_cli_carries_on(
+    rag_home: Path, tmp_path: Path
+) -> None:
+    broken = broken_plugin(tmp_path / "broken")
+    done = rag(rag_home, *ASK, path=(broken, PLUGINS))
+    assert done.returncode == 0, done.stderr
+    assert 'Source 1 says: "Hello, the hello plugin answers: forty-two' in done.stdout
+    warnings = [line for line in done.stderr.splitlines() if "broken" in line]
+    assert warnings == [
+        "Warning: plugin 'broken' (pocketrag_broken:register) failed to load and is skipped: "
+        "RuntimeError: made to fail"
+    ]
+    # and without the hello plugin, the built-ins still serve
+    alone = rag(rag_home, "search", "q", "--web", "--engine", "hello", path=(broken,))
+    assert alone.returncode == 2
+    assert "Unknown search engine 'hello'; choose one of: ddgs, searxng" in alone.stderr
+
+
+# --- the registry in this process -------------------------------------------------------
+
+
+@pytest.fixture
+def isolated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's registrations are undone after it."""
+    plugins.parts("engine")  # loaded first, so the copy holds the built-ins
+    monkeypatch.setattr(plugins, "_PARTS", {k: dict(v) for k, v in plugins._PARTS.items()})
+    monkeypatch.setattr(plugins, "_FAILED", [])
+
+
+class Engine:
+    def __init__(self, **options: object) -> None:
+        self.options = options
+
+
+def test_options_resolve_env_over_section_over_default(
+    isolated: None, rag_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = (
+        Option("size", int, 3, "how many", low=1, high=9),
+        Option("mode", str, "fast", "how", choices=("fast", "slow")),
+        Option("loud", bool, False),
+    )
+    plugins.register(Part("engine", "my-engine", lambda s, options: Engine(**options), options))
+    settings = load_settings()
+    assert plugins.part_options("engine", "my-engine", settings) == {
+        "size": 3,
+        "mode": "fast",
+        "loud": False,
+    }
+    (rag_home / "config.toml").write_text('[engines.my-engine]\nsize = 5\nmode = "slow"\n')
+    assert plugins.create("engine", "my-engine", settings, settings=settings).options == {
+        "size": 5,
+        "mode": "slow",
+        "loud": False,
+    }
+    assert plugins.env_name("engine", "my-engine", "size") == "RAG_ENGINE_MY_ENGINE_SIZE"
+    monkeypatch.setenv("RAG_ENGINE_MY_ENGINE_SIZE", "7")
+    monkeypatch.setenv("RAG_ENGINE_MY_ENGINE_LOUD", "yes")
+    assert plugins.part_options("engine", "my-engine", settings)["size"] == 7
+    assert plugins.part_options("engine", "my-engine", settings)["loud"] is True
+    monkeypatch.setenv("RAG_ENGINE_MY_ENGINE_SIZE", "10")
+    with pytest.raises(UsageError, match="RAG_ENGINE_MY_ENGINE_SIZE: size must be between 1"):
+        plugins.part_options("engine", "my-engine", settings)
+    monkeypatch.delenv("RAG_ENGINE_MY_ENGINE_SIZE")
+    (rag_home / "config.toml").write_text('[engines.my-engine]\nmode = "medium"\n')
+    with pytest.raises(UsageError, match="mode must be one of fast, slow, got 'medium'"):
+        plugins.part_options("engine", "my-engine", settings)
+
+
+def test_an_unknown_name_lists_the_known_ones(isolated: None) -> None:
+    with pytest.raises(UsageError, match=r"Unknown search engine 'bing'; choose one of: ddgs, "):
+        plugins.get_part("engine", "bing")
+    assert set(plugins.parts("reranker")) >= {"hybrid", "embedder", "bm25", "cross-encoder:"}
+    assert "openai" in plugins.parts("generator")
+    assert "store" in plugins.KINDS
+
+
+def test_a_failing_register_leaves_nothing_behind(
+    isolated: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    def half_done(registry: Registry) -> None:
+        registry.register(Part("engine", "half", lambda settings: None))
+        raise ImportError("needs a library that is not installed")
+
+    def bad_default(registry: Registry) -> None:
+        registry.register(
+            Part("engine", "bad", lambda s, options: None, (Option("n", int, 0, low=1, high=2),))
+        )
+
+    plugins._run_plugin("half", "half_plugin:register", lambda: half_done)
+    plugins._run_plugin("bad", "bad_plugin:register", lambda: bad_default)
+    assert "half" not in plugins.parts("engine") and "bad" not in plugins.parts("engine")
+    assert len(caplog.records) == 2
+    assert "'half' (half_plugin:register) failed to load" in caplog.records[0].getMessage()
+    assert "n must be between 1 and 2, got 0" in caplog.records[1].getMessage()
+
+
+def test_the_old_dict_registries_are_views_that_keep_options(
+    isolated: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.generators.base import REGISTRY
+    from rag.web import ENGINES
+
+    assert "ddgs" in ENGINES and "openai" in REGISTRY
+    searxng = plugins.get_part("engine", "searxng")
+    monkeypatch.setitem(ENGINES, "searxng", lambda settings, options: options)
+    assert plugins.get_part("engine", "searxng").options == searxng.options
+    monkeypatch.undo()
+    assert plugins.get_part("engine", "searxng") == searxng
+    engines = FactoryMap("engine")
+    engines["temporary"] = lambda settings: "made"
+    assert plugins.create("engine", "temporary", None) == "made"
+    del engines["temporary"]
+    assert "temporary" not in ENGINES
+
+
+def test_config_sections_must_be_tables(rag_home: Path) -> None:
+    (rag_home / "config.toml").write_text('engines = "ddgs"\n')
+    with pytest.raises(UsageError, match=r"engines must be sections such as \[engines.NAME\]"):
+        load_settings()
+    (rag_home / "config.toml").write_text("[engines]\nsearxng = 1\n")
+    with pytest.raises(UsageError, match=r"engines.searxng must be a section"):
+        load_settings()
+    (rag_home / "config.toml").write_text('[stores.anything]\nurl = "x"\n')
+    assert load_settings().k == 5  # checked when a store is used, once plugins are loaded
