@@ -38,12 +38,9 @@ def search(
 ) -> None:
     """Show the best passages for QUERY from local indexes (--index) and/or the web (--web),
     in the order the reranker puts them, with the sentences a model would be given."""
-    from rag.evidence import candidates_wanted, choose_evidence
-    from rag.orchestrator import retrieve_all, validate_question
-    from rag.retrieval import build_retriever, source_specs
-    from rag.types import Source
+    from rag.retrieval import source_specs
+    from rag.search import search as search_sources
 
-    query = validate_question(query, what="query")
     specs = source_specs(web=web, indexes=index)
     if not specs:
         raise UsageError("Say where to search: --index NAME (repeatable) and/or --web.")
@@ -56,23 +53,12 @@ def search(
         timelimit=timelimit,
         reranker=reranker_choice(reranker, no_rerank),
     )
-    retrievers = [build_retriever(s, settings) for s in specs]
-    retrieved = retrieve_all(retrievers, query, candidates_wanted(settings))
-    selection = choose_evidence(
-        query,
-        retrieved.passages,
-        settings=settings,
-        parameters=None,  # no model here: the budget of a mid-sized one
-        room=1 << 30,
-        count_tokens=_approximate_tokens,
-    )
-    kept = {p.location: p for p in selection.passages}
-    shown = [kept.get(p.location, p) for p in selection.ranked[: settings.k]]
-    results = [Source.from_passage(i, p) for i, p in enumerate(shown, start=1)]
-    for warning in retrieved.warnings:
+    found = search_sources(query, settings=settings, sources=specs)
+    results = found.results
+    for warning in found.warnings:
         output.warn(warning)
     if json_output:
-        output.print_json({"query": query, "results": [r.as_dict() for r in results]})
+        output.print_json(found.as_dict())
         return
     if not results:
         output.err.print("No results.", markup=False)
@@ -88,8 +74,3 @@ def search(
         output.out.print(f"    {location}", style="cyan", markup=False)
         snippet = output.printable(" ".join(r.shown.split()))
         output.out.print(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}\n", markup=False)
-
-
-def _approximate_tokens(text: str) -> int:
-    """About four characters a token: enough to show which sentences a model would read."""
-    return max(1, len(text) // 4)
