@@ -209,3 +209,202 @@ def test_a_failed_first_build_leaves_nothing(docs: Path, fake_embedder, pg: str)
             "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rag_nothing_%'"
         ).fetchone()
     assert count == 0
+
+
+# -- regressions found by an adversarial pass ---------------------------------------------
+
+
+def _many_files(folder: Path, count: int = 60) -> Path:
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"f{i:03d}.md").write_text(f"common word file {i} about topic{i % 7} and more")
+    return folder
+
+
+def test_bm25_reads_the_chunks_once_per_query(tmp_path: Path, fake_embedder, pg: str) -> None:
+    """Document frequencies came from a subquery the planner re-ran for every hit (twice):
+    a 5-word query over 7,000 chunks sharing a word took 17 s. Each scan of the chunks
+    table must now run once per query, however many chunks match."""
+    from indexers.stores.pgvector_reader import _BM25
+
+    build_index([_many_files(tmp_path / "many")], "many", settings())
+    reader = stores.open_store("many", settings()).reader()
+    try:
+        found = reader.bm25("common word topic3 file", 10)
+        assert len(found) == 10 and found[0][1] > found[-1][1]
+        sql = _BM25.format(chunks=reader.index._table("chunks"))
+        args = {"query": "common word topic3", "docs": 60, "k1": 1.2, "b": 0.75, "avgdl": 8.0}
+        (plan,) = reader.conn.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, {**args, "n": 10}
+        ).fetchone()
+    finally:
+        reader.close()
+
+    def nodes(node: dict) -> Iterator[dict]:
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    scans = [n for n in nodes(plan[0]["Plan"]) if n.get("Relation Name") == "chunks"]
+    assert scans and all(n["Actual Loops"] == 1 for n in scans), scans
+
+
+def test_rebuild_keeps_readers_on_the_previous_version(
+    docs: Path, fake_embedder, pg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A --rebuild emptied the tables with TRUNCATE: readers waited for the whole run, then
+    saw an empty index. Now they read the previous version while the run is open."""
+    build_index([docs], "notes", settings())
+    before = texts("notes", "deepest lake Siberia", 3)
+    index = stores.open_store("notes", settings())
+    with index.writing([docs], 0):
+        live = index.state()
+        writer = index.writer(dict(live.params), None, 1000)  # from nothing: rows deleted
+        monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=3000")  # blocked: an error, no hang
+        assert texts("notes", "deepest lake Siberia", 3) == before
+        writer.abort()
+    assert texts("notes", "deepest lake Siberia", 3) == before
+
+
+def test_rebuild_with_an_embedder_of_another_dimension(
+    docs: Path, fake_embedder, pg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunks table kept its vector(64) column, so `--rebuild` with a 32-dim embedder
+    failed with "expected 64 dimensions" and told the user to run `--rebuild`."""
+    from index_fixtures import register_fake
+
+    from indexers.embedders import unregister_embedder
+
+    build_index([docs], "notes", settings())
+    register_fake("small", dim=32)
+    try:
+        monkeypatch.setenv("RAG_EMBEDDER", "small")
+        report = build_index([docs], "notes", settings(), rebuild=True)
+        assert report.chunks_total > 6
+        assert hits("notes", "deepest lake Siberia", 1)[0].title == "Lake Baikal"
+        assert stores.open_store("notes", settings()).verify().params["dim"] == 32
+    finally:
+        unregister_embedder("small")
+
+
+def test_an_open_reader_follows_commits_and_reconnects(docs: Path, fake_embedder, pg: str) -> None:
+    """A long-lived reader (rag chat, an eval run) kept the params of the version it
+    opened while reading newer rows, and never recovered from a server restart."""
+    build_index([docs], "notes", settings())
+    retriever = build_retriever("index:notes", settings())
+    try:
+        first = retriever.fingerprint()
+        (docs / "kites.md").write_text("# Kites\n\nA kite flies on the wind above the dunes.")
+        build_index([docs], "notes", settings())
+        assert retriever.retrieve("kite flies wind dunes", 1)[0].title == "Kites"
+        assert retriever.fingerprint()["generation"] == "gen-000002" != first["generation"]
+        assert retriever.reader.state.params["files"] == 7
+        with psycopg.connect(pg, autocommit=True) as admin:  # as a server restart would
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StoreUnavailable, match="Lost the pgvector store"):
+            retriever.retrieve("kite", 1)  # the query that finds the connection gone
+        assert retriever.retrieve("kite flies wind dunes", 1)[0].title == "Kites"
+    finally:
+        retriever.close()
+
+
+def test_a_role_without_rights_is_one_line(
+    docs: Path, fake_embedder, pg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permission denied while writing was taken for files that failed to load: "No text
+    found in DOCS (6 failed to read)", exit 2."""
+    name = f"r{os.getpid()}"
+    with psycopg.connect(pg, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {name} LOGIN")
+        admin.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        admin.execute(f"REVOKE CREATE ON DATABASE {pg.rsplit('/', 1)[1]} FROM PUBLIC")
+    try:
+        limited = pg.replace("postgres@", f"{name}@")
+        monkeypatch.setenv("RAG_STORE_PGVECTOR_URL", limited)
+        result = cli("index", str(docs), "--name", "notes")
+        assert result.exit_code == 1, result.output
+        assert "refused to write index 'notes'" in result.stderr
+        assert "permission denied" in result.stderr and "[stores.pgvector] url" in result.stderr
+        assert len([line for line in result.stderr.splitlines() if "Error" in line]) == 1
+        assert not (settings().indexes_dir / "notes").exists()
+    finally:
+        with psycopg.connect(pg, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {name}")
+            admin.execute(f"DROP ROLE {name}")
+
+
+def test_messages_never_show_the_password(
+    docs: Path, fake_embedder, pg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from indexers.stores.pgvector import shown_url
+
+    assert shown_url("host=db password=s3cret user=x") == "host=db password=*** user=x"
+    assert "s3cret" not in shown_url("postgresql://u@h/db?password=s3cret")
+    for url in ("postgresql://u:s3cret%ZZ@127.0.0.1:1/x", "host=127.0.0.1 password=s3cret%"):
+        monkeypatch.setenv("RAG_STORE_PGVECTOR_URL", url)
+        result = cli("index", str(docs), "--name", "notes")
+        assert result.exit_code == 1, result.output
+        assert "s3cret" not in result.output and "[stores.pgvector] url" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+_PAUSE_IN_COMMIT = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from index_fixtures import register_fake
+register_fake("fake")
+from indexers.build import build_index
+from indexers.stores import pgvector
+from rag.config import load_settings
+
+real = pgvector.PgvectorWriter.commit
+
+
+def commit(self):
+    conn = self.conn
+
+    class Paused:  # everything of the commit runs, then the process stops before COMMIT
+        def __getattr__(self, name):
+            return getattr(conn, name)
+
+        def commit(self):
+            Path(sys.argv[2]).write_text("committing")
+            time.sleep(600)
+
+    self.conn = Paused()
+    return real(self)
+
+
+pgvector.PgvectorWriter.commit = commit
+build_index([sys.argv[3]], "notes", load_settings(embedder="fake"))
+"""
+
+
+def test_sigkill_during_commit_keeps_previous_index(
+    docs: Path, fake_embedder, pg: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from index_fixtures import HERE, child_env
+
+    build_index([docs], "notes", settings())
+    before = texts("notes", "lake", 3)
+    (docs / "records.jsonl").write_text('{"title": "Replaced", "text": "A new lake text."}\n')
+    marker = tmp_path / "marker"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _PAUSE_IN_COMMIT, str(HERE), str(marker), str(docs)],
+        env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    wait_for(marker, child)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert texts("notes", "lake", 3) == before
+    assert stores.open_store("notes", settings()).verify().generation == 1
+    report = build_index([docs], "notes", settings(), wait=10)
+    assert report.files_embedded == 1 and report.generation == 2

@@ -18,55 +18,35 @@ is computed in SQL over the text-search vectors, with chunk length in tokens.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import numpy as np
 
 from indexers import ownership, store, target
-from indexers.chunking import Chunk
-from indexers.stores.base import ChunkRow, FileTable, IndexState, iter_rows
+from indexers.stores.base import FileTable, IndexState
+from indexers.stores.pgvector_common import (
+    CONNECT_TIMEOUT_S,
+    KIND,
+    URL_ENV,
+    as_rag_error,
+    fingerprint_of,
+    first_line,
+    schema_name,
+    shown_url,
+)
+from indexers.stores.pgvector_reader import PgvectorReader
+from indexers.stores.pgvector_writer import PgvectorWriter, writes_of
 from rag.config import Settings
-from rag.errors import IndexBusy, IndexCorrupt, IndexNotFound, StoreUnavailable, UsageError
-
-KIND = "pgvector"
-URL_ENV = "RAG_STORE_PGVECTOR_URL"
-K1, B = 1.2, 0.75
-CONNECT_TIMEOUT_S = 5
-
-
-def shown_url(url: str) -> str:
-    """`url` without its password, for messages and `rag indexes info`."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(unparseable URL)"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def schema_name(label: str, index_dir: Path) -> str:
-    """A schema per index: readable, and distinct for names that read alike (`a.b`, `a_b`)."""
-    key = str(index_dir) if store.is_path_name(label) else label
-    readable = re.sub(r"[^a-z0-9_]", "_", Path(label).name.lower())[:40]
-    return f"rag_{readable}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
-
-
-def vector_text(vector: np.ndarray) -> str:
-    return "[" + ",".join(map(str, np.asarray(vector, dtype=np.float32).tolist())) + "]"
-
-
-def _clean(text: str) -> str:
-    return text.replace("\x00", "")  # PostgreSQL text cannot hold NUL; SQLite could
+from rag.errors import (
+    IndexBusy,
+    IndexCorrupt,
+    IndexNotFound,
+    StoreUnavailable,
+    UsageError,
+)
 
 
 class PgvectorStore:
@@ -111,9 +91,9 @@ class PgvectorStore:
                 self.url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S
             )
         except (psycopg.Error, ValueError) as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise StoreUnavailable(
-                f"Cannot reach the pgvector store at {shown_url(self.url)} ({reason}). Start "
+                f"Cannot reach the pgvector store at {shown_url(self.url)} "
+                f"({first_line(exc, self.url)}). Start "
                 f"the server, or fix [stores.pgvector] url in "
                 f"{self.settings.home / 'config.toml'} (or {URL_ENV})."
             ) from None
@@ -124,7 +104,7 @@ class PgvectorStore:
         try:
             yield conn
         except Exception as exc:
-            raise _as_rag_error(exc, self) from None
+            raise as_rag_error(exc, self) from None
         finally:
             conn.close()
 
@@ -180,8 +160,8 @@ class PgvectorStore:
             except Exception as exc:
                 raise StoreUnavailable(
                     f"The PostgreSQL server at {shown_url(self.url)} cannot load pgvector "
-                    f"({_first_line(exc)}). Install the extension there (CREATE EXTENSION "
-                    "vector), or use another [stores.pgvector] url."
+                    f"({first_line(exc, self.url)}). Install the extension there "
+                    "(CREATE EXTENSION vector), or use another [stores.pgvector] url."
                 ) from None
             made = target.make_index_dir(self.index_dir)
             if not ownership.has_marker(self.index_dir):
@@ -205,7 +185,7 @@ class PgvectorStore:
                 elif marker_is_ours:
                     (self.index_dir / ownership.MARKER).unlink(missing_ok=True)
             if isinstance(exc, Exception) and not isinstance(exc, OSError):
-                raise _as_rag_error(exc, self) from None
+                raise as_rag_error(exc, self) from None
             raise
         finally:
             self._writing = None
@@ -233,7 +213,8 @@ class PgvectorStore:
     ) -> PgvectorWriter:
         if self._writing is None:
             raise RuntimeError("writer() outside writing()")
-        return PgvectorWriter(self, self._writing, params, base, approx_threshold)
+        with writes_of(self):
+            return PgvectorWriter(self, self._writing, params, base, approx_threshold)
 
     def reader(self) -> PgvectorReader:
         conn = self.connect()
@@ -241,7 +222,7 @@ class PgvectorStore:
             state = self._read_state(conn)
         except Exception as exc:
             conn.close()
-            raise _as_rag_error(exc, self) from None
+            raise as_rag_error(exc, self) from None
         if state is None:
             conn.close()
             if not self.index_dir.exists():
@@ -258,7 +239,7 @@ class PgvectorStore:
     def fingerprint(self) -> dict[str, Any] | None:
         with self._session() as conn:
             state = self._read_state(conn)
-        return _fingerprint(self, state) if state is not None else None
+        return fingerprint_of(self, state) if state is not None else None
 
     def verify(self) -> IndexState:
         reader = self.reader()
@@ -272,7 +253,7 @@ class PgvectorStore:
                     f"(SELECT embedding FROM {self._table('chunks')} LIMIT 1) s"
                 ).fetchall()
         except Exception as exc:
-            raise _as_rag_error(exc, self) from None
+            raise as_rag_error(exc, self) from None
         finally:
             reader.close()
         params = reader.state.params
@@ -310,249 +291,3 @@ class PgvectorStore:
                 )
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
         return ownership.remove_index(self.index_dir, self.label)
-
-
-class PgvectorWriter:
-    """The changes of one `rag index` run, in one open transaction of the writing session."""
-
-    def __init__(
-        self,
-        index: PgvectorStore,
-        conn: Any,
-        params: dict[str, Any],
-        base: IndexState | None,
-        approx_threshold: int,
-    ) -> None:
-        self.index, self.conn, self.params = index, conn, params
-        self.base = base
-        self.approx_threshold = approx_threshold
-        self.dim = int(params["dim"])
-        t = index._table
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{index.schema}"')
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {t('meta')} (key text PRIMARY KEY, value jsonb NOT NULL)"
-        )
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {t('files')} (path text PRIMARY KEY, "
-            "sha256 text NOT NULL, size bigint NOT NULL, mtime_ns bigint NOT NULL, "
-            "chunks integer NOT NULL, indexed_at double precision NOT NULL)"
-        )
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {t('chunks')} (id bigint PRIMARY KEY, "
-            "path text NOT NULL, title text NOT NULL, location text NOT NULL, "
-            'text text NOT NULL, start integer NOT NULL, "end" integer NOT NULL, '
-            f"tokens integer NOT NULL, embedding vector({self.dim}) NOT NULL, "
-            "tsv tsvector GENERATED ALWAYS AS "
-            "(to_tsvector('english', title || ' ' || text)) STORED)"
-        )
-        conn.execute(f"CREATE INDEX IF NOT EXISTS chunks_path ON {t('chunks')} (path)")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS chunks_tsv ON {t('chunks')} USING gin (tsv)")
-        if base is None:  # from nothing (a new index or --rebuild): no row of the old stays
-            conn.execute(f"TRUNCATE {t('chunks')}, {t('files')}")
-        (last,) = conn.execute(f"SELECT coalesce(max(id), 0) FROM {t('chunks')}").fetchone()
-        self.next_id = int(last) + 1
-        self.added: dict[str, int] = {}
-
-    def remove_paths(self, paths: Iterable[str]) -> None:
-        paths = list(paths)
-        if paths:
-            t = self.index._table
-            self.conn.execute(f"DELETE FROM {t('chunks')} WHERE path = ANY(%s)", (paths,))
-            self.conn.execute(f"DELETE FROM {t('files')} WHERE path = ANY(%s)", (paths,))
-
-    def add_chunks(self, path: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        columns = 'id, path, title, location, text, start, "end", tokens, embedding'
-        with (
-            self.conn.cursor() as cur,
-            cur.copy(f"COPY {self.index._table('chunks')} ({columns}) FROM STDIN") as copy,
-        ):
-            for chunk, vector in zip(chunks, vectors, strict=True):
-                copy.write_row(
-                    (
-                        self.next_id, _clean(path), _clean(chunk.title), _clean(chunk.location),
-                        _clean(chunk.text), chunk.start, chunk.end, chunk.tokens,
-                        vector_text(vector),
-                    )
-                )  # fmt: skip
-                self.next_id += 1
-        self.added[path] = self.added.get(path, 0) + len(chunks)
-
-    def add_file(self, path: str, sha256: str, size: int, mtime_ns: int) -> None:
-        self.conn.execute(
-            f"INSERT INTO {self.index._table('files')} VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, "
-            "mtime_ns = excluded.mtime_ns, chunks = excluded.chunks, "
-            "indexed_at = excluded.indexed_at",
-            (_clean(path), sha256, size, mtime_ns, self.added.get(path, 0), time.time()),
-        )
-
-    def discard_file(self, path: str) -> None:
-        self.conn.execute(
-            f"DELETE FROM {self.index._table('chunks')} WHERE path = %s", (_clean(path),)
-        )
-        self.added.pop(path, None)
-
-    def commit(self) -> IndexState:
-        t = self.index._table
-        (chunks, tokens) = self.conn.execute(
-            f"SELECT count(*), coalesce(avg(tokens), 0) FROM {t('chunks')}"
-        ).fetchone()
-        (files,) = self.conn.execute(f"SELECT count(*) FROM {t('files')}").fetchone()
-        approximate = chunks > self.approx_threshold
-        if approximate:
-            self.conn.execute(
-                f"CREATE INDEX IF NOT EXISTS chunks_hnsw ON {t('chunks')} "
-                "USING hnsw (embedding vector_ip_ops)"
-            )
-        else:
-            self.conn.execute(f'DROP INDEX IF EXISTS "{self.index.schema}".chunks_hnsw')
-        generation = (self.base.generation if self.base else 0) + 1
-        self.params.update(
-            chunks=int(chunks), files=int(files), vectors="hnsw" if approximate else "exact",
-            mean_tokens=float(tokens), approx_threshold=self.approx_threshold,
-            updated_at=time.time(), store=KIND,
-        )  # fmt: skip
-        self.params.pop("faiss", None)
-        self.params.pop("segments", None)
-        for key, value in (("params", self.params), ("generation", generation)):
-            self.conn.execute(
-                f"INSERT INTO {t('meta')} VALUES (%s, %s::jsonb) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)),
-            )
-        self.conn.commit()
-        return IndexState(self.params, generation)
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.rollback()
-
-
-_BM25 = """
-WITH q AS MATERIALIZED (
-    SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(query)s))
-),
-hits AS MATERIALIZED (
-    SELECT c.id, c.tokens, u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf
-    FROM {chunks} c CROSS JOIN LATERAL unnest(c.tsv) u
-    WHERE c.tsv @@ (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM q)
-        AND u.lexeme IN (SELECT lexeme FROM q)
-),
-df AS (SELECT lexeme, count(*) AS n FROM hits GROUP BY lexeme)
-SELECT h.id, sum(
-    ln(1 + (%(docs)s - df.n + 0.5) / (df.n + 0.5))
-    * h.tf * (%(k1)s + 1) / (h.tf + %(k1)s * (1 - %(b)s + %(b)s * h.tokens / %(avgdl)s))
-) AS score
-FROM hits h JOIN df USING (lexeme)
-GROUP BY h.id ORDER BY score DESC, h.id LIMIT %(n)s
-"""
-
-
-class PgvectorReader:
-    """Queries over one connection; each query's calls share one snapshot."""
-
-    def __init__(self, index: PgvectorStore, conn: Any, state: IndexState) -> None:
-        self.index, self.conn, self.state = index, conn, state
-        self._in_snapshot = False
-
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[None]:
-        try:
-            with self.conn.transaction():
-                self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                if self.state.params.get("vectors") == "hnsw":
-                    self.conn.execute("SET LOCAL hnsw.ef_search = 200")
-                self._in_snapshot = True
-                yield
-        except Exception as exc:
-            raise _as_rag_error(exc, self.index) from None
-        finally:
-            self._in_snapshot = False
-
-    def _run(self, query: str, args: Any) -> list[Any]:
-        try:
-            return self.conn.execute(query, args).fetchall()
-        except Exception as exc:
-            raise _as_rag_error(exc, self.index) from None
-
-    def dense(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
-        if n <= 0:
-            return []
-        q = vector_text(np.asarray(vector).reshape(-1))
-        rows = self._run(
-            f"SELECT id, -(embedding <#> %s::vector) FROM {self.index._table('chunks')} "
-            "ORDER BY embedding <#> %s::vector LIMIT %s",
-            (q, q, n),
-        )
-        return [(int(i), float(s)) for i, s in rows]
-
-    def bm25(self, query: str, n: int) -> list[tuple[int, float]]:
-        docs = int(self.state.params.get("chunks", 0))
-        if n <= 0 or not docs or not query.strip():
-            return []
-        avgdl = float(self.state.params.get("mean_tokens") or 1.0)
-        rows = self._run(
-            _BM25.format(chunks=self.index._table("chunks")),
-            {"query": _clean(query), "docs": docs, "k1": K1, "b": B, "avgdl": avgdl, "n": n},
-        )
-        return [(int(i), float(s)) for i, s in rows]
-
-    def fetch(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
-        if not ids:
-            return {}
-        rows = self._run(
-            f'SELECT id, path, title, location, text, start, "end" FROM '
-            f"{self.index._table('chunks')} WHERE id = ANY(%s)",
-            (list(map(int, ids)),),
-        )
-        return dict(iter_rows(rows))
-
-    def fingerprint(self) -> dict[str, Any]:
-        return _fingerprint(self.index, self.state)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.close()
-
-
-def _fingerprint(index: PgvectorStore, state: IndexState) -> dict[str, Any]:
-    params = state.params
-    canonical = json.dumps(params, sort_keys=True).encode()
-    return {
-        "store": KIND,
-        "index_dir": index.where(),
-        "generation": f"gen-{state.generation:06d}",
-        "embedder": params.get("embedder"),
-        "embedder_id": params.get("embedder_id"),
-        "chunks": params.get("chunks"),
-        "params_sha256": hashlib.sha256(canonical).hexdigest(),
-    }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _as_rag_error(exc: Exception, index: PgvectorStore) -> Exception:
-    """A database failure as one line: the server went away, or the schema is damaged."""
-    from rag.errors import RagError
-
-    if isinstance(exc, RagError):
-        return exc
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg raised it
-        return exc
-    if isinstance(exc, psycopg.OperationalError):
-        return StoreUnavailable(
-            f"Lost the pgvector store at {shown_url(index.url)} ({_first_line(exc)}). Check "
-            "that the server is running, then run the command again."
-        )
-    if isinstance(exc, psycopg.Error):
-        return IndexCorrupt(
-            f"Index {index.label!r} in the pgvector store ({index.where()}) cannot be read: "
-            f"{_first_line(exc)}. Rebuild it with `rag index PATH --name {index.label} "
-            "--rebuild`."
-        )
-    return exc

@@ -1,0 +1,132 @@
+"""What the pgvector store's modules share: names, URLs without their passwords, vector
+text, and database failures restated as one-line pocketrag errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import numpy as np
+
+from indexers import store
+from indexers.stores.base import IndexState
+from rag.errors import (
+    IndexCorrupt,
+    RagError,
+    StoreUnavailable,
+)
+
+if TYPE_CHECKING:
+    from indexers.stores.pgvector import PgvectorStore
+
+KIND = "pgvector"
+URL_ENV = "RAG_STORE_PGVECTOR_URL"
+K1, B = 1.2, 0.75
+CONNECT_TIMEOUT_S = 5
+_CONNINFO_PASSWORD = r"password\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\S+))"
+
+
+def shown_url(url: str) -> str:
+    """`url` without its password, for messages and `rag indexes info`."""
+    if "://" not in url:  # a key=value connection string: "host=db password=secret"
+        return re.sub(_CONNINFO_PASSWORD, "password=***", url)
+    url = re.sub(r"([?&]password=)[^&#]+", r"\1***", url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable URL)"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def schema_name(label: str, index_dir: Path) -> str:
+    """A schema per index: readable, and distinct for names that read alike (`a.b`, `a_b`)."""
+    key = str(index_dir) if store.is_path_name(label) else label
+    readable = re.sub(r"[^a-z0-9_]", "_", Path(label).name.lower())[:40]
+    return f"rag_{readable}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+
+
+def vector_text(vector: np.ndarray) -> str:
+    return "[" + ",".join(map(str, np.asarray(vector, dtype=np.float32).tolist())) + "]"
+
+
+def clean_text(text: str) -> str:
+    return text.replace("\x00", "")  # PostgreSQL text cannot hold NUL; SQLite could
+
+
+def fingerprint_of(index: PgvectorStore, state: IndexState) -> dict[str, Any]:
+    params = state.params
+    canonical = json.dumps(params, sort_keys=True).encode()
+    return {
+        "store": KIND,
+        "index_dir": index.where(),
+        "generation": f"gen-{state.generation:06d}",
+        "embedder": params.get("embedder"),
+        "embedder_id": params.get("embedder_id"),
+        "chunks": params.get("chunks"),
+        "params_sha256": hashlib.sha256(canonical).hexdigest(),
+    }
+
+
+def first_line(exc: BaseException, url: str = "") -> str:
+    """The first non-blank line of `exc`, without the password of `url` if it echoes it."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _secrets(url: str) -> list[str]:
+    """The password in `url`, as written and decoded (libpq may quote either)."""
+    found = [q or w for q, w in re.findall(_CONNINFO_PASSWORD, url)] if "://" not in url else []
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        netloc = ""
+    raw = netloc.rsplit("@", 1)[0].partition(":")[2] if "@" in netloc else ""
+    found += re.findall(r"[?&]password=([^&#]+)", url) + [raw]
+    found += [unquote(f) for f in found]
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
+def as_rag_error(exc: Exception, index: PgvectorStore, writing: bool = False) -> Exception:
+    """A database failure as one line: the server went away, it refused (a role without
+    the rights to write), or the schema is damaged."""
+
+    if isinstance(exc, RagError):
+        return exc
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg raised it
+        return exc
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreUnavailable(
+            f"Lost the pgvector store at {shown_url(index.url)} ({first_line(exc, index.url)}). "
+            "Check "
+            "that the server is running, then run the command again."
+        )
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege) or (
+        writing and isinstance(exc, psycopg.Error)
+    ):
+        return StoreUnavailable(
+            f"The pgvector store at {shown_url(index.url)} refused to "
+            f"{'write' if writing else 'read'} index {index.label!r} "
+            f"({first_line(exc, index.url)}). Grant the role in [stores.pgvector] url the "
+            f"rights it needs on schema {index.schema} (and CREATE on the database for a "
+            "new index), or use another url."
+        )
+    if isinstance(exc, psycopg.Error):
+        return IndexCorrupt(
+            f"Index {index.label!r} in the pgvector store ({index.where()}) cannot be read: "
+            f"{first_line(exc, index.url)}. Rebuild it with `rag index PATH --name {index.label} "
+            "--rebuild`."
+        )
+    return exc
