@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-HEAVY = ("torch", "llama_cpp", "faiss", "sentence_transformers", "transformers")
+HEAVY = ("torch", "llama_cpp", "faiss", "sentence_transformers", "transformers", "mcp")
 PROBE = (
     "import sys, runpy\n"
     "sys.argv = ['rag', '--help']\n"

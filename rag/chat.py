@@ -101,7 +101,7 @@ class ChatSession:
         )
         self.history += [
             Message("user", answer.question),
-            Message("assistant", _CITATION.sub("", answer.answer).strip()),
+            Message("assistant", strip_citations(answer.answer)),
         ]
         self._trim_history()
         return ChatTurn(answer=answer, search_query=query)
@@ -140,6 +140,11 @@ def plausible_rewrite(rewrite: str, question: str, conversation: str) -> bool:
     if not words or len(words) > len(asked) + REWRITE_MAX_EXTRA_WORDS:
         return False
     return len(set(words) - known) <= REWRITE_MAX_NEW_WORDS
+
+
+def strip_citations(text: str) -> str:
+    """An answer as history keeps it: without `[n]` citations, whose numbers restart."""
+    return _CITATION.sub("", text).strip()
 
 
 def clean_query(text: str) -> str:

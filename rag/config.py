@@ -63,6 +63,9 @@ class Settings:
     evidence_tokens: int = 0  # 0: sized to the model (small models read less)
     relevance_cut: float = 2.0  # drop sentences this many std devs below the best; 0: keep
     evidence_order: str = "best-last"  # the best source next to the question; or best-first
+    # a running `rag serve` that `rag ask` and `rag search` send their work to ("": none)
+    server: str = ""  # e.g. http://127.0.0.1:8765
+    server_token: str = ""  # sent as `Authorization: Bearer TOKEN`
 
     @property
     def indexes_dir(self) -> Path:

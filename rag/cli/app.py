@@ -53,13 +53,17 @@ from rag.cli import (  # noqa: E402
     chat_command,
     eval_commands,
     index_commands,
+    mcp_command,
     model_commands,
     search_command,
+    serve_command,
 )
 
 app.command("ask")(ask_commands.ask)
 app.command("chat")(chat_command.chat)
 app.command("search")(search_command.search)
+app.command("serve")(serve_command.serve)
+app.command("mcp")(mcp_command.mcp)
 app.command("index")(index_commands.index)
 app.add_typer(index_commands.indexes_app, name="indexes")
 app.add_typer(model_commands.app, name="models")

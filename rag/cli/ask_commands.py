@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -25,7 +27,7 @@ from rag.cli.options import (
     TimelimitOption,
     reranker_choice,
 )
-from rag.config import load_settings
+from rag.config import Settings, load_settings
 
 
 def ask(
@@ -47,7 +49,6 @@ def ask(
     json_output: JsonOption = False,
 ) -> None:
     """Answer QUESTION with a local model, citing web results (--search) or your index (--index)."""
-    from rag.orchestrator import ask as answer_question
     from rag.retrieval import source_specs
 
     settings = load_settings(
@@ -71,26 +72,61 @@ def ask(
         status.stop()
         output.write_text(text)
 
+    on_text = None if json_output else stream
     try:
-        result = answer_question(
-            question, settings=settings, sources=specs, on_text=None if json_output else stream
-        )
+        # A running `rag serve` (the `server` setting) answers when it can; else this process.
+        result = remote_answer(question, settings, index or [], search, model, on_text)
+        if result is None:
+            from rag.orchestrator import ask as answer_question
+
+            result = answer_question(
+                question, settings=settings, sources=specs, on_text=on_text
+            ).as_dict()
     finally:
         status.stop()
     if json_output:
-        output.print_json(result.as_dict())
-        for warning in result.warnings:  # also on stderr: a pipe reading stdout may drop them
+        output.print_json(result)
+        for warning in result["warnings"]:  # also on stderr: a pipe reading stdout may drop them
             output.warn(warning)
         return
+    from rag.types import Source
+
     sys.stdout.write("\n")
-    print_sources(result.sources)
-    for warning in result.warnings:
+    print_sources([Source(**source) for source in result["sources"]])
+    for warning in result["warnings"]:
         output.warn(warning)
-    t = result.timings
+    t = result["timings"]
     output.note(
-        f"{result.model}: {t['prompt_tokens']} prompt tokens, "
+        f"{result['model']}: {t['prompt_tokens']} prompt tokens, "
         f"first token after {t['ttft_s']:.2f}s, "
         f"{t['completion_tokens']} tokens at {t['tokens_per_s']:.1f}/s, {t['total_s']:.2f}s in all"
+    )
+
+
+def remote_answer(
+    question: str,
+    settings: Settings,
+    indexes: list[str],
+    search: bool,
+    model: str | None,
+    on_text: Callable[[str], None] | None,
+) -> dict[str, Any] | None:
+    """The `rag ask --json` object from the configured `rag serve`; None when there is none,
+    or it is not reachable or cannot answer this (then this process answers)."""
+    if not settings.server.strip():
+        return None
+    from rag.serve.client import Client, answer_remotely
+
+    client = Client(settings.server, settings.server_token)
+    return answer_remotely(
+        lambda: client.ask(
+            question,
+            indexes=indexes,
+            search=search,
+            settings=settings,
+            model=model,
+            on_text=on_text,
+        )
     )
 
 

@@ -14,6 +14,10 @@ import sys
 
 #: Commands that load a model and answer; only they prefetch it.
 ANSWERING = ("ask", "chat")
+#: Commands a running `rag serve` answers when one is configured (`RAG_SERVER`): for them
+#: the prefetch would load a model for nothing (if the server is not reachable, the command
+#: loads it itself, as without a prefetch).
+SERVED = ("ask",)
 
 
 def model_flag(argv: list[str]) -> str | None:
@@ -37,7 +41,8 @@ def main() -> None:
 
     ensure_streams()
     argv = sys.argv[1:]
-    if not (argv and argv[0] in ANSWERING and not {"--help", "-h"} & set(argv)):
+    answering = argv and argv[0] in ANSWERING and not {"--help", "-h"} & set(argv)
+    if not answering or (argv[0] in SERVED and server_configured()):
         from rag.cli.app import main as run
 
         run()
@@ -68,6 +73,17 @@ def main() -> None:
         with contextlib.suppress(OSError, ValueError):  # a reader that went away
             stream.flush()
     os._exit(code)
+
+
+def server_configured() -> bool:
+    """True when the `server` setting names a `rag serve` to send the work to. A setting
+    that cannot be read is left for the command to report."""
+    try:
+        from rag.config import load_settings
+
+        return bool(load_settings().server.strip())
+    except Exception:  # noqa: BLE001 - the command's own load_settings reports it
+        return False
 
 
 def exit_code(exc: SystemExit) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from rag.cli import output
@@ -18,7 +20,7 @@ from rag.cli.options import (
     TimelimitOption,
     reranker_choice,
 )
-from rag.config import load_settings
+from rag.config import Settings, load_settings
 from rag.errors import UsageError
 
 
@@ -39,7 +41,6 @@ def search(
     """Show the best passages for QUERY from local indexes (--index) and/or the web (--web),
     in the order the reranker puts them, with the sentences a model would be given."""
     from rag.retrieval import source_specs
-    from rag.search import search as search_sources
 
     specs = source_specs(web=web, indexes=index)
     if not specs:
@@ -53,13 +54,21 @@ def search(
         timelimit=timelimit,
         reranker=reranker_choice(reranker, no_rerank),
     )
-    found = search_sources(query, settings=settings, sources=specs)
-    results = found.results
-    for warning in found.warnings:
+    found = remote_search(query, settings, index or [], web)
+    if found is None:  # no server configured, or not reachable: search in this process
+        from rag.search import search as search_sources
+
+        local = search_sources(query, settings=settings, sources=specs)
+        found = local.as_dict(), local.warnings
+    body, warnings = found
+    for warning in warnings:
         output.warn(warning)
     if json_output:
-        output.print_json(found.as_dict())
+        output.print_json(body)
         return
+    from rag.types import Source
+
+    results = [Source(**result) for result in body["results"]]
     if not results:
         output.err.print("No results.", markup=False)
         return
@@ -74,3 +83,18 @@ def search(
         output.out.print(f"    {location}", style="cyan", markup=False)
         snippet = output.printable(" ".join(r.shown.split()))
         output.out.print(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}\n", markup=False)
+
+
+def remote_search(
+    query: str, settings: Settings, indexes: list[str], web: bool
+) -> tuple[dict[str, Any], list[str]] | None:
+    """`rag search --json`'s object and the warnings from the configured `rag serve`; None
+    when there is none, or it is not reachable or cannot search this (then this process does)."""
+    if not settings.server.strip():
+        return None
+    from rag.serve.client import Client, answer_remotely
+
+    client = Client(settings.server, settings.server_token)
+    return answer_remotely(
+        lambda: client.search(query, indexes=indexes, web=web, settings=settings)
+    )

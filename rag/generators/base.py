@@ -48,6 +48,14 @@ class Generation:
                 break
         self._done = True
 
+    def close(self) -> None:
+        """Stop generating now (the reader has gone, e.g. a `rag serve` client that
+        disconnected): the stream ends at once, the model is released, and `text` is what
+        came so far. Safe between pieces, from the loop that reads them."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
     @property
     def text(self) -> str:
         if not self._done:

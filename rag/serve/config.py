@@ -1,0 +1,66 @@
+"""What `rag serve` was started with, and the rules for where it may listen."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from rag.errors import UsageError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+#: Largest request body read; a bigger one is refused with 413 before it is parsed.
+MAX_BODY_BYTES = 64 * 1024
+#: Longest question (or last chat message) taken, in characters: about 4,000 tokens, the
+#: default context; a longer one could not fit the prompt anyway.
+MAX_QUESTION_CHARS = 16_000
+#: Requests handled at once (queued on the model or retrieving); more get 503.
+MAX_IN_FLIGHT = 16
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    #: The indexes requests draw on by default; when given, the only ones they may name.
+    indexes: tuple[str, ...] = ()
+    #: Whether requests search the web unless they say otherwise.
+    search: bool = False
+    model: str | None = None
+    #: When set, every request needs `Authorization: Bearer TOKEN`.
+    token: str = ""
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_question_chars: int = MAX_QUESTION_CHARS
+    max_in_flight: int = MAX_IN_FLIGHT
+
+    def check(self) -> None:
+        """Refuse a configuration that would expose the server: a UsageError (exit 2)."""
+        if not 1 <= self.port <= 65535:
+            raise UsageError(f"--port must be between 1 and 65535, got {self.port}.")
+        if not is_loopback(self.host) and not self.token:
+            raise UsageError(
+                f"Listening on {self.host} lets other machines use this server: give a "
+                "token (--token or RAG_SERVE_TOKEN) that every request must send as "
+                "`Authorization: Bearer TOKEN`, or keep the default --host 127.0.0.1."
+            )
+        if self.token and (len(self.token) < 8 or any(c.isspace() for c in self.token)):
+            raise UsageError("The token must be at least 8 characters, without spaces.")
+        from indexers.store import is_path_name
+
+        for name in self.indexes:
+            if is_path_name(name):
+                raise UsageError(
+                    f"--index {name!r}: `rag serve` takes index names (see `rag indexes`), "
+                    "not folder paths."
+                )
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1); any other name or
+    address (0.0.0.0, ::, a LAN address, a host name) may be reached from elsewhere."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
