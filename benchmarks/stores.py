@@ -38,8 +38,9 @@ def server(url: str | None) -> Iterator[str]:
         yield started
 
 
-def embed_once() -> None:
-    """Memoise `build._embed` by chunk text: the second store gets the first one's vectors."""
+def embed_once() -> dict[str, object]:
+    """Memoise `build._embed` by chunk text: the second store gets the first one's vectors.
+    Returns the memo, which `remember_local` can fill from an index built earlier."""
     import numpy as np
 
     from indexers import build
@@ -56,6 +57,27 @@ def embed_once() -> None:
         return np.stack([memo[k] for k in keys])
 
     build._embed = cached
+    return memo
+
+
+def remember_local(name: str, settings, memo: dict) -> None:  # noqa: ANN001
+    """Fill `memo` with the vectors of a local index already built (a re-run reuses it)."""
+    from indexers import store
+    from indexers.chunking import embedding_text
+    from rag.threads import load_faiss
+
+    faiss = load_faiss()
+    generation = store.open_current(store.resolve_index_dir(name, settings), name)
+    conn = generation.connect()
+    texts = {
+        i: embedding_text(t, x) for i, t, x in conn.execute("SELECT id, title, text FROM chunks")
+    }
+    for index in generation.load_segments():
+        ids = faiss.vector_to_array(index.id_map)
+        vectors = index.index.reconstruct_n(0, index.ntotal)
+        for chunk_id, vector in zip(ids, vectors, strict=True):
+            memo[texts[int(chunk_id)]] = vector
+    conn.close()
 
 
 def main() -> None:
@@ -82,7 +104,7 @@ def main() -> None:
     pairs = write_corpus(
         args.oracle, args.wiki, args.questions, args.distractors, corpus, args.seed
     )
-    embed_once()
+    memo = embed_once()
     recalls: dict[str, dict[str, float]] = {}
     latency: dict[str, dict[str, float]] = {}
     with server(args.pg_url) as url:
@@ -92,6 +114,8 @@ def main() -> None:
             name = f"nq-{kind}"
             started = time.perf_counter()
             report = build_index([corpus], name, settings, store_kind=kind)
+            if kind == "local":
+                remember_local(name, settings, memo)
             print(f"[{kind}] {report.chunks_total} chunks, {len(pairs)} questions; index "
                   f"{'built' if report.changed else 'reused'} in "
                   f"{time.perf_counter() - started:.1f}s")  # fmt: skip
