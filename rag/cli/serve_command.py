@@ -22,6 +22,11 @@ def serve(
         help="Require `Authorization: Bearer TOKEN` on every request (needed to listen on "
         "anything but loopback). Env: RAG_SERVE_TOKEN.",
     ),
+    max_in_flight: int = typer.Option(
+        64,
+        "--max-in-flight",
+        help="Requests handled at once (queued on the model or searching); more get 503.",
+    ),
 ) -> None:
     """Serve questions over HTTP with the model and indexes kept loaded: /v1/ask,
     /v1/search, /v1/indexes, /healthz and OpenAI's /v1/chat/completions."""
@@ -34,6 +39,7 @@ def serve(
         search=search,
         model=model,
         token=token or "",
+        max_in_flight=max_in_flight,
     )
     config.check()  # before loading anything
     settings = load_settings(model=model)

@@ -14,8 +14,9 @@ MAX_BODY_BYTES = 64 * 1024
 #: Longest question (or last chat message) taken, in characters: about 4,000 tokens, the
 #: default context; a longer one could not fit the prompt anyway.
 MAX_QUESTION_CHARS = 16_000
-#: Requests handled at once (queued on the model or retrieving); more get 503.
-MAX_IN_FLIGHT = 16
+#: Requests handled at once (queued on the model or retrieving); more get 503. Enough for
+#: a team's clients to queue on the one model rather than be refused (`--max-in-flight`).
+MAX_IN_FLIGHT = 64
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class ServeConfig:
                 f"Listening on {self.host} lets other machines use this server: give a "
                 "token (--token or RAG_SERVE_TOKEN) that every request must send as "
                 "`Authorization: Bearer TOKEN`, or keep the default --host 127.0.0.1."
+            )
+        if not 1 <= self.max_in_flight <= 1024:
+            raise UsageError(
+                f"--max-in-flight must be between 1 and 1024, got {self.max_in_flight}."
             )
         if self.token and (len(self.token) < 8 or any(c.isspace() for c in self.token)):
             raise UsageError("The token must be at least 8 characters, without spaces.")
