@@ -103,7 +103,7 @@ class ChatSession:
             Message("user", answer.question),
             Message("assistant", strip_citations(answer.answer)),
         ]
-        self._trim_history()
+        self.trim_history()
         return ChatTurn(answer=answer, search_query=query)
 
     def _conversation_text(self) -> str:
@@ -115,7 +115,7 @@ class ChatSession:
             lines.append(f"{'User' if message.role == 'user' else 'Assistant'}: {content}")
         return "\n".join(lines)
 
-    def _trim_history(self) -> None:
+    def trim_history(self) -> None:
         """Drop the oldest turns beyond the turn limit or a quarter of the context."""
         limit = self.model().context_size // 4
         while len(self.history) > 2 * self.max_history_turns or (

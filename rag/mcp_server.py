@@ -144,9 +144,8 @@ class Assistant:
     def list_indexes(self) -> ToolOutput:
         """The rows of `rag indexes list --json`, and a line per index."""
         from indexers import stores
-        from rag.cli.index_commands import _summary
 
-        rows = [_summary(index) for index in stores.list_indexes(self.settings)]
+        rows = [stores.summary(index) for index in stores.list_indexes(self.settings)]
         if not rows:
             return "No indexes yet. Create one with `rag index PATH --name NAME`.", {"indexes": []}
         lines = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from indexers.store import resolve_index_dir
 from indexers.stores.base import IndexReader, IndexState, IndexStore, IndexWriter
@@ -61,6 +62,34 @@ def list_indexes(settings: Settings) -> list[IndexStore]:
     return [open_store(p.name, settings) for p in sorted(local + others)]
 
 
+def row(index: IndexStore, state: IndexState) -> dict[str, Any]:
+    """What `rag indexes info --json` prints of an index (and `rag serve`, `rag mcp` list)."""
+    p = state.params
+    stats = index.stats()
+    return {
+        "name": index.label, "path": str(index.index_dir), "chunks": p["chunks"],
+        "files": p.get("files", 0), "embedder": p["embedder"], "dim": p["dim"],
+        "faiss": p.get("faiss"), "roots": p.get("roots", []), "generation": state.generation,
+        "format_version": p.get("format_version"), "updated_at": p.get("updated_at"),
+        "store": stats["store"], "where": stats["where"], "bytes": stats["bytes"],
+    }  # fmt: skip
+
+
+def summary(index: IndexStore) -> dict[str, Any]:
+    """One index's row for `rag indexes list`; a damaged index gets `error` instead (and
+    `old` when an older pocketrag wrote it: not damaged, `rag index --name` updates it)."""
+    from indexers import store
+
+    where = {"name": index.label, "path": str(index.index_dir)}
+    try:
+        state = index.verify()
+    except store.OldFormat as exc:
+        return {**where, "error": str(store.damaged(index.label, exc)), "old": True}
+    except Exception as exc:  # a damaged index is listed, not fatal to the listing
+        return {**where, "error": str(exc)}
+    return row(index, state)
+
+
 def open_store(name: str, settings: Settings, kind: str | None = None) -> IndexStore:
     """The store of index `name` (a name or a folder path). `kind` asks for a store by name
     (`rag index --store`); it must agree with the store an existing index records."""
@@ -95,4 +124,6 @@ __all__ = [
     "open_store",
     "recorded_store",
     "register_store",
+    "row",
+    "summary",
 ]

@@ -149,33 +149,6 @@ def _default(ctx: typer.Context, json_output: JsonOption = False) -> None:
         list_indexes(json_output=json_output)
 
 
-def _summary(index: Any) -> dict[str, Any]:
-    """One index's row for `rag indexes list`; a damaged index gets `error` instead."""
-    from indexers import store
-
-    try:
-        state = index.verify()
-    except store.OldFormat as exc:  # not damaged: `rag index --name NAME` updates it
-        message = str(store.damaged(index.label, exc))
-        return {"name": index.label, "path": str(index.index_dir), "error": message, "old": True}
-    except Exception as exc:  # a damaged index is listed, not fatal to the listing
-        return {"name": index.label, "path": str(index.index_dir), "error": str(exc)}
-    return _row(index, state)
-
-
-def _row(index: Any, state: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"name": index.label, "path": str(index.index_dir)}
-    p = state.params
-    stats = index.stats()
-    row.update(
-        chunks=p["chunks"], files=p.get("files", 0), embedder=p["embedder"], dim=p["dim"],
-        faiss=p.get("faiss"), roots=p.get("roots", []), generation=state.generation,
-        format_version=p.get("format_version"), updated_at=p.get("updated_at"),
-        store=stats["store"], where=stats["where"], bytes=stats["bytes"],
-    )  # fmt: skip
-    return row
-
-
 def _when(ts: float | None) -> str:
     if not ts:
         return "?"
@@ -190,7 +163,7 @@ def list_indexes(json_output: JsonOption = False) -> None:
     """List the indexes under RAG_HOME."""
     from indexers import stores
 
-    rows = [_summary(index) for index in stores.list_indexes(load_settings())]
+    rows = [stores.summary(index) for index in stores.list_indexes(load_settings())]
     if json_output:
         output.print_json({"indexes": rows})
         return
@@ -230,7 +203,7 @@ def info(
         state = index.verify()  # or IndexNotFound
     except IndexCorrupt as exc:
         raise store.damaged(name, exc) from None
-    row = _row(index, state)
+    row = stores.row(index, state)
     if json_output:
         output.print_json(row)
         return

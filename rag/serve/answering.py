@@ -127,7 +127,7 @@ def chat_turn(
     watched = Watched(generator, stop)
     session = ChatSession(settings, retrievers=retrievers, generator=watched, history=list(history))  # type: ignore[arg-type]
     with warm.queue.turn(stop, generator):
-        session._trim_history()  # the last few turns, at most a quarter of the context
+        session.trim_history()  # the last few turns, at most a quarter of the context
         query = session.rewrite_query(question)
     from rag.evidence import candidates_wanted
 

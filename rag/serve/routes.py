@@ -165,12 +165,11 @@ async def search(request: Request) -> Response:
 async def indexes(request: Request) -> Response:
     """`rag indexes list --json`; with `rag serve --index`, only the indexes served."""
     from indexers import stores
-    from rag.cli.index_commands import _summary
 
     warm = warm_of(request)
 
     def work() -> list[dict[str, Any]]:
-        rows = [_summary(index) for index in stores.list_indexes(warm.settings)]
+        rows = [stores.summary(index) for index in stores.list_indexes(warm.settings)]
         served = set(warm.config.indexes)
         return [row for row in rows if not served or row["name"] in served]
 
