@@ -190,7 +190,13 @@ class PgvectorStore:
         finally:
             self._writing = None
             with contextlib.suppress(Exception):
-                conn.close()  # ends the session: its advisory lock goes with it
+                # Released now, not when the server notices the closed connection: a run
+                # started right after this one must not find the lock still held.
+                conn.rollback()
+                conn.autocommit = True
+                conn.execute("SELECT pg_advisory_unlock_all()")
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _lock(self, conn: Any, wait: float) -> None:
         deadline = time.monotonic() + wait
@@ -290,4 +296,5 @@ class PgvectorStore:
                     f"`rag index` is writing {self.label!r} right now; remove it after that."
                 )
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+            conn.execute("SELECT pg_advisory_unlock_all()")
         return ownership.remove_index(self.index_dir, self.label)
