@@ -163,6 +163,22 @@ def test_unreachable_server_is_one_line_naming_the_setting(
         build_retriever("index:notes", settings())
 
 
+def test_an_unreachable_store_is_listed_as_unavailable_not_damaged(
+    docs: Path, fake_embedder, pg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_index([docs], "notes", settings())
+    build_index([docs], "here", settings(), store_kind="local")
+    from pg_server import free_port
+
+    monkeypatch.setenv("RAG_STORE_PGVECTOR_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/x")
+    listed = cli("indexes", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "notes  (unavailable: Cannot reach the pgvector store" in listed.stdout
+    assert "here  " in listed.stdout and "--rebuild" not in listed.stderr
+    rows = json.loads(cli("indexes", "list", "--json").stdout)["indexes"]
+    assert [r.get("unavailable") for r in rows] == [None, True]
+
+
 def test_no_url_is_a_usage_error(docs: Path, fake_embedder, monkeypatch) -> None:
     monkeypatch.setenv("RAG_STORE", "pgvector")
     with pytest.raises(UsageError, match=r"no server is set.*\[stores.pgvector\]"):

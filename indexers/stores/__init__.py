@@ -17,7 +17,7 @@ from indexers.store import resolve_index_dir
 from indexers.stores.base import IndexReader, IndexState, IndexStore, IndexWriter
 from rag import plugins
 from rag.config import Settings
-from rag.errors import UsageError
+from rag.errors import StoreUnavailable, UsageError
 
 #: (label, index folder, settings[, options]) -> the store of that index. Stores are parts
 #: of kind "store" in `rag.plugins` (built-ins in rag/builtin_parts.py); this is a view.
@@ -77,7 +77,8 @@ def row(index: IndexStore, state: IndexState) -> dict[str, Any]:
 
 def summary(index: IndexStore) -> dict[str, Any]:
     """One index's row for `rag indexes list`; a damaged index gets `error` instead (and
-    `old` when an older pocketrag wrote it: not damaged, `rag index --name` updates it)."""
+    `old` when an older pocketrag wrote it: not damaged, `rag index --name` updates it;
+    `unavailable` when its store's server cannot be reached or is not set)."""
     from indexers import store
 
     where = {"name": index.label, "path": str(index.index_dir)}
@@ -85,6 +86,8 @@ def summary(index: IndexStore) -> dict[str, Any]:
         state = index.verify()
     except store.OldFormat as exc:
         return {**where, "error": str(store.damaged(index.label, exc)), "old": True}
+    except (StoreUnavailable, UsageError) as exc:  # its server, not the index: no rebuild
+        return {**where, "error": str(exc), "unavailable": True}
     except Exception as exc:  # a damaged index is listed, not fatal to the listing
         return {**where, "error": str(exc)}
     return row(index, state)

@@ -76,9 +76,9 @@ class PgvectorStore:
         """A connection, or a one-line error naming the setting when there is none."""
         if not self.url:
             raise UsageError(
-                f"Index {self.label!r} is in the pgvector store, but no server is set: put "
-                f'`[stores.pgvector]\\nurl = "postgresql://USER@HOST:5432/DB"` in '
-                f"{self.settings.home / 'config.toml'} (or set {URL_ENV})."
+                f"Index {self.label!r} is in the pgvector store, but no server is set: add "
+                f'a [stores.pgvector] section with url = "postgresql://USER@HOST:5432/DB" '
+                f"to {self.settings.home / 'config.toml'} (or set {URL_ENV})."
             )
         try:
             import psycopg

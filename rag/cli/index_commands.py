@@ -60,7 +60,7 @@ def index(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Index documents under PATH into the local index NAME; re-runs re-embed only changed files."""
+    """Index documents under PATH into the index NAME; re-runs re-embed only changed files."""
     from indexers.build import build_index
     from indexers.discovery import check_given
 
@@ -136,7 +136,7 @@ class _Progress:
 
 
 indexes_app = typer.Typer(
-    help="List, inspect and remove local indexes (bare `rag indexes` lists them).",
+    help="List, inspect and remove indexes (bare `rag indexes` lists them).",
     invoke_without_command=True,
     no_args_is_help=False,
     rich_markup_mode=None,
@@ -175,6 +175,8 @@ def list_indexes(json_output: JsonOption = False) -> None:
     for r in rows:
         if r.get("old"):
             output.out.print(f"{r['name']}  (older format: {r['error']})", markup=False)
+        elif r.get("unavailable"):
+            output.out.print(f"{r['name']}  (unavailable: {r['error']})", markup=False)
         elif "error" in r:
             output.out.print(f"{r['name']}  (damaged: {r['error']})", markup=False)
         else:
@@ -184,7 +186,7 @@ def list_indexes(json_output: JsonOption = False) -> None:
                 + ("" if r["store"] == "local" else f", in {r['store']}"),
                 markup=False,
             )
-    if any("error" in r and not r.get("old") for r in rows):
+    if any("error" in r and not r.get("old") and not r.get("unavailable") for r in rows):
         output.err.print(
             "Rebuild a damaged index with `rag index PATH --name NAME --rebuild`.", markup=False
         )
