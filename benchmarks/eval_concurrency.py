@@ -28,17 +28,18 @@ N Wikipedia leads from ../shared/data with `rag index` and measures `index:leads
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cold_search import write_corpus
+from serve_load import free_port
 
 from rag.generators.openai_http import wait_until_ready
 from rag.models import ALIASES
@@ -51,12 +52,6 @@ DATA = next(
 FIXTURE = HERE.parent / "tests" / "fixtures" / "eval" / "nq_open.jsonl"
 DEFAULT_LLAMA_SERVER = Path("/tmp/llama-server-build/bin/llama-server")
 RATE = re.compile(r"([\d.]+) answers/minute")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_command(args: argparse.Namespace, model: Path, port: int) -> list[str]:
@@ -92,18 +87,6 @@ def answers(out: Path) -> tuple[int, list[str]]:
     """Completion tokens and predictions of a run: both sides must do the same work."""
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     return sum(r["completion_tokens"] for r in rows), [r["prediction"] for r in rows]
-
-
-def write_corpus(source: Path, n: int, out: Path) -> int:
-    rows = []
-    with gzip.open(source, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            rows.append(json.dumps({"title": record["title"], "text": record["text"]}))
-            if len(rows) >= n:
-                break
-    out.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return len(rows)
 
 
 def main() -> None:

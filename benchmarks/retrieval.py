@@ -85,14 +85,19 @@ def evaluate(retriever, pairs: list[tuple[str, int]], k: int) -> tuple[float, li
     return hits / len(pairs), latencies
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """The corpus and question options, shared with benchmarks/stores.py."""
     parser.add_argument("--oracle", type=Path, default=DATA / "nq-open-oracle.jsonl.gz")
     parser.add_argument("--wiki", type=Path, default=DATA / "wiki-vital-en.jsonl.gz")
     parser.add_argument("--questions", type=int, default=10**9, help="default: all (2,655)")
     parser.add_argument("--distractors", type=int, default=10**9, help="default: all (10,033)")
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    corpus_arguments(parser)
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "retrieval")
     parser.add_argument(
         "--runtimes",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gzip
 import json
 import os
 import random
@@ -40,8 +39,8 @@ from pathlib import Path
 
 import httpx
 import psutil
+from cold_search import DATA, write_corpus
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MB = 1024 * 1024
 
 
@@ -82,14 +81,7 @@ def questions(n: int, skip: int = 0) -> list[str]:
 def build_leads_index(home: Path, name: str, docs: int) -> float:
     """Index the first `docs` Wikipedia leads as `name` in `home`; returns seconds taken."""
     corpus = home.parent / "leads.jsonl"
-    rows = []
-    with gzip.open(DATA / "wiki-vital-en.jsonl.gz", "rt", encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            rows.append(json.dumps({"title": record["title"], "text": record["text"]}))
-            if len(rows) >= docs:
-                break
-    corpus.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    write_corpus(DATA / "wiki-vital-en.jsonl.gz", docs, corpus)
     started = time.perf_counter()
     done = subprocess.run(
         [*rag_command(), "index", str(corpus), "--name", name],

@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
-from retrieval import DATA, evaluate, percentile, write_corpus  # noqa: E402
+from retrieval import corpus_arguments, evaluate, percentile, write_corpus  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -82,12 +82,7 @@ def remember_local(name: str, settings, memo: dict) -> None:  # noqa: ANN001
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--oracle", type=Path, default=DATA / "nq-open-oracle.jsonl.gz")
-    parser.add_argument("--wiki", type=Path, default=DATA / "wiki-vital-en.jsonl.gz")
-    parser.add_argument("--questions", type=int, default=10**9, help="default: all (2,655)")
-    parser.add_argument("--distractors", type=int, default=10**9, help="default: all (10,033)")
-    parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
+    corpus_arguments(parser)
     parser.add_argument("--pg-url", default=None, help="default: start a server on 127.0.0.1")
     parser.add_argument("--work", type=Path, default=HERE / "out" / "stores")
     args = parser.parse_args()

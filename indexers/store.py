@@ -151,8 +151,9 @@ def check_params(path: Path, params: dict[str, Any]) -> None:
         "embedder": isinstance(params.get("embedder"), str) and params["embedder"].strip(),
         "dim": _whole(params.get("dim"), 1),
         "chunks": _whole(params.get("chunks")),
-        "faiss": isinstance(params.get("faiss"), str),
-        "segments": isinstance(params.get("segments"), list),
+        # the local store's own keys (Generation.open requires them; other stores lack them)
+        "faiss": "faiss" not in params or isinstance(params["faiss"], str),
+        "segments": "segments" not in params or isinstance(params["segments"], list),
         "roots": isinstance(params.get("roots", []), list)
         and all(isinstance(r, str) for r in params.get("roots", [])),
         **{

@@ -14,12 +14,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from web_servers import free_port
 
 
 def _binaries(work: Path) -> Path:
@@ -41,12 +42,6 @@ def _binaries(work: Path) -> Path:
     for folder, _, _ in os.walk(work):
         os.chmod(folder, 0o755)
     return copy / "pgserver" / "pginstall" / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

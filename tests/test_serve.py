@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -18,15 +17,10 @@ import httpx
 import pytest
 from conftest import FakeGenerator
 from index_fixtures import docs, fake_embedder  # noqa: F401 - fixtures
+from web_servers import free_port
 
 from rag.generators.base import Generation, TimedStream
 from rag.types import Message, Timings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

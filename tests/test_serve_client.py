@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from conftest import FakeGenerator
 from index_fixtures import docs, fake_embedder  # noqa: F401 - fixtures
-from test_serve import fake, free_port, notes, running  # noqa: F401 - fixtures
+from test_serve import fake, notes, running  # noqa: F401 - fixtures
 from typer.testing import CliRunner
+from web_servers import free_port
 
 from rag.cli.app import app
 

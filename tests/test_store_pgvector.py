@@ -149,7 +149,7 @@ def test_unreachable_server_is_one_line_naming_the_setting(
     docs: Path, fake_embedder, pg: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     build_index([docs], "notes", settings())
-    from pg_server import free_port
+    from web_servers import free_port
 
     monkeypatch.setenv("RAG_STORE_PGVECTOR_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/x")
     for args in (("search", "lake", "--index", "notes"), ("index", str(docs), "--name", "new")):
@@ -168,7 +168,7 @@ def test_an_unreachable_store_is_listed_as_unavailable_not_damaged(
 ) -> None:
     build_index([docs], "notes", settings())
     build_index([docs], "here", settings(), store_kind="local")
-    from pg_server import free_port
+    from web_servers import free_port
 
     monkeypatch.setenv("RAG_STORE_PGVECTOR_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/x")
     listed = cli("indexes", "list")

@@ -7,6 +7,7 @@ Each route maps a path to a function of the request that returns
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,13 @@ class LocalServer:
     url: str
     routes: dict[str, Callable[[Request], Reply]]
     requests: list[Request] = field(default_factory=list)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def json_reply(payload: object, status: int = 200) -> Reply:

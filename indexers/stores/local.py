@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,7 +136,6 @@ class LocalReader:
         self.label = label
         self.generation = generation
         self.state = _state(generation)
-        self._lock = threading.Lock()
         try:
             self.segments = generation.load_segments()
             self.conn = generation.connect()  # the chunks and their BM25 index

@@ -125,7 +125,7 @@ class PgvectorStore:
         params, generation = rows["params"], rows.get("generation")
         if not isinstance(params, dict) or not isinstance(generation, int):
             raise IndexCorrupt(f"The meta table of schema {self.schema} is not pocketrag's.")
-        store.check_params(Path(self.schema), {"faiss": "", "segments": [], **params})
+        store.check_params(Path(self.schema), params)
         return IndexState(params, generation)
 
     # -- the IndexStore seam -------------------------------------------------------------

@@ -24,26 +24,12 @@ import httpx
 
 from rag.config import Settings
 from rag.errors import RagError, UsageError
+from rag.serve.config import SEARCH_SETTING_FIELDS, SETTING_FIELDS
 
 #: Seconds to wait for the connection; the answer itself may take as long as the model does.
 CONNECT_TIMEOUT_S = 3.0
 #: `GET /v1/search`'s warnings (a source that failed while others answered): a JSON list.
 WARNINGS_HEADER = "X-Pocketrag-Warnings"
-#: The request fields that carry `rag ask`'s per-question settings (`rag.serve.fields`).
-ASK_SETTINGS = (
-    "k",
-    "max_tokens",
-    "temperature",
-    "engine",
-    "fetch",
-    "region",
-    "safesearch",
-    "timelimit",
-    "reranker",
-    "evidence_tokens",
-)
-#: The ones `rag search` uses (`GET /v1/search` takes no generation settings).
-SEARCH_SETTINGS = ("k", "engine", "fetch", "region", "safesearch", "timelimit", "reranker")
 #: Error types that mean "this server cannot do that", not "that is wrong": answer locally.
 DECLINED = {"ModelMismatch": "runs another model", "Forbidden": "does not serve that index"}
 
@@ -94,7 +80,7 @@ class Client:
         names = self._names(indexes)
         params: list[tuple[str, Any]] = [("q", query), ("web", "true" if web else "false")]
         params += [("index", name) for name in names] or [("index", "")]  # "": none
-        params += [(name, _text(getattr(settings, name))) for name in SEARCH_SETTINGS]
+        params += [(name, _text(getattr(settings, name))) for name in SEARCH_SETTING_FIELDS]
         with self._request("GET", "/v1/search", params=params) as response:
             body = self._json(response)
             raw = response.headers.get(WARNINGS_HEADER)
@@ -120,7 +106,7 @@ class Client:
             "question": question,
             "index": self._names(indexes),
             "search": search,
-            **{name: getattr(settings, name) for name in ASK_SETTINGS},
+            **{name: getattr(settings, name) for name in SETTING_FIELDS},
             "stream": on_text is not None,
         }
         if model is not None:

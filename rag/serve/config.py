@@ -19,6 +19,27 @@ MAX_QUESTION_CHARS = 16_000
 MAX_IN_FLIGHT = 64
 
 
+#: Request fields that set the setting of the same name: `rag ask`'s per-question options.
+#: Here, not in `fields`, so that the CLI's client (`client`) imports them without the
+#: server's modules.
+SETTING_FIELDS = (
+    "k",
+    "max_tokens",
+    "temperature",
+    "engine",
+    "fetch",
+    "region",
+    "safesearch",
+    "timelimit",
+    "reranker",
+    "evidence_tokens",
+)
+#: The ones `GET /v1/search` takes, as `rag search` does: no generation settings.
+SEARCH_SETTING_FIELDS = tuple(
+    f for f in SETTING_FIELDS if f not in ("max_tokens", "temperature", "evidence_tokens")
+)
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     host: str = DEFAULT_HOST

@@ -15,20 +15,8 @@ from typing import Any
 from rag.config import Settings, parse_setting
 from rag.errors import UsageError
 from rag.evidence.rerankers import NO_RERANK
+from rag.serve.config import SETTING_FIELDS
 
-#: Request fields that set a setting of the same name.
-SETTING_FIELDS = (
-    "k",
-    "max_tokens",
-    "temperature",
-    "engine",
-    "fetch",
-    "region",
-    "safesearch",
-    "timelimit",
-    "reranker",
-    "evidence_tokens",
-)
 #: Request fields that choose the sources.
 SOURCE_FIELDS = ("search", "index")
 #: Every field `POST /v1/ask` takes (an unknown field is an error, not silently ignored).

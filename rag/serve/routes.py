@@ -16,8 +16,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from rag.errors import UsageError
 from rag.serve import answering
 from rag.serve.client import WARNINGS_HEADER
+from rag.serve.config import SEARCH_SETTING_FIELDS
 from rag.serve.errors import ModelMismatch, PayloadTooLarge, Stopped, error_body, status_for
-from rag.serve.fields import ASK_FIELDS, SETTING_FIELDS, check_fields, flag
+from rag.serve.fields import ASK_FIELDS, check_fields, flag
 from rag.serve.streaming import from_thread, run_watched, sse
 from rag.serve.warm import Warm
 
@@ -121,11 +122,7 @@ async def ask(request: Request) -> Response:
 
 #: Query parameters of `GET /v1/search` (the `rag search` options): `q`, `index`
 #: (repeatable), `web`, and the settings that shape retrieval.
-SEARCH_PARAMS = frozenset({"q", "index", "web", "no_rerank", *SETTING_FIELDS}) - {
-    "max_tokens",
-    "temperature",
-    "evidence_tokens",
-}
+SEARCH_PARAMS = frozenset({"q", "index", "web", "no_rerank", *SEARCH_SETTING_FIELDS})
 
 
 @endpoint
