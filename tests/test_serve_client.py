@@ -168,6 +168,35 @@ def test_what_the_server_cannot_do_is_done_in_process(
     assert by_path.exit_code == 2 and "rag serve" not in by_path.stderr  # opened here
 
 
+def test_what_is_longer_than_a_server_takes_is_answered_in_process(
+    fake: FakeGenerator,  # noqa: F811
+    notes: str,  # noqa: F811
+    served: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rag.serve.config import MAX_QUESTION_CHARS
+
+    words = "aphids ladybirds compost é " * (MAX_QUESTION_CHARS // 20)
+    assert len(words) > MAX_QUESTION_CHARS
+    calls = [
+        ("search", "aphids " + "x" * 9000, "--index", "notes", "-k", "1"),  # a long URL
+        ("search", words, "--index", "notes", "-k", "1"),
+        ("ask", words, "--index", "notes", "--model", "fake:"),
+    ]
+    local = [rag(*args) for args in calls]
+    with running() as url:
+        monkeypatch.setenv("RAG_SERVER", url)
+        remote = [rag(*args) for args in calls]
+    assert served == []  # none went to the server, which would refuse them (400, 414)
+    for here, there in zip(local, remote, strict=True):  # the ask is too long for the fake
+        assert (there.exit_code, there.stdout, there.stderr) == (
+            here.exit_code,
+            here.stdout,
+            here.stderr,
+        )
+    assert [r.exit_code for r in remote] == [0, 0, 2]
+
+
 def test_launch_does_not_prefetch_a_model_when_a_server_answers(
     fake: FakeGenerator,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
