@@ -12,6 +12,7 @@ import importlib
 import logging
 import shutil
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -91,6 +92,29 @@ def check_embedder(index: str, params: dict[str, Any], wanted: str, *, building:
         f"Index {index!r} was built with embedder {built_with!r} (dim {params.get('dim')}), "
         f"not {wanted!r}. {remedy}"
     )
+
+
+#: Question vectors kept per process: one question is embedded by every index it searches
+#: and again by the reranker; in `rag serve` or an eval, by every request or condition.
+QUERY_MEMO_SIZE = 256
+_QUERIES: OrderedDict[tuple[int, str], tuple[Embedder, np.ndarray]] = OrderedDict()
+
+
+def embed_query(embedder: Embedder, text: str) -> np.ndarray:
+    """`embedder.embed([text])` (a 1-row array), computed once per embedder and text. Always
+    alone, never in a batch: an int8 model's vector shifts slightly with its batch-mates."""
+    key = (id(embedder), text)
+    with _LOCK:
+        kept = _QUERIES.get(key)
+        if kept is not None and kept[0] is embedder:  # the id of a live object: never reused
+            _QUERIES.move_to_end(key)
+            return kept[1].copy()
+    vector = embedder.embed([text])
+    with _LOCK:
+        _QUERIES[key] = (embedder, vector)
+        while len(_QUERIES) > QUERY_MEMO_SIZE:
+            _QUERIES.popitem(last=False)
+    return vector.copy()
 
 
 def runtime_for_new_index(setting: str) -> str:

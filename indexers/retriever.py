@@ -18,6 +18,7 @@ from indexers.embedders import (
     Embedder,
     canonical_name,
     check_embedder,
+    embed_query,
     get_embedder,
     runtime_for_index,
 )
@@ -89,7 +90,7 @@ class IndexRetriever:
         """Top-n (chunk id, cosine similarity) from the store's vectors."""
         if not self.params["chunks"] or n <= 0:
             return []
-        return self.reader.dense(self.embedder.embed([query]), n)
+        return self.reader.dense(embed_query(self.embedder, query), n)
 
     def sparse(self, query: str, n: int) -> list[tuple[int, float]]:
         return self.reader.bm25(query, n)

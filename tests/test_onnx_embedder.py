@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +229,30 @@ def test_a_cross_encoder_reranks_on_onnx_with_torchs_scores(
     assert np.allclose(again.score(question, texts), reference, atol=1e-4)
     exports = [json.loads(m.read_text()) for m in onnx_cache.glob(f"*/{META_FILE}")]
     assert any(e["model_id"] == str(local_cross_encoder) and e["dim"] == 1 for e in exports)
+
+
+def test_a_question_is_embedded_once_and_always_alone() -> None:
+    """The index's search and the reranker share the question's vector; it is the vector of
+    the question on its own (an int8 model's rows shift slightly with their batch-mates)."""
+    from indexers.embedders import embed_query
+
+    class Counting:
+        id, dim, max_tokens = "counting", 2, 64
+
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
+            self.calls.append(list(texts))
+            return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+        def count_tokens(self, texts: Sequence[str]) -> list[int]:
+            return [len(t) for t in texts]
+
+    one, other = Counting(), Counting()
+    first = embed_query(one, "who wrote emma")
+    first[0, 0] = -1  # a caller's change stays its own
+    assert embed_query(one, "who wrote emma").tolist() == [[14.0, 1.0]]
+    assert one.calls == [["who wrote emma"]]
+    embed_query(other, "who wrote emma")  # another model: its own vector
+    assert other.calls == [["who wrote emma"]]

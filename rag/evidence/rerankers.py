@@ -140,8 +140,10 @@ class EmbedderReranker:
     def score(self, question: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
-        vectors = self.embedder.embed([question, *texts])
-        return [float(x) for x in vectors[1:] @ vectors[0]]
+        from indexers.embedders import embed_query
+
+        question_vector = embed_query(self.embedder, question)[0]  # as the index's search had it
+        return [float(x) for x in self.embedder.embed(list(texts)) @ question_vector]
 
 
 def standardised(values: Sequence[float]) -> np.ndarray:

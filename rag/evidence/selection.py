@@ -62,7 +62,11 @@ class SelectionPolicy:
     order: str = BEST_FIRST
     max_sources: int = 5
     prior: float = 1.0  # weight of the retrievers' rank beside the reranker's score
-    shortlist: int = 16  # sentences a model-based reranker reads (0: all)
+    #: Sentences a model-based reranker reads (0: all). On 300 NQ questions' top-10
+    #: candidates, 10, 16 and all gave the same kept-evidence hit (89.7%, 90.3%, 90.7%)
+    #: and top source (84.7%, 84.3%, 84.3%); 6 lost 3 points. Each sentence read costs
+    #: about 6 ms of MiniLM here, most of a warm search.
+    shortlist: int = 10
     mode: str = WINDOWS  # or SENTENCES: the best sentences from anywhere
 
 
