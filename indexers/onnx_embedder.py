@@ -23,6 +23,10 @@ class _OnnxGraph:
     # 192 Wikipedia leads (about 230 tokens), 2 threads: 8 rows embed 45 passages/s (float)
     # and 63 (int8); 16 rows 35 and 55; 64 rows 27 and 39. Small batches stay in cache.
     batch_size = 8
+    # A batch also ends at a row shorter than this share of its longest, so no row is more
+    # than a fifth padding: sentences vary in length far more than chunks do, and 10 of a
+    # reranker's sentences embedded in 43 ms instead of 53 (int8, 60 NQ questions).
+    pad_share = 0.8
 
     def __init__(self, name: str, exported: ExportedModel, int8: bool, threads: int) -> None:
         import onnxruntime
@@ -55,9 +59,19 @@ class _OnnxGraph:
         encodings = self._tokenizer.encode_batch(inputs)
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
         out = np.empty((len(inputs), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        start = 0
+        while start < len(order):
+            shortest = self.pad_share * len(encodings[order[start]].ids)
+            end = start + 1
+            while (
+                end < len(order)
+                and end - start < self.batch_size
+                and len(encodings[order[end]].ids) >= shortest
+            ):
+                end += 1
+            rows = order[start:end]
             out[rows] = self._run([encodings[i] for i in rows])
+            start = end
         return out
 
     def _run(self, encodings: list) -> np.ndarray:
