@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +296,95 @@ def test_the_token_is_sent(
         answered = rag(*args)
     assert refused.exit_code == 2 and refused.stderr.startswith("Error: This server needs")
     assert answered.exit_code == 0 and served == ["search"] and "[1]" in answered.stdout
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "localhost:8765",
+        "http://[::1",
+        "ftp://x",
+        "http://127.0.0.1:99999",
+        "http:// 127.0.0.1:8765",  # http.client refuses the host when it builds a connection
+        "http://" + "a" * 64 + ".localhost:8765",  # a label IDNA cannot encode: at the lookup
+    ],
+)
+def test_a_server_setting_that_is_not_a_url_is_one_usage_error(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_SERVER", url)
+    for args in (("search", "q", "--index", "notes"), ("ask", "q?", "--model", "fake:")):
+        result = rag(*args)
+        assert result.exit_code == 2, result.exception
+        assert result.stderr.startswith("Error: The server setting (RAG_SERVER) ")
+        assert len(result.stderr.splitlines()) == 1
+
+
+@contextmanager
+def answering(raw: bytes) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads a request's head and sends `raw`, whatever it is,
+    then closes; yields its URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # closed: the block is over
+                return
+            with connection:
+                connection.settimeout(5)
+                request = b""
+                while b"\r\n\r\n" not in request and (chunk := connection.recv(65536)):
+                    request += chunk
+                connection.sendall(raw)
+                connection.shutdown(socket.SHUT_WR)
+                while connection.recv(65536):  # the rest of a body: no reset on close
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def http_reply(body: bytes, content_type: str = "application/json") -> bytes:
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
+    return f"{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # JSON nested deeper than `json` can parse
+
+
+@pytest.mark.parametrize(
+    ("raw", "args", "said"),
+    [
+        (b"SSH-2.0-OpenSSH_9.6\r\n", ("search", "q", "--index", "notes"), "not answer in HTTP"),
+        (b"<html>not HTTP</html>", ("ask", "q?", "--model", "fake:"), "not answer in HTTP"),
+        (http_reply(DEEP), ("search", "q", "--index", "notes"), "not as rag serve does"),
+        (
+            http_reply(b"event: answer\ndata: " + DEEP + b"\n\n", "text/event-stream"),
+            ("ask", "q?", "--model", "fake:"),
+            "sent an event that is not JSON",
+        ),
+        (http_reply(b"{}"), ("search", "q", "--index", "notes"), "answered without results"),
+        (
+            http_reply(
+                b'{"answer": "x", "model": "m", "sources": [1], "warnings": [], "timings": {}}'
+            ),
+            ("ask", "q?", "--model", "fake:", "--json"),
+            "sources as objects",
+        ),
+    ],
+    ids=["ssh", "http-0.9", "deep-json", "deep-json-event", "empty-search", "bad-answer"],
+)
+def test_an_answer_that_is_not_rag_serve_s_is_one_error_line(
+    raw: bytes, args: tuple[str, ...], said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with answering(raw) as url:
+        monkeypatch.setenv("RAG_SERVER", url)
+        result = rag(*args)
+    assert result.exit_code == 1, result.exception
+    assert result.stderr.startswith("Error: ") and said in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and url in result.stderr

@@ -43,6 +43,15 @@ DECLINED = {"ModelMismatch": "runs another model", "Forbidden": "does not serve 
 #: Longest request target sent: servers refuse longer request lines (uvicorn's limit is
 #: 16 KB with the headers), so a longer search query is searched in this process.
 MAX_TARGET_BYTES = 8 * 1024
+#: The fields of `rag search --json`'s and `rag ask --json`'s objects that the commands print.
+SEARCH_SHAPE: dict[str, type] = {"results": list}
+ASK_SHAPE: dict[str, type] = {
+    "answer": str,
+    "model": str,
+    "sources": list,
+    "warnings": list,
+    "timings": dict,
+}
 #: What ends a connection midway, as `http.client` reports it.
 _LOST = (OSError, http.client.HTTPException)
 
@@ -94,11 +103,11 @@ class Client:
         if len(query) > MAX_QUESTION_CHARS or len(target) > MAX_TARGET_BYTES:
             raise Fallback("")  # longer than a server takes: this process searches it
         with self._request("GET", target) as response:
-            body = self._json(response)
+            body = self._shaped(self._json(response), SEARCH_SHAPE)
             raw = response.getheader(WARNINGS_HEADER)
         try:
             warnings = json.loads(raw) if raw else []
-        except ValueError:
+        except (ValueError, RecursionError):
             warnings = [raw]
         return body, [str(w) for w in warnings] if isinstance(warnings, list) else []
 
@@ -131,14 +140,14 @@ class Client:
             raise Fallback("")  # longer than a server takes: this process answers it
         with self._request("POST", "/v1/ask", payload) as response:
             if on_text is None:
-                return self._json(response)
+                return self._shaped(self._json(response), ASK_SHAPE)
             if response.status != 200:
                 self._json(response)  # raises the server's error
             for event, data in _events(_lines(response), self.url):
                 if event == "text":
                     on_text(str(data.get("text", "")))
                 elif event == "answer":
-                    return data
+                    return self._shaped(data, ASK_SHAPE)
                 elif event == "error":
                     raise _error(data, self.url)
         raise RagError(f"rag serve at {self.url} ended the answer before it was complete.")
@@ -174,15 +183,18 @@ class Client:
         if parts.scheme not in ("http", "https") or not host:
             raise self._bad_url("give http://HOST:PORT")
         connection: http.client.HTTPConnection
-        if parts.scheme == "https":
-            import ssl  # only here: building its context costs tens of milliseconds
+        try:  # InvalidURL: a host with a space or a control character
+            if parts.scheme == "https":
+                import ssl  # only here: building its context costs tens of milliseconds
 
-            context = ssl.create_default_context()
-            connection = http.client.HTTPSConnection(
-                host, port, timeout=CONNECT_TIMEOUT_S, context=context
-            )
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT_S)
+                context = ssl.create_default_context()
+                connection = http.client.HTTPSConnection(
+                    host, port, timeout=CONNECT_TIMEOUT_S, context=context
+                )
+            else:
+                connection = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT_S)
+        except http.client.InvalidURL as exc:
+            raise self._bad_url(_reason(exc)) from None
         try:
             connection.connect()
         except OSError:  # refused, no route, unknown host, or no answer in time
@@ -190,9 +202,24 @@ class Client:
             raise Fallback(
                 f"rag serve at {self.url} is not reachable; answering in this process"
             ) from None
+        except UnicodeError as exc:  # a host name IDNA cannot encode (a label over 63)
+            connection.close()
+            raise self._bad_url(f"its host name cannot be looked up ({exc})") from None
         if connection.sock is not None:
             connection.sock.settimeout(None)  # the answer takes as long as the model does
         return connection, parts.path.rstrip("/")
+
+    def _shaped(self, data: dict[str, Any], shape: dict[str, type]) -> dict[str, Any]:
+        """`data` when it has the fields the commands print; else one error line, not a
+        KeyError from deep in the printing (a server that is not `rag serve`)."""
+        wrong = [k for k, kind in shape.items() if not isinstance(data.get(k), kind)]
+        listed = [data[k] for k, kind in shape.items() if kind is list and k not in wrong]
+        if wrong or any(not isinstance(item, dict) for items in listed for item in items):
+            raise RagError(
+                f"{self.url} answered without {', '.join(wrong) or 'sources as objects'}, "
+                "not as rag serve does: is RAG_SERVER the address of `rag serve`?"
+            )
+        return data
 
     def _bad_url(self, why: str) -> UsageError:
         return UsageError(
@@ -206,7 +233,7 @@ class Client:
             raise RagError(f"rag serve at {self.url} failed: {_reason(exc)}.") from None
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json goes
             data = None
         if response.status == 200 and isinstance(data, dict):
             return data
@@ -239,7 +266,13 @@ class _Streamed:
 
 
 def _reason(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+    """Why, on one line: never the bytes of an answer that is not HTTP (its `BadStatusLine`
+    carries them, line end and all)."""
+    if isinstance(exc, http.client.BadStatusLine) and not isinstance(
+        exc, http.client.RemoteDisconnected
+    ):
+        return "it did not answer in HTTP (is RAG_SERVER the address of `rag serve`?)"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _lines(response: http.client.HTTPResponse) -> Iterator[str]:
@@ -271,7 +304,7 @@ def _events(lines: Iterator[str], url: str) -> Iterator[tuple[str | None, dict[s
         elif not line.strip() and data:
             try:
                 payload = json.loads("\n".join(data))
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise RagError(f"rag serve at {url} sent an event that is not JSON.") from None
             yield event, payload if isinstance(payload, dict) else {}
             event, data = None, []
