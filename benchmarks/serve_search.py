@@ -18,13 +18,13 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from closed_book import timed
 from serve_load import (
     Servers,
     build_leads_index,
@@ -44,12 +44,9 @@ def has_client_mode() -> bool:
 
 
 def timed_process(command: list[str], env: dict[str, str]) -> tuple[float, dict]:
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(command[:4])} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return elapsed, json.loads(done.stdout)
+    """`closed_book.timed`, with the command's JSON output parsed."""
+    elapsed, stdout = timed(command, env)
+    return elapsed, json.loads(stdout)
 
 
 def timed_get(client: httpx.Client, url: str, params: dict[str, str]) -> tuple[float, dict]:

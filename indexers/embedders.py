@@ -106,11 +106,11 @@ def embed_query(embedder: Embedder, text: str) -> np.ndarray:
     key = (id(embedder), text)
     with _LOCK:
         kept = _QUERIES.get(key)
-        if kept is not None and kept[0] is embedder:  # the id of a live object: never reused
+        if kept is not None:
             _QUERIES.move_to_end(key)
             return kept[1].copy()
     vector = embedder.embed([text])
-    with _LOCK:
+    with _LOCK:  # the entry holds the embedder, so its id is not reused while it is kept
         _QUERIES[key] = (embedder, vector)
         while len(_QUERIES) > QUERY_MEMO_SIZE:
             _QUERIES.popitem(last=False)

@@ -51,6 +51,17 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return answered
 
 
+def both_ways(
+    calls: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch, **server: Any
+) -> tuple[list[Any], list[Any]]:
+    """Each call run in this process, then through a real `rag serve` started with `server`."""
+    local = [rag(*args) for args in calls]
+    with running(**server) as url:
+        monkeypatch.setenv("RAG_SERVER", url)
+        remote = [rag(*args) for args in calls]
+    return local, remote
+
+
 def same_shape(note: str) -> str:
     """A timings line with its numbers blanked: they differ from run to run."""
     return re.sub(r"\d+(\.\d+)?", "N", note)
@@ -73,10 +84,8 @@ def test_search_through_the_server_prints_what_in_process_prints(
     served: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    local = [rag(*args) for args in SEARCHES]
-    with running(indexes=("notes", "code"), search=True) as url:  # defaults a request overrides
-        monkeypatch.setenv("RAG_SERVER", url)
-        remote = [rag(*args) for args in SEARCHES]
+    # The server's defaults, which a request overrides:
+    local, remote = both_ways(SEARCHES, monkeypatch, indexes=("notes", "code"), search=True)
     assert served == ["search", "search"]
     for here, there in zip(local, remote, strict=True):
         assert here.exit_code == there.exit_code == 0, (here.output, there.output)
@@ -92,10 +101,7 @@ def test_ask_through_the_server_prints_what_in_process_prints(
 ) -> None:
     import json
 
-    local = [rag(*args) for args in ASKS]
-    with running(indexes=("notes",), search=False) as url:
-        monkeypatch.setenv("RAG_SERVER", url)
-        remote = [rag(*args) for args in ASKS]
+    local, remote = both_ways(ASKS, monkeypatch, indexes=("notes",), search=False)
     assert served == ["ask"] * len(ASKS)
     for here, there in zip(local, remote, strict=True):
         assert here.exit_code == there.exit_code == 0, (here.output, there.output)
@@ -122,10 +128,7 @@ def test_server_errors_are_the_cli_errors(
         ("ask", "q?", "--index", "nope", "--model", "fake:"),
         ("ask", "   ", "--model", "fake:", "--json"),
     ]
-    local = [rag(*args) for args in commands]
-    with running() as url:
-        monkeypatch.setenv("RAG_SERVER", url)
-        remote = [rag(*args) for args in commands]
+    local, remote = both_ways(commands, monkeypatch)
     for here, there in zip(local, remote, strict=True):
         assert here.exit_code == there.exit_code == 2
         assert there.stdout == here.stdout == ""
@@ -187,10 +190,7 @@ def test_what_is_longer_than_a_server_takes_is_answered_in_process(
         ("search", words, "--index", "notes", "-k", "1"),
         ("ask", words, "--index", "notes", "--model", "fake:"),
     ]
-    local = [rag(*args) for args in calls]
-    with running() as url:
-        monkeypatch.setenv("RAG_SERVER", url)
-        remote = [rag(*args) for args in calls]
+    local, remote = both_ways(calls, monkeypatch)
     assert served == []  # none went to the server, which would refuse them (400, 414)
     for here, there in zip(local, remote, strict=True):  # the ask is too long for the fake
         assert (there.exit_code, there.stdout, there.stderr) == (

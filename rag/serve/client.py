@@ -23,7 +23,7 @@ import json
 import os
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from rag.config import Settings
 from rag.errors import RagError, UsageError
@@ -52,6 +52,8 @@ ASK_SHAPE: dict[str, type] = {
     "warnings": list,
     "timings": dict,
 }
+#: How an answer that is not `rag serve`'s is described.
+NOT_RAG_SERVE = "not as rag serve does: is RAG_SERVER the address of `rag serve`?"
 #: What ends a connection midway, as `http.client` reports it.
 _LOST = (OSError, http.client.HTTPException)
 
@@ -96,12 +98,9 @@ class Client:
         params: list[tuple[str, Any]] = [("q", query), ("web", "true" if web else "false")]
         params += [("index", name) for name in names] or [("index", "")]  # "": none
         params += [(name, _text(getattr(settings, name))) for name in SEARCH_SETTING_FIELDS]
-        try:
-            target = "/v1/search?" + urllib.parse.urlencode(params)
-        except UnicodeEncodeError:
-            raise Fallback("") from None  # not UTF-8: this process says what is wrong
-        if len(query) > MAX_QUESTION_CHARS or len(target) > MAX_TARGET_BYTES:
-            raise Fallback("")  # longer than a server takes: this process searches it
+        target = _sendable(
+            query, lambda: "/v1/search?" + urllib.parse.urlencode(params), MAX_TARGET_BYTES
+        )
         with self._request("GET", target) as response:
             body = self._shaped(self._json(response), SEARCH_SHAPE)
             raw = response.getheader(WARNINGS_HEADER)
@@ -132,12 +131,9 @@ class Client:
         }
         if model is not None:
             body["model"] = model
-        try:
-            payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise Fallback("") from None  # not UTF-8: this process says what is wrong
-        if len(question) > MAX_QUESTION_CHARS or len(payload) > MAX_BODY_BYTES:
-            raise Fallback("")  # longer than a server takes: this process answers it
+        payload = _sendable(
+            question, lambda: json.dumps(body, ensure_ascii=False).encode("utf-8"), MAX_BODY_BYTES
+        )
         with self._request("POST", "/v1/ask", payload) as response:
             if on_text is None:
                 return self._shaped(self._json(response), ASK_SHAPE)
@@ -170,7 +166,7 @@ class Client:
             response = connection.getresponse()
         except _LOST as exc:
             connection.close()
-            raise RagError(f"rag serve at {self.url} failed: {_reason(exc)}.") from None
+            raise self._failed(exc) from None
         return _Streamed(connection, response, self.url)
 
     def _connect(self) -> tuple[http.client.HTTPConnection, str]:
@@ -217,9 +213,12 @@ class Client:
         if wrong or any(not isinstance(item, dict) for items in listed for item in items):
             raise RagError(
                 f"{self.url} answered without {', '.join(wrong) or 'sources as objects'}, "
-                "not as rag serve does: is RAG_SERVER the address of `rag serve`?"
+                + NOT_RAG_SERVE
             )
         return data
+
+    def _failed(self, exc: BaseException) -> RagError:
+        return RagError(f"rag serve at {self.url} failed: {_reason(exc)}.")
 
     def _bad_url(self, why: str) -> UsageError:
         return UsageError(
@@ -230,7 +229,7 @@ class Client:
         try:
             raw = response.read()
         except _LOST as exc:
-            raise RagError(f"rag serve at {self.url} failed: {_reason(exc)}.") from None
+            raise self._failed(exc) from None
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than json goes
@@ -239,10 +238,7 @@ class Client:
             return data
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
             raise _error(data, self.url)
-        raise RagError(
-            f"{self.url} answered HTTP {response.status}, not as rag serve does: "
-            "is RAG_SERVER the address of `rag serve`?"
-        )
+        raise RagError(f"{self.url} answered HTTP {response.status}, " + NOT_RAG_SERVE)
 
 
 class _Streamed:
@@ -263,6 +259,22 @@ class _Streamed:
             raise RagError(
                 f"Lost the connection to rag serve at {self.url}: {_reason(exc)}."
             ) from None
+
+
+Encoded = TypeVar("Encoded", str, bytes)
+
+
+def _sendable(question: str, encode: Callable[[], Encoded], limit: int) -> Encoded:
+    """`encode()`, the request's target or body; `Fallback` when it is not UTF-8 or is
+    longer than a server takes (the question, or `limit` bytes): this process then handles
+    the question, and says what is wrong with it, if anything."""
+    try:
+        encoded = encode()
+    except UnicodeEncodeError:
+        raise Fallback("") from None
+    if len(question) > MAX_QUESTION_CHARS or len(encoded) > limit:
+        raise Fallback("")
+    return encoded
 
 
 def _reason(exc: BaseException) -> str:
