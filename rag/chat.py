@@ -116,12 +116,59 @@ class ChatSession:
         return "\n".join(lines)
 
     def trim_history(self) -> None:
-        """Drop the oldest turns beyond the turn limit or a quarter of the context."""
-        limit = self.model().context_size // 4
+        """Keep history within the turn limit and a quarter of the context, so retrieved
+        evidence keeps most of the prompt: the oldest turns go first, and when the last
+        turn alone is over (one long paste), its messages are cut to fit (`cut_to_fit`)."""
+        model = self.model()
+        limit = model.context_size // 4
         while len(self.history) > 2 * self.max_history_turns or (
-            len(self.history) > 2 and self.model().count_prompt_tokens(self.history) > limit
+            len(self.history) > 2 and model.count_prompt_tokens(self.history) > limit
         ):
             del self.history[:2]
+        if self.history and model.count_prompt_tokens(self.history) > limit:
+            self.history[:] = cut_to_fit(self.history, limit, model)
+
+
+#: What marks the place a message of the history was cut.
+CUT_MARK = " …"
+
+
+def cut_to_fit(messages: Sequence[Message], limit: int, model: Generator) -> list[Message]:
+    """`messages` cut to at most `limit` prompt tokens in the model's own count: each
+    keeps its start, short ones whole, and the room left is shared among the long ones.
+    No messages at all when even empty ones would not fit."""
+    counts = [model.count_tokens(m.content) for m in messages]
+    room = limit - model.count_prompt_tokens([Message(m.role, "") for m in messages])
+    for _ in range(8):  # a cut text may count a token or two more than its parts
+        if room <= 0:
+            break
+        shares, left = [0] * len(messages), room
+        for rank, i in enumerate(sorted(range(len(messages)), key=counts.__getitem__)):
+            shares[i] = min(counts[i], left // (len(messages) - rank))
+            left -= shares[i]
+        cut = [
+            Message(m.role, _prefix(m.content, share, model.count_tokens))
+            for m, share in zip(messages, shares, strict=True)
+        ]
+        over = model.count_prompt_tokens(cut) - limit
+        if over <= 0:
+            return cut
+        room -= over
+    return []
+
+
+def _prefix(text: str, tokens: int, count: Callable[[str], int]) -> str:
+    """The longest start of `text` that, marked as cut, is at most `tokens` tokens."""
+    if count(text) <= tokens:
+        return text
+    low, high = 0, len(text)
+    while low < high:  # binary search on characters: the count grows with the prefix
+        middle = (low + high + 1) // 2
+        if count(text[:middle].rstrip() + CUT_MARK) <= tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low].rstrip() + CUT_MARK if low else ""
 
 
 _WORD = re.compile(r"\w+")

@@ -72,10 +72,16 @@ def validate_question(question: str, *, what: str = "question") -> str:
         raise UsageError(f"The {what} is empty. Give some words, e.g. {example}")
     bad = next((i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff"), None)
     if bad is not None:
-        raw = text[bad].encode("utf-8", "surrogateescape")
-        raise UsageError(
-            f"The {what} is not valid UTF-8 text (byte {raw!r} at character {bad + 1}). "
-            "Type it again in a UTF-8 terminal (e.g. LANG=C.UTF-8)."
+        char = text[bad]
+        if "\udc80" <= char <= "\udcff":  # a byte a terminal could not decode, as Python keeps it
+            raise UsageError(
+                f"The {what} is not valid UTF-8 text (byte "
+                f"{char.encode('utf-8', 'surrogateescape')!r} at character {bad + 1}). "
+                "Type it again in a UTF-8 terminal (e.g. LANG=C.UTF-8)."
+            )
+        raise UsageError(  # from JSON (a benchmark line, a request): an escape like \ud800
+            f"The {what} is not valid text (a lone surrogate, U+{ord(char):04X}, at character "
+            f"{bad + 1}: half of a UTF-16 pair, which an escape such as \\ud800 can write)."
         )
     return text
 

@@ -165,3 +165,68 @@ def test_a_line_that_is_not_utf8_is_refused_and_the_chat_goes_on(fake_model) -> 
     assert "not valid UTF-8 text (byte b'\\xff' at character 5)" in result.stderr
     assert "Jane Austen wrote it" in result.stdout and "Traceback" not in result.output
     assert len(fake_model.calls) == 1
+
+
+class CharCounter(FakeGenerator):
+    """Counts a token per 3 characters: text without spaces is long too (the fake's
+    whitespace words would make one 40,000-character word a single token)."""
+
+    def count_tokens(self, text: str) -> int:
+        return (len(text) + 2) // 3
+
+    def count_prompt_tokens(self, messages) -> int:  # noqa: ANN001 - as the fake's
+        return sum(self.count_tokens(m.content) + 4 for m in messages)
+
+
+def pair(user: str, assistant: str) -> list[Message]:
+    return [Message("user", user), Message("assistant", assistant)]
+
+
+@pytest.mark.parametrize(
+    ("generator", "history"),
+    [
+        (FakeGenerator(), pair("w " * 15_000, "a " * 15_000)),  # the issue's HTTP pair
+        (FakeGenerator(), pair("Who wrote Emma?", "a " * 15_000)),
+        (FakeGenerator(), pair("w " * 15_000, "Jane Austen.")),
+        (FakeGenerator(), pair("one two", "three") * 3 + pair("w " * 3_000, "a " * 3_000)),
+        (FakeGenerator(), [Message("user", "w " * 9_000)]),
+        (FakeGenerator(), [Message("assistant", "a " * 900), *pair("u " * 900, "b " * 900)]),
+        (CharCounter(), pair("x" * 40_000, "y" * 40_000)),
+        (FakeGenerator(context_size=64), pair("w " * 500, "a " * 500)),
+        (FakeGenerator(context_size=24), pair("w " * 500, "a " * 500)),
+    ],
+)
+def test_trimmed_history_is_at_most_a_quarter_of_the_context(
+    generator: FakeGenerator, history: list[Message]
+) -> None:
+    """Even when the last turn alone is over the budget: its messages are cut, each keeping
+    its start, and a message that fits is kept whole."""
+    before = list(history)
+    session = ChatSession(Settings(), retrievers=[], generator=generator, history=history)
+    session.trim_history()
+    limit = generator.context_size // 4
+    assert generator.count_prompt_tokens(session.history) <= limit
+    assert session.history is history  # trimmed in place: a caller's list stays current
+    if generator.context_size >= 64:
+        assert session.history, "something of the last turn is kept"
+        last = before[-len(session.history) :]
+        assert [m.role for m in session.history] == [m.role for m in last]
+        for kept, original in zip(session.history, last, strict=True):
+            body = kept.content.removesuffix(" …").rstrip()
+            assert original.content.startswith(body)
+            if generator.count_tokens(original.content) < limit // 4:
+                assert kept.content == original.content  # short ones whole
+
+
+def test_rag_chat_after_a_long_turn_sends_at_most_a_quarter_of_the_context(
+    fake_model: FakeGenerator,
+) -> None:
+    """The REPL: a long first question (1,500 words) is history for the next one, cut."""
+    long_question = "Please read: " + "word " * 1_500 + "?"
+    result = runner.invoke(app, ["chat", "--model", "fake:"], input=f"{long_question}\nAnd then?\n")
+    assert result.exit_code == 0, result.output
+    assert len(fake_model.calls) == 2
+    history = [m for m in fake_model.calls[-1][:-1] if m.role != "system"]
+    assert [m.role for m in history] == ["user", "assistant"]
+    assert fake_model.count_prompt_tokens(history) <= fake_model.context_size // 4
+    assert history[0].content.startswith("Please read: word word")

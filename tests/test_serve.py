@@ -22,6 +22,9 @@ from web_servers import free_port
 from rag.generators.base import Generation, TimedStream
 from rag.types import Message, Timings
 
+#: What a JSON body is sent with (the server refuses one without it: 415).
+JSON_TYPE = {"Content-Type": "application/json"}
+
 
 @contextlib.contextmanager
 def running(**options: Any) -> Iterator[str]:
@@ -196,7 +199,7 @@ def test_indexes_and_healthz(fake: FakeGenerator, notes: str) -> None:
 
 def test_bad_requests_are_one_line_json(fake: FakeGenerator, notes: str) -> None:
     with running(indexes=("notes",)) as url:
-        malformed = httpx.post(f"{url}/v1/ask", content=b"{not json", timeout=30)
+        malformed = httpx.post(f"{url}/v1/ask", content=b"{not json", headers=JSON_TYPE, timeout=30)
         unknown = httpx.post(f"{url}/v1/ask", json={"question": "q?", "index": ["nope"]})
         path = httpx.post(f"{url}/v1/ask", json={"question": "q?", "index": ["../etc"]})
         outside = httpx.post(f"{url}/v1/ask", json={"question": "q?", "index": ["code"]})

@@ -27,10 +27,19 @@ def serve(
         "--max-in-flight",
         help="Requests handled at once (queued on the model or searching); more get 503.",
     ),
+    allowed_host: list[str] | None = typer.Option(
+        None,
+        "--allowed-host",
+        envvar="RAG_SERVE_ALLOWED_HOSTS",
+        help="A host name requests may name in their Host header besides this server's "
+        "address and localhost, e.g. a reverse proxy's (repeatable). Env: "
+        "RAG_SERVE_ALLOWED_HOSTS, comma-separated.",
+    ),
 ) -> None:
     """Serve questions over HTTP with the model and indexes kept loaded: /v1/ask,
     /v1/search, /v1/indexes, /healthz and OpenAI's /v1/chat/completions."""
-    from rag.serve import ServeConfig, serve
+    from rag.serve import ServeConfig
+    from rag.serve.app import build_server
 
     config = ServeConfig(
         host=host,
@@ -40,15 +49,26 @@ def serve(
         model=model,
         token=token or "",
         max_in_flight=max_in_flight,
+        allowed_hosts=_names(allowed_host),
     )
     config.check()  # before loading anything
     settings = load_settings(model=model)
     sources = ", ".join([*config.indexes, *(["web"] if search else [])]) or "closed-book"
-    output.note(f"Loading {settings.model} ({sources})…")
-    serve(config, settings, ready=lambda: output.note(
+    # Bound first: a port in use is one line, before loading and before "Serving on".
+    server = build_server(
+        config, settings, loading=lambda: output.note(f"Loading {settings.model} ({sources})…")
+    )
+    output.note(
         f"Serving on http://{_url_host(host)}:{port}/v1 "
         f"({'token required' if config.token else 'no token'}); Ctrl-C stops."
-    ))  # fmt: skip
+    )
+    server.run()
+
+
+def _names(given: list[str] | None) -> tuple[str, ...]:
+    """`--allowed-host a --allowed-host b`, or `a,b` (as RAG_SERVE_ALLOWED_HOSTS is)."""
+    names = (name.strip() for value in given or [] for name in value.split(","))
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def _url_host(host: str) -> str:

@@ -1,16 +1,24 @@
 """The Starlette application and the uvicorn server around it.
 
-`Guard` runs before every endpoint: the bearer token (when the server has one) and the
-cap on requests in flight. Endpoints are in `rag.serve.routes` (pocketrag's own) and
-`rag.serve.openai_compat` (OpenAI's format).
+`Guard` runs before every endpoint, in this order: the request must name this server
+(`Host`) and come from its own pages or from no page at all (`Origin`, `Sec-Fetch-Site`),
+so a hostile web page can neither rebind a name to 127.0.0.1 nor post to it; then the
+bearer token (when the server has one); then the body is read whole, bounded in size and
+time; only then does the request count against the cap on requests in flight. Endpoints
+are in `rag.serve.routes` (pocketrag's own) and `rag.serve.openai_compat` (OpenAI's).
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
+import socket
 import threading
+import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -19,11 +27,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag.config import Settings
+from rag.errors import RagError, UsageError
 from rag.serve import openai_compat, routes
 from rag.serve.config import ServeConfig
 from rag.serve.errors import (
+    ForbiddenHost,
     MethodNotAllowed,
     NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
     ServerBusy,
     Unauthorized,
     error_body,
@@ -31,13 +43,22 @@ from rag.serve.errors import (
 )
 from rag.serve.warm import Warm
 
+#: The port an origin without one has, by scheme.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
 
 class Guard:
-    """Refuses a request without the right `Authorization: Bearer TOKEN` (401, when the
-    server has a token) and one past `max_in_flight` requests at once (503)."""
+    """Refuses, in this order: a request that does not name this server or comes from
+    another site's page (403), one without the right `Authorization: Bearer TOKEN` (401,
+    when the server has a token), a body over the limit (413) or slower than the read
+    deadline (408), and one past `max_in_flight` requests at once (503). A request counts
+    as in flight once its body has arrived: clients that stall mid-body hold no slot.
+    `/healthz` counts like any request, so that its 503 tells a monitor the server is full;
+    idle or stalled connections never make it say so."""
 
     def __init__(self, app: ASGIApp, config: ServeConfig) -> None:
         self.app = app
+        self.config = config
         self.token = config.token.encode()
         self.limit = config.max_in_flight
         self.in_flight = 0
@@ -47,11 +68,22 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        foreign = self._foreign(scope)
+        if foreign is not None:
+            await _refuse(scope, receive, send, foreign)
+            return
         if self.token and not self._authorized(scope):
             await _refuse(scope, receive, send, Unauthorized(
                 "This server needs `Authorization: Bearer TOKEN` (the token `rag serve` was "
                 "started with: --token or RAG_SERVE_TOKEN)."
             ))  # fmt: skip
+            return
+        try:
+            body = await self._body(scope, receive)
+        except (PayloadTooLarge, RequestTimeout) as exc:
+            await _refuse(scope, receive, send, exc)
+            return
+        if body is None:  # the client left before sending it all
             return
         with self._lock:
             full = self.in_flight >= self.limit
@@ -63,10 +95,62 @@ class Guard:
             ))  # fmt: skip
             return
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, _replay(body, receive), send)
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def _foreign(self, scope: Scope) -> Exception | None:
+        """Why a request is not this server's to answer, or None. A browser always says
+        where a request comes from; curl, the SDKs and `rag`'s own client say nothing."""
+        host = _header(scope, b"host")
+        named = _split_host(host) if host is not None else None
+        if host is not None and (named is None or not self.config.accepts_host(named[0])):
+            return ForbiddenHost(
+                f"This server does not answer to the host {host!r} (a web page may be "
+                "trying to reach it through its own name). Use http://127.0.0.1:PORT, or "
+                "start `rag serve` with --allowed-host NAME (or RAG_SERVE_ALLOWED_HOSTS) "
+                "for a name a proxy or DNS gives it."
+            )
+        for origin in _headers(scope, b"origin"):
+            if named is None or not _same_origin(origin, *named):
+                return ForbiddenHost(
+                    f"Requests from the web page at {origin!r} are refused: only this "
+                    "server's own pages, and programs that are not browsers, may call it."
+                )
+        site = _header(scope, b"sec-fetch-site")
+        navigating = _header(scope, b"sec-fetch-mode") == "navigate"
+        if site in ("cross-site", "same-site") and not (
+            navigating and scope["method"] in ("GET", "HEAD")
+        ):
+            return ForbiddenHost(
+                f"Requests from another site's web page are refused (Sec-Fetch-Site: {site})."
+            )
+        return None
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The whole body, at most `max_body_bytes`, within the read deadline counted
+        from the end of its head (whose own deadline is `head_deadline`'s); None when the
+        client disconnects first."""
+        limit = self.config.max_body_bytes
+        declared = _header(scope, b"content-length") or ""
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit}.")
+        body = bytearray()
+        with anyio.move_on_after(self.config.read_timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                body += message.get("body", b"")
+                if len(body) > limit:
+                    raise PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
+                if not message.get("more_body", False):
+                    return bytes(body)
+        raise RequestTimeout(
+            f"The request did not arrive within {self.config.read_timeout_s:g} s "
+            f"({len(body)} bytes of its body came)."
+        )
 
     def _authorized(self, scope: Scope) -> bool:
         for name, value in scope.get("headers", []):
@@ -78,10 +162,64 @@ class Guard:
         return False
 
 
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """`receive` for the app: the body already read, then the client's own messages (a
+    disconnect, which stops the request's work)."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Any:
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
+def _headers(scope: Scope, name: bytes) -> list[str]:
+    return [value.decode("latin-1") for key, value in scope.get("headers", []) if key == name]
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    values = _headers(scope, name)
+    return values[0] if values else None
+
+
+def _split_host(value: str) -> tuple[str, int | None] | None:
+    """A `Host` header as (host, port): `[::1]:8765` is ("::1", 8765); None when it is not
+    host[:port]."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:]
+    else:
+        host, _, port = value.partition(":")
+    if not host or (port and not (port.isascii() and port.isdigit())) or ":" in port:
+        return None
+    return host, int(port) if port else None
+
+
+def _same_origin(origin: str, host: str, port: int | None) -> bool:
+    """Whether `origin` (`scheme://host[:port]`; `null` never is) is the page of the very
+    host and port the request was sent to. http and https both count: behind a TLS proxy
+    this server cannot tell which one the page was loaded over."""
+    try:
+        parts = urllib.parse.urlsplit(origin.strip())
+        given = parts.port
+    except ValueError:
+        return False
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or parts.path or parts.query or parts.username:
+        return False
+    default = DEFAULT_PORTS[scheme]
+    return parts.hostname == host and (given or default) == (port or default)
+
+
 async def _refuse(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
     response = JSONResponse(error_body(exc), status_code=status_for(exc))
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = "Bearer"
+    if not isinstance(exc, ServerBusy):  # refused before its body was read: never read it
+        response.headers["Connection"] = "close"
     await response(scope, receive, send)
 
 
@@ -115,15 +253,37 @@ def create_app(warm: Warm) -> Any:
     return Guard(app, warm.config)
 
 
-def build_server(config: ServeConfig, settings: Settings, *, warm_up: bool = True) -> Any:
-    """A `uvicorn.Server` for `config`, its model and indexes loaded first (`warm_up`), so
-    a configuration that cannot work fails at start, not at the first request."""
+def build_server(
+    config: ServeConfig,
+    settings: Settings,
+    *,
+    warm_up: bool = True,
+    loading: Callable[[], None] | None = None,
+) -> Any:
+    """A `uvicorn.Server` for `config`, listening once this returns. The address is bound
+    first, so a port in use fails in a second with one line, before `loading` is called
+    (to say so) and the model and indexes are loaded (`warm_up`), so that a configuration
+    that cannot work fails at start, not at the first request."""
     import uvicorn
 
+    class Server(uvicorn.Server):
+        """uvicorn on the socket bound here, not one it binds after saying it serves."""
+
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().serve(sockets=sockets or [bound])
+
     config.check()
-    warm = Warm(config, settings)
-    if warm_up:
-        warm.warm_up()
+    bound = bind(config)
+    try:
+        if loading is not None:
+            loading()
+        warm = Warm(config, settings)
+        if warm_up:
+            warm.warm_up()
+        listen(bound, config)
+    except BaseException:
+        bound.close()
+        raise
     server_config = uvicorn.Config(
         create_app(warm),
         host=config.host,
@@ -132,7 +292,100 @@ def build_server(config: ServeConfig, settings: Settings, *, warm_up: bool = Tru
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        http=head_deadline(config.read_timeout_s),
     )
-    server = uvicorn.Server(server_config)
+    server = Server(server_config)
     server.warm = warm  # type: ignore[attr-defined]
     return server
+
+
+#: Seconds an idle kept-alive connection stays open (uvicorn's default, said here).
+KEEP_ALIVE_S = 5
+
+
+def head_deadline(seconds: float) -> type[Any]:
+    """uvicorn's h11 protocol with a deadline on each request's head: a connection that
+    sends nothing, or its headers a byte at a time, is closed after `seconds` (uvicorn
+    itself times out only idle kept-alive connections). The body's deadline is the Guard's."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadDeadline(H11Protocol):
+        _timer: Any = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._between_requests():
+                self._arm()  # the first bytes of a request: its head must follow in time
+            super().data_received(data)
+            if not self._between_requests():
+                self._disarm()  # the head is in: the app has the request
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _between_requests(self) -> bool:
+            cycle = getattr(self, "cycle", None)
+            return cycle is None or cycle.response_complete
+
+        def _arm(self) -> None:
+            if self._timer is None:
+                self._timer = self.loop.call_later(seconds, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+        def _too_slow(self) -> None:
+            self._timer = None
+            if self._between_requests() and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadDeadline
+
+
+#: Connections the kernel queues before they are accepted (uvicorn's default).
+BACKLOG = 2048
+
+
+def bind(config: ServeConfig) -> socket.socket:
+    """A socket bound to `config`'s host and port, not yet listening (a client meanwhile is
+    refused, as before the server started, rather than left waiting for the model)."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.host.strip("[]"), config.port))
+    except OSError as exc:
+        sock.close()
+        raise cannot_listen(config, exc) from None
+    return sock
+
+
+def listen(sock: socket.socket, config: ServeConfig) -> None:
+    try:
+        sock.listen(BACKLOG)
+    except OSError as exc:  # another server bound the same port meanwhile
+        sock.close()
+        raise cannot_listen(config, exc) from None
+
+
+def cannot_listen(config: ServeConfig, exc: OSError) -> RagError:
+    """One line for a failed bind or listen: in use and no permission are exit 1, an
+    address this machine does not have exit 2 (the --host to fix)."""
+    where = f"port {config.port} on {config.host}"
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        return RagError(f"{where} is in use: {why}. Stop what listens there, or give --port.")
+    if exc.errno == errno.EACCES:
+        return RagError(f"{where} cannot be used: {why} (ports below 1024 need privileges).")
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return UsageError(
+            f"Cannot listen on {where}: {why}; give --host an address of this machine."
+        )
+    return RagError(f"Cannot listen on {where}: {why}.")

@@ -32,6 +32,13 @@ class Forbidden(UsageError):
     status = 403
 
 
+class ForbiddenHost(UsageError):
+    """A `Host` that is not this server's (DNS rebinding: a web page's name pointed at
+    127.0.0.1), or an `Origin` that is not its own (another site's page calling it)."""
+
+    status = 403
+
+
 class ModelMismatch(UsageError):
     """A request names a model other than the one this server runs (`rag ask --model` sent
     to a server started with another: the CLI then answers in its own process)."""
@@ -51,6 +58,18 @@ class PayloadTooLarge(UsageError):
     """A request body over the server's limit."""
 
     status = 413
+
+
+class RequestTimeout(UsageError):
+    """The request's body did not arrive within the server's read deadline."""
+
+    status = 408
+
+
+class UnsupportedMediaType(UsageError):
+    """A JSON endpoint's body sent without `Content-Type: application/json`."""
+
+    status = 415
 
 
 class ServerBusy(RagError):

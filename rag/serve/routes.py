@@ -17,7 +17,13 @@ from rag.errors import UsageError
 from rag.serve import answering
 from rag.serve.client import WARNINGS_HEADER
 from rag.serve.config import SEARCH_SETTING_FIELDS
-from rag.serve.errors import ModelMismatch, PayloadTooLarge, Stopped, error_body, status_for
+from rag.serve.errors import (
+    ModelMismatch,
+    Stopped,
+    UnsupportedMediaType,
+    error_body,
+    status_for,
+)
 from rag.serve.fields import ASK_FIELDS, check_fields, flag
 from rag.serve.streaming import from_thread, run_watched, sse
 from rag.serve.warm import Warm
@@ -50,18 +56,28 @@ def warm_of(request: Request) -> Warm:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
-    """The body as a JSON object: 413 past the size limit, 400 when it is not JSON."""
-    limit = warm_of(request).config.max_body_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit}.")
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
+    """The body as a JSON object. 415 without `Content-Type: application/json` (a web page
+    can post text/plain to any address without asking first; JSON it cannot); 400 when it
+    is not JSON, is nested deeper than Python's parser goes, or holds text that is not
+    Unicode (a lone surrogate, `"\\ud800"`, which no tokenizer or JSON output can encode).
+    Its size and the time it takes to arrive are bounded before this (`app.Guard`)."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(
+            f"The request body must be JSON, sent with `Content-Type: application/json` "
+            f"(got {repr(media_type) if media_type else 'none'})."
+        )
+    body = await request.body()
     try:
-        data = json.loads(bytes(body))
+        data = json.loads(body)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise UsageError("The request body is JSON nested too deeply.") from None
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"The request body holds text that is not valid Unicode ({exc.reason}: "
+            f"{exc.object[exc.start : exc.end]!r})."
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):
