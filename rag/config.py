@@ -66,6 +66,7 @@ class Settings:
     # a running `rag serve` that `rag ask` and `rag search` send their work to ("": none)
     server: str = ""  # e.g. http://127.0.0.1:8765
     server_token: str = ""  # sent as `Authorization: Bearer TOKEN`
+    server_timeout: float = 300.0  # seconds an ask waits on a silent server (a search: <= 60)
 
     @property
     def indexes_dir(self) -> Path:
@@ -200,6 +201,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "evidence_tokens": (0, 1_048_576),
     "relevance_cut": (0.0, 100.0),
     "concurrency": (1, 64),
+    "server_timeout": (1, 86_400),
 }
 #: Settings that take one of a few words (the web engines share the safesearch and time
 #: limit words: `rag.web.base`).

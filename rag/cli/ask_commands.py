@@ -89,15 +89,13 @@ def ask(
         for warning in result["warnings"]:  # also on stderr: a pipe reading stdout may drop them
             output.warn(warning)
         return
-    from rag.types import Source
-
     sys.stdout.write("\n")
-    print_sources([Source(**source) for source in result["sources"]])
+    print_sources(output.sources(result["sources"]))
     for warning in result["warnings"]:
         output.warn(warning)
     t = result["timings"]
     output.note(
-        f"{result['model']}: {t['prompt_tokens']} prompt tokens, "
+        f"{output.printable(result['model'])}: {t['prompt_tokens']} prompt tokens, "
         f"first token after {t['ttft_s']:.2f}s, "
         f"{t['completion_tokens']} tokens at {t['tokens_per_s']:.1f}/s, {t['total_s']:.2f}s in all"
     )
@@ -117,7 +115,7 @@ def remote_answer(
         return None
     from rag.serve.client import Client, answer_remotely
 
-    client = Client(settings.server, settings.server_token)
+    client = Client(settings.server, settings.server_token, settings.server_timeout)
     return answer_remotely(
         lambda: client.ask(
             question,

@@ -13,6 +13,8 @@ import re
 import sys
 from typing import Any, TextIO
 
+from rag.safe_text import escape_surrogates
+
 _CONSOLES: dict[str, Any] = {}
 
 
@@ -64,31 +66,35 @@ def is_terminal(stream: TextIO) -> bool:
 # A file name can hold any byte but `/` and NUL: bytes that are not UTF-8 come back from
 # the OS as lone surrogates, which cannot be written as UTF-8, and control characters
 # (newlines, terminal escapes) would break a line or drive the terminal.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # all but tab
 _CONTROL_KEEP_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _NAMED = {"\n": "\\n", "\r": "\\r"}
 
 
-def _surrogate_escape(match: re.Match[str], backslash: str = "\\") -> str:
-    code = ord(match.group())
-    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name
-        return f"{backslash}x{code - 0xDC00:02x}"
-    return f"{backslash}u{code:04x}"
-
-
 def printable(text: str, *, keep_newlines: bool = False) -> str:
     """`text` as valid UTF-8 for a terminal: `bad\\xff.txt`, `a\\nb.txt`, no raw escapes."""
-    text = _SURROGATE.sub(_surrogate_escape, text)
+    text = escape_surrogates(text)
     pattern = _CONTROL_KEEP_NEWLINE if keep_newlines else _CONTROL
     return pattern.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+
+
+def sources(items: list[dict[str, Any]]) -> list[Any]:
+    """`rag.types.Source`s from the objects of `--json` output (this process's, or a
+    server's, which `rag.serve.client` checked): only the fields `Source` has, so a field
+    a newer server adds is not a TypeError."""
+    from dataclasses import fields
+
+    from rag.types import Source
+
+    known = {f.name for f in fields(Source)}
+    return [Source(**{k: v for k, v in item.items() if k in known}) for item in items]
 
 
 def print_json(payload: dict[str, Any]) -> None:
     """One JSON object on stdout, nothing else, so `--json` output can be piped."""
     text = json.dumps(payload, ensure_ascii=False, indent=2)
     # Lone surrogates only occur inside JSON strings; there `\\xff` decodes to `\xff`.
-    text = _SURROGATE.sub(lambda m: _surrogate_escape(m, backslash="\\\\"), text)
+    text = escape_surrogates(text, backslash="\\\\")
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
 

@@ -66,17 +66,16 @@ def search(
     if json_output:
         output.print_json(body)
         return
-    from rag.types import Source
-
-    results = [Source(**result) for result in body["results"]]
+    results = output.sources(body["results"])
     if not results:
         output.err.print("No results.", markup=False)
         return
     for r in results:  # titles and texts come from documents and web pages: never raw escapes
         title, location = output.printable(r.title), output.printable(r.location)
+        origin = output.printable(r.origin)  # a server's, too: `index:NAME` or `web` here
         rerank = "" if r.rerank_score is None else f", rerank {r.rerank_score:+.2f}"
         output.out.print(
-            f"[{r.id}] {title}  ({r.origin}, score {r.score:.3f}{rerank})",
+            f"[{r.id}] {title}  ({origin}, score {r.score:.3f}{rerank})",
             style="bold",
             markup=False,
         )
@@ -94,7 +93,7 @@ def remote_search(
         return None
     from rag.serve.client import Client, answer_remotely
 
-    client = Client(settings.server, settings.server_token)
+    client = Client(settings.server, settings.server_token, settings.server_timeout)
     return answer_remotely(
         lambda: client.search(query, indexes=indexes, web=web, settings=settings)
     )

@@ -14,6 +14,11 @@ when the server is not reachable (connection refused, no connection within
 `CONNECT_TIMEOUT_S`) or cannot do what was asked (another model, an index it does not
 serve, an index given as a folder path, a question longer than a server takes): the
 command then works in its own process.
+
+Every read is bounded, so a peer that is stuck or is not `rag serve` cannot hang the
+command or fill its memory: a silence longer than the timeout, or an answer (a JSON body,
+one server-sent event) over `MAX_ANSWER_BYTES`, is one error line; and an answer is checked
+to have the fields the commands print, of their types, before they print it.
 """
 
 from __future__ import annotations
@@ -34,28 +39,87 @@ from rag.serve.config import (
     SETTING_FIELDS,
 )
 
-#: Seconds to wait for the connection; the answer itself may take as long as the model does.
+#: Seconds to wait for the connection.
 CONNECT_TIMEOUT_S = 3.0
+#: Longest silence of the server an ask waits through (seconds), before the first byte and
+#: between the pieces of a stream: the `server_timeout` setting's default. Generous: a
+#: queued ask hears nothing until the asks before it on the one model are done (and a
+#: `--json` ask nothing until its whole answer is), and the server sends no heartbeat.
+ASK_TIMEOUT_S = 300.0
+#: ... and a search, at most (the setting may be lower): a search never queues on the model.
+SEARCH_TIMEOUT_S = 60.0
+#: Largest answer read: a JSON body, or one server-sent event (its `data:` lines). The
+#: biggest real one, an answer citing the whole texts of 10 fetched pages (at most 2 MB of
+#: HTML each), is a few tens of MB; more is refused before it fills the memory.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 #: `GET /v1/search`'s warnings (a source that failed while others answered): a JSON list.
 WARNINGS_HEADER = "X-Pocketrag-Warnings"
 #: Error types that mean "this server cannot do that", not "that is wrong": answer locally.
 DECLINED = {"ModelMismatch": "runs another model", "Forbidden": "does not serve that index"}
+#: The exit codes a server's error may carry; any other (77, -1, "2") becomes 1.
+EXIT_CODES = (1, 2)
+#: Longest error message of a server's shown, as the server cuts its own (`one_line`).
+MAX_MESSAGE_CHARS = 2000
 #: Longest request target sent: servers refuse longer request lines (uvicorn's limit is
 #: 16 KB with the headers), so a longer search query is searched in this process.
 MAX_TARGET_BYTES = 8 * 1024
-#: The fields of `rag search --json`'s and `rag ask --json`'s objects that the commands print.
-SEARCH_SHAPE: dict[str, type] = {"results": list}
-ASK_SHAPE: dict[str, type] = {
-    "answer": str,
-    "model": str,
-    "sources": list,
-    "warnings": list,
-    "timings": dict,
-}
 #: How an answer that is not `rag serve`'s is described.
 NOT_RAG_SERVE = "not as rag serve does: is RAG_SERVER the address of `rag serve`?"
 #: What ends a connection midway, as `http.client` reports it.
 _LOST = (OSError, http.client.HTTPException)
+
+# --- the shapes of the answers ------------------------------------------------------------
+Check = Callable[[Any], bool]
+
+
+def _is(*kinds: type) -> Check:
+    """isinstance, where a boolean is not a number (JSON tells them apart)."""
+    return lambda value: isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def _optional(check: Check) -> Check:
+    return lambda value: value is None or check(value)
+
+
+def _list_of(check: Check) -> Check:
+    return lambda value: isinstance(value, list) and all(check(item) for item in value)
+
+
+class Items(dict[str, Any]):
+    """A shape for a list whose items are objects of this shape."""
+
+
+WHOLE, NUMBER, TEXT = _is(int), _is(int, float), _is(str)
+SPAN = _list_of(WHOLE)  # [start, end), checked for two below
+#: `rag.types.Source`'s fields (the commands print each result and source as one), with
+#: their types; `spans` and `rerank_score` may be null or left out.
+SOURCE_SHAPE: dict[str, Any] = {
+    "id": WHOLE,
+    "title": TEXT,
+    "location": TEXT,
+    "origin": TEXT,
+    "score": NUMBER,
+    "text": TEXT,
+    "spans": _optional(_list_of(lambda span: SPAN(span) and len(span) == 2)),
+    "rerank_score": _optional(NUMBER),
+}
+#: The timings `rag ask` prints on its last line.
+TIMINGS_SHAPE: dict[str, Any] = {
+    "prompt_tokens": WHOLE,
+    "ttft_s": NUMBER,
+    "completion_tokens": WHOLE,
+    "tokens_per_s": NUMBER,
+    "total_s": NUMBER,
+}
+#: The fields of `rag search --json`'s and `rag ask --json`'s objects that the commands print.
+SEARCH_SHAPE: dict[str, Any] = {"results": Items(SOURCE_SHAPE)}
+ASK_SHAPE: dict[str, Any] = {
+    "answer": TEXT,
+    "model": TEXT,
+    "sources": Items(SOURCE_SHAPE),
+    "warnings": _list_of(TEXT),
+    "timings": TIMINGS_SHAPE,
+}
 
 
 class Fallback(Exception):  # noqa: N818 - a signal to the command, never shown as an error
@@ -78,16 +142,27 @@ def is_path_name(name: str) -> bool:
 
 
 class Client:
-    def __init__(self, url: str, token: str = "") -> None:
+    def __init__(self, url: str, token: str = "", timeout: float = ASK_TIMEOUT_S) -> None:
+        """Checks the URL and the token once: a UsageError naming the setting, not a
+        traceback from deep in `http.client` when a request is built."""
         self.url = url.strip().rstrip("/")
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.timeout = timeout
+        self.parts = self._parsed()
+        if any(not c.isprintable() or c.isspace() for c in token):
+            raise UsageError(
+                "The server token (RAG_SERVER_TOKEN / server_token) must be one word of "
+                "visible characters, without spaces, line breaks or control characters: "
+                "give the token `rag serve` was started with."
+            )
+        # As bytes: UTF-8, as the server compares it (`http.client` would send Latin-1).
+        self.headers = {"Authorization": b"Bearer " + token.encode()} if token else {}
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Client | None:
         """A client of the configured server; None when no server is configured."""
         if not settings.server.strip():
             return None
-        return cls(settings.server, settings.server_token)
+        return cls(settings.server, settings.server_token, settings.server_timeout)
 
     # --- the two commands ------------------------------------------------------------
     def search(
@@ -101,7 +176,7 @@ class Client:
         target = _sendable(
             query, lambda: "/v1/search?" + urllib.parse.urlencode(params), MAX_TARGET_BYTES
         )
-        with self._request("GET", target) as response:
+        with self._request("GET", target, idle=min(self.timeout, SEARCH_TIMEOUT_S)) as response:
             body = self._shaped(self._json(response), SEARCH_SHAPE)
             raw = response.getheader(WARNINGS_HEADER)
         try:
@@ -134,19 +209,21 @@ class Client:
         payload = _sendable(
             question, lambda: json.dumps(body, ensure_ascii=False).encode("utf-8"), MAX_BODY_BYTES
         )
-        with self._request("POST", "/v1/ask", payload) as response:
+        with self._request("POST", "/v1/ask", payload, idle=self.timeout) as response:
             if on_text is None:
                 return self._shaped(self._json(response), ASK_SHAPE)
             if response.status != 200:
                 self._json(response)  # raises the server's error
-            for event, data in _events(_lines(response), self.url):
+            for event, data in _events(response, self.url):
                 if event == "text":
-                    on_text(str(data.get("text", "")))
+                    if not TEXT(data.get("text")):
+                        raise self._unlike("text in a text event")
+                    on_text(data["text"])
                 elif event == "answer":
                     return self._shaped(data, ASK_SHAPE)
                 elif event == "error":
                     raise _error(data, self.url)
-        raise RagError(f"rag serve at {self.url} ended the answer before it was complete.")
+        raise self._incomplete()
 
     # --- plumbing ----------------------------------------------------------------------
     def _names(self, indexes: Iterable[str]) -> list[str]:
@@ -155,10 +232,33 @@ class Client:
             raise Fallback("")  # a folder path: this process opens it, silently
         return names
 
-    def _request(self, method: str, target: str, body: bytes | None = None) -> _Streamed:
-        """The response as a context manager; `Fallback` when the server is not reachable."""
-        connection, path = self._connect()
-        headers = dict(self.headers)
+    def _parsed(self) -> urllib.parse.SplitResult:
+        """The URL's parts, checked: what `http.client` would refuse (or crash on) is a
+        UsageError now."""
+        if any(not c.isprintable() or c.isspace() for c in self.url):
+            raise self._bad_url("it holds a space, a line break or a control character")
+        try:
+            parts = urllib.parse.urlsplit(self.url)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError as exc:
+            raise self._bad_url(str(exc)) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise self._bad_url("give http://HOST:PORT")
+        if not parts.path.isascii():  # the request line is ASCII
+            raise self._bad_url("its path must be ASCII (percent-encode the rest)")
+        try:  # as the lookup will: a label over 63 characters is a UnicodeError there
+            parts.hostname.encode("idna")
+        except UnicodeError as exc:
+            raise self._bad_url(f"its host name cannot be looked up ({exc})") from None
+        return parts
+
+    def _request(
+        self, method: str, target: str, body: bytes | None = None, *, idle: float
+    ) -> _Streamed:
+        """The response as a context manager; `Fallback` when the server is not reachable.
+        Every read after the connection waits at most `idle` seconds for a byte."""
+        connection, path = self._connect(idle)
+        headers: dict[str, str | bytes] = dict(self.headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
@@ -166,20 +266,14 @@ class Client:
             response = connection.getresponse()
         except _LOST as exc:
             connection.close()
-            raise self._failed(exc) from None
-        return _Streamed(connection, response, self.url)
+            raise self._lost(exc, idle, began=False) from None
+        return _Streamed(connection, response, self, idle)
 
-    def _connect(self) -> tuple[http.client.HTTPConnection, str]:
+    def _connect(self, idle: float) -> tuple[http.client.HTTPConnection, str]:
         """An open connection to the server and the URL's path prefix."""
-        try:
-            parts = urllib.parse.urlsplit(self.url)
-            host, port = parts.hostname, parts.port
-        except ValueError as exc:
-            raise self._bad_url(str(exc)) from None
-        if parts.scheme not in ("http", "https") or not host:
-            raise self._bad_url("give http://HOST:PORT")
+        host, port, parts = self.parts.hostname or "", self.parts.port, self.parts
         connection: http.client.HTTPConnection
-        try:  # InvalidURL: a host with a space or a control character
+        try:  # InvalidURL: a host http.client refuses
             if parts.scheme == "https":
                 import ssl  # only here: building its context costs tens of milliseconds
 
@@ -198,27 +292,35 @@ class Client:
             raise Fallback(
                 f"rag serve at {self.url} is not reachable; answering in this process"
             ) from None
-        except UnicodeError as exc:  # a host name IDNA cannot encode (a label over 63)
-            connection.close()
-            raise self._bad_url(f"its host name cannot be looked up ({exc})") from None
         if connection.sock is not None:
-            connection.sock.settimeout(None)  # the answer takes as long as the model does
+            connection.sock.settimeout(idle)  # an answer may take long, never forever
         return connection, parts.path.rstrip("/")
 
-    def _shaped(self, data: dict[str, Any], shape: dict[str, type]) -> dict[str, Any]:
-        """`data` when it has the fields the commands print; else one error line, not a
-        KeyError from deep in the printing (a server that is not `rag serve`)."""
-        wrong = [k for k, kind in shape.items() if not isinstance(data.get(k), kind)]
-        listed = [data[k] for k, kind in shape.items() if kind is list and k not in wrong]
-        if wrong or any(not isinstance(item, dict) for items in listed for item in items):
-            raise RagError(
-                f"{self.url} answered without {', '.join(wrong) or 'sources as objects'}, "
-                + NOT_RAG_SERVE
-            )
+    def _shaped(self, data: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
+        """`data` when it has the fields the commands print, of their types; else one
+        error line, not a KeyError or TypeError from deep in the printing."""
+        missing = _lacks(data, shape)
+        if missing:
+            raise self._unlike(", ".join(missing))
         return data
 
-    def _failed(self, exc: BaseException) -> RagError:
-        return RagError(f"rag serve at {self.url} failed: {_reason(exc)}.")
+    def _unlike(self, missing: str) -> RagError:
+        return RagError(f"{self.url} answered without {missing}, " + NOT_RAG_SERVE)
+
+    def _incomplete(self) -> RagError:
+        return RagError(f"rag serve at {self.url} ended the answer before it was complete.")
+
+    def _lost(self, exc: BaseException, idle: float, began: bool = True) -> RagError:
+        """A connection that failed (before the answer `began`, or midway) as one line."""
+        if isinstance(exc, TimeoutError):
+            return RagError(
+                f"rag serve at {self.url} sent nothing for {idle:g} s; gave up waiting (the "
+                "server_timeout setting, RAG_SERVER_TIMEOUT, sets how long; a search waits "
+                f"{SEARCH_TIMEOUT_S:g} s at most)."
+            )
+        if not began:
+            return RagError(f"rag serve at {self.url} failed: {_reason(exc)}.")
+        return RagError(f"Lost the connection to rag serve at {self.url}: {_reason(exc)}.")
 
     def _bad_url(self, why: str) -> UsageError:
         return UsageError(
@@ -226,10 +328,13 @@ class Client:
         )
 
     def _json(self, response: http.client.HTTPResponse) -> dict[str, Any]:
-        try:
-            raw = response.read()
-        except _LOST as exc:
-            raise self._failed(exc) from None
+        if response.length is not None and response.length > MAX_ANSWER_BYTES:
+            raise _too_big(self.url)
+        raw = response.read(MAX_ANSWER_BYTES + 1)  # a lost connection: see `_Streamed`
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise _too_big(self.url)
+        if response.length:  # a Content-Length longer than what came
+            raise self._incomplete()
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than json goes
@@ -242,12 +347,17 @@ class Client:
 
 
 class _Streamed:
-    """Closes the connection, and turns one lost midway into one RagError."""
+    """Closes the connection, and turns one lost midway, or silent for longer than `idle`
+    seconds, into one RagError."""
 
     def __init__(
-        self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse, url: str
+        self,
+        connection: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+        client: Client,
+        idle: float,
     ) -> None:
-        self.connection, self.response, self.url = connection, response, url
+        self.connection, self.response, self.client, self.idle = connection, response, client, idle
 
     def __enter__(self) -> http.client.HTTPResponse:
         return self.response
@@ -256,9 +366,7 @@ class _Streamed:
         self.response.close()
         self.connection.close()
         if isinstance(exc, _LOST):
-            raise RagError(
-                f"Lost the connection to rag serve at {self.url}: {_reason(exc)}."
-            ) from None
+            raise self.client._lost(exc, self.idle) from None
 
 
 Encoded = TypeVar("Encoded", str, bytes)
@@ -284,47 +392,92 @@ def _reason(exc: BaseException) -> str:
         exc, http.client.RemoteDisconnected
     ):
         return "it did not answer in HTTP (is RAG_SERVER the address of `rag serve`?)"
-    return " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, http.client.IncompleteRead):  # its text would be bytes counts
+        return "it ended the answer before it was complete"
+    return " ".join(str(exc).split())[:MAX_MESSAGE_CHARS] or type(exc).__name__
 
 
-def _lines(response: http.client.HTTPResponse) -> Iterator[str]:
-    """The response's lines as they arrive, without their line ends."""
-    while line := response.readline():
-        yield line.decode("utf-8", "replace").rstrip("\r\n")
+def _too_big(url: str) -> RagError:
+    return RagError(
+        f"rag serve at {url} sent an answer over {MAX_ANSWER_BYTES // 2**20} MiB; gave up, "
+        + NOT_RAG_SERVE
+    )
+
+
+def _lacks(data: Any, shape: dict[str, Any]) -> list[str]:
+    """What `data` lacks of `shape`, as the error names it: a field missing or of another
+    type (`results`), items that are not objects (`sources as objects`), fields of the
+    items or of a nested object (`id, score in results`, `ttft_s in timings`)."""
+    if not isinstance(data, dict):
+        return ["an object"]
+    missing: list[str] = []
+    for name, kind in shape.items():
+        value = data.get(name)
+        if isinstance(kind, Items):
+            if not isinstance(value, list):
+                missing.append(name)
+            elif not all(isinstance(item, dict) for item in value):
+                missing.append(f"{name} as objects")
+            else:
+                inner = {field for item in value for field in _lacks(item, kind)}
+                if inner:
+                    missing.append(f"{', '.join(f for f in kind if f in inner)} in {name}")
+        elif isinstance(kind, dict):
+            if not isinstance(value, dict):
+                missing.append(name)
+            elif inner := _lacks(value, kind):
+                missing.append(f"{', '.join(inner)} in {name}")
+        elif not kind(value):
+            missing.append(name)
+    return missing
 
 
 def _error(data: dict[str, Any], url: str) -> Exception:
-    """The server's JSON error as a RagError; `Fallback` for a request it cannot serve."""
+    """The server's JSON error as a RagError (its message on one line, its exit code 1 or
+    2); `Fallback` for a request it cannot serve."""
     error = data.get("error") if isinstance(data.get("error"), dict) else {}
     kind = str(error.get("type", ""))
-    message = str(error.get("message", "")) or f"rag serve at {url} failed."
+    message = " ".join(str(error.get("message", "")).split())
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 1] + "…"
     if kind in DECLINED:
         return Fallback(f"rag serve at {url} {DECLINED[kind]}; answering in this process")
     code = error.get("exit_code")
-    return RemoteError(message, code if isinstance(code, int) and code > 0 else 1, kind)
+    code = code if type(code) is int and code in EXIT_CODES else 1
+    return RemoteError(message or f"rag serve at {url} failed.", code, kind)
 
 
-def _events(lines: Iterator[str], url: str) -> Iterator[tuple[str | None, dict[str, Any]]]:
-    """(event name, JSON data) of each server-sent event, as the lines arrive."""
+def _events(
+    response: http.client.HTTPResponse, url: str
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """(event name, JSON object) of each server-sent event, as the lines arrive. A line,
+    and the `data:` lines of one event together, are read up to `MAX_ANSWER_BYTES`."""
     event: str | None = None
-    data: list[str] = []
-    for line in _ended(lines):
-        if line.startswith("event:"):
-            event = line[len("event:") :].strip()
-        elif line.startswith("data:"):
-            data.append(line[len("data:") :].strip())
-        elif not line.strip() and data:
-            try:
-                payload = json.loads("\n".join(data))
-            except (ValueError, RecursionError):
-                raise RagError(f"rag serve at {url} sent an event that is not JSON.") from None
-            yield event, payload if isinstance(payload, dict) else {}
-            event, data = None, []
-
-
-def _ended(lines: Iterator[str]) -> Iterator[str]:
-    yield from lines
-    yield ""  # a last event without its blank line
+    data: list[bytes] = []
+    size = 0
+    while True:
+        line = response.readline(MAX_ANSWER_BYTES + 1)
+        size += len(line)
+        if size > MAX_ANSWER_BYTES:
+            raise _too_big(url)
+        ended = not line  # a last event without its blank line is still an event
+        line = line.rstrip(b"\r\n")
+        if line.startswith(b"event:"):
+            event = line[len(b"event:") :].strip().decode("utf-8", "replace")
+        elif line.startswith(b"data:"):
+            data.append(line[len(b"data:") :].strip())
+        elif not line.strip():
+            if data:
+                try:
+                    payload = json.loads(b"\n".join(data))
+                except (ValueError, RecursionError):
+                    raise RagError(f"rag serve at {url} sent an event that is not JSON.") from None
+                if not isinstance(payload, dict):
+                    raise RagError(f"rag serve at {url} sent an event that is not a JSON object.")
+                yield event, payload
+            event, data, size = None, [], 0
+        if ended:
+            return
 
 
 def _text(value: Any) -> str:
