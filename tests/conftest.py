@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
+import network_guard
 import pytest
 
 from rag.generators.base import Generation, TimedStream
@@ -31,20 +31,63 @@ def rag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx_cache: Path) 
     return home
 
 
-def _online() -> bool:
-    try:
-        socket.create_connection(("duckduckgo.com", 443), timeout=3).close()
-        return True
-    except OSError:
-        return False
+_NETWORK_WANTED = pytest.StashKey[bool]()
+
+
+def network_wanted(config: pytest.Config) -> bool:
+    """Tests marked `network` run only when asked for: RAG_TEST_NETWORK=1, or a `-m`
+    expression that names them. Never by probing the internet: a probe is a DNS query
+    sent off the machine on every run, in CI too."""
+    return config.stash[_NETWORK_WANTED]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Read now: the rag_home fixture clears RAG_* variables while each test runs.
+    wanted = os.environ.get("RAG_TEST_NETWORK") == "1" or "network" in config.getoption("markexpr")
+    config.stash[_NETWORK_WANTED] = wanted
+    network_guard.install()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    network_items = [item for item in items if "network" in item.keywords]
-    if network_items and not _online():
-        skip = pytest.mark.skip(reason="needs the internet; this machine is offline")
-        for item in network_items:
+    refused = network_guard.take_refused()
+    if refused:  # an import at collection time went off the machine
+        raise pytest.UsageError(f"network guard: {'; '.join(refused)}; {network_guard.HINT}")
+    if network_wanted(config):
+        return
+    skip = pytest.mark.skip(reason="needs the internet: run with RAG_TEST_NETWORK=1 or -m network")
+    for item in items:
+        if "network" in item.keywords:
             item.add_marker(skip)
+
+
+def _guarded(item: pytest.Item) -> Generator[None, object, object]:
+    """One test phase under the network guard (lifted for a network test that was asked
+    for); whatever it refused fails the test, even if the code under test caught it."""
+    network_guard.allow(
+        item.get_closest_marker("network") is not None and network_wanted(item.config)
+    )
+    try:
+        return (yield)
+    finally:
+        network_guard.allow(False)
+        refused = network_guard.take_refused()
+        if refused:
+            pytest.fail(f"network guard: {'; '.join(refused)}; {network_guard.HINT}", pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _guarded(item))
 
 
 class FakeGenerator:

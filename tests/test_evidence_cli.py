@@ -47,7 +47,11 @@ def notes_index(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_reranker_that_cannot_load_is_one_line_naming_the_setting(
     notes_index: None, fake_model: FakeGenerator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from huggingface_hub import constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # The hub reads the variable once, at import: an earlier test may have imported it.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     ask = ["ask", "When do I turn the compost?", "--index", "notes", "--model", "fake:"]
     failed = runner.invoke(app, [*ask, "--reranker", "cross-encoder:nobody/no-such-model"])
     assert failed.exit_code == 1

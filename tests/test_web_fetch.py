@@ -3,10 +3,17 @@ against a real HTTP server on 127.0.0.1 (allowed explicitly, as loopback is refu
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+import trustme
 from web_servers import html_reply, local_server, slow
 
 from rag.web.fetch import FetchError, check_url, fetch_page, fetch_pages, select_relevant
@@ -124,7 +131,10 @@ def test_redirects_are_followed_and_each_hop_checked() -> None:
 
     # A public page that redirects to the metadata address is refused at the second hop.
     def transport(request: httpx.Request) -> httpx.Response:
-        assert request.url.host == "public.example", "the private hop must never be requested"
+        assert request.headers["host"] == "public.example", (
+            "the private hop must never be requested"
+        )
+        assert request.url.host == "93.184.216.34"  # the address the check saw
         return httpx.Response(302, headers={"Location": "http://169.254.169.254/latest/"})
 
     resolver_calls: list[str] = []
@@ -159,3 +169,164 @@ def test_select_relevant_prefers_paragraphs_about_the_query() -> None:
     assert "written by Jane Austen" in picked
     assert len(picked) <= 300
     assert select_relevant("short", "q") == "short"
+
+
+class RebindingDns:
+    """The system resolver as a DNS-rebinding host runs it: each question for a name gets
+    the next answer (the last one repeats), so the check and a second lookup disagree. An
+    answer is an address or a tuple of them; an address literal answers itself."""
+
+    def __init__(self, *answers: str | tuple[str, ...]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def __call__(self, host: object, port: object, *args: object, **kwargs: object) -> list:
+        text = str(host).strip("[]")
+        try:
+            addresses: tuple[str, ...] = (str(ipaddress.ip_address(text)),)
+        except ValueError:
+            self.asked.append(text)
+            answer = self.answers[min(len(self.asked), len(self.answers)) - 1]
+            addresses = answer if isinstance(answer, tuple) else (answer,)
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
+
+
+def fake_internet(
+    monkeypatch: pytest.MonkeyPatch, dns: RebindingDns, hosts: dict[str, int]
+) -> list[str]:
+    """Make `dns` the system resolver and route the HTTP client's connections: a public
+    address in `hosts` reaches that port on 127.0.0.1 (the public server it stands for),
+    loopback is itself, and any other address refuses. Nothing leaves the machine. Returns
+    the addresses connected to, in order."""
+    real_connect = socket.create_connection
+    connected: list[str] = []
+
+    def create_connection(address: tuple, timeout: object = None, **kwargs: object):
+        host, port = address[0], address[1]
+        for *_, sockaddr in dns(host, port):  # as the real one resolves a name
+            ip = sockaddr[0]
+            connected.append(ip)
+            if ip in hosts:
+                return real_connect(("127.0.0.1", hosts[ip]), timeout)
+            if ipaddress.ip_address(ip).is_loopback:
+                return real_connect((ip, port), timeout)
+        raise ConnectionRefusedError(f"nothing listens at {host} in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    return connected
+
+
+def test_a_rebinding_host_cannot_switch_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check sees a public address; a second lookup would say 127.0.0.1, where a
+    private page waits. The request goes to the checked address (which refuses here)."""
+    secret = "<html><body><p>Loopback admin page: the private secret.</p></body></html>"
+    with local_server({"/": lambda r: html_reply(secret)}) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        dns = RebindingDns("93.184.216.34", "127.0.0.1")
+        connected = fake_internet(monkeypatch, dns, hosts={})
+        try:
+            outcome: object = fetch_page(f"http://rebind.example:{port}/", resolver=dns)
+        except FetchError as exc:
+            outcome = exc
+    assert server.requests == [], f"the loopback page was fetched: {outcome}"
+    assert isinstance(outcome, FetchError) and "cannot fetch" in str(outcome)
+    assert dns.asked == ["rebind.example"] and connected == ["93.184.216.34"]
+
+
+def test_every_redirect_hop_connects_to_the_address_its_check_saw(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port_box: list[int] = []
+    routes = {
+        "/old": lambda r: (301, {"Location": f"http://other.example:{port_box[0]}/emma"}, b""),
+        "/emma": lambda r: html_reply(ARTICLE),
+    }
+    with local_server(routes) as server:
+        port_box.append(int(server.url.rsplit(":", 1)[1]))
+        port = port_box[0]
+        dns = RebindingDns("93.184.216.34", "93.184.216.35", "127.0.0.1")
+        connected = fake_internet(
+            monkeypatch, dns, hosts={"93.184.216.34": port, "93.184.216.35": port}
+        )
+        page = fetch_page(f"http://public.example:{port}/old", resolver=dns)
+    assert page.url.endswith("/emma") and "Jane Austen" in page.text
+    assert dns.asked == ["public.example", "other.example"]  # one question per hop
+    assert connected == ["93.184.216.34", "93.184.216.35"]
+    hosts = [(r.path, r.headers["Host"]) for r in server.requests]
+    assert hosts == [("/old", f"public.example:{port}"), ("/emma", f"other.example:{port}")]
+
+
+def test_the_next_checked_address_is_tried_when_one_refuses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host with an IPv6 address first, on a network that only reaches IPv4."""
+    with local_server({"/emma": lambda r: html_reply(ARTICLE)}) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        dns = RebindingDns(("2606:4700::1111", "93.184.216.34"), "127.0.0.1")
+        connected = fake_internet(monkeypatch, dns, hosts={"93.184.216.34": port})
+        page = fetch_page(f"http://dual.example:{port}/emma", resolver=dns)
+    assert "Jane Austen" in page.text
+    assert connected == ["2606:4700::1111", "93.184.216.34"] and dns.asked == ["dual.example"]
+
+
+@contextmanager
+def tls_server(cert: trustme.LeafCert) -> Iterator[tuple[int, list[str | None]]]:
+    """An HTTPS server on 127.0.0.1 presenting `cert`; yields its port and the SNI names
+    clients sent."""
+    names: list[str | None] = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            body = ARTICLE.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield server.server_address[1], names
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("cert_for", ["secure.example", "someone-else.example"])
+def test_https_to_the_checked_address_still_verifies_the_name(
+    monkeypatch: pytest.MonkeyPatch, cert_for: str
+) -> None:
+    """The URL names the address, but SNI and the certificate check use the host name:
+    its certificate passes, another name's fails."""
+    ca = trustme.CA()
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with tls_server(ca.issue_cert(cert_for)) as (port, sni_names):
+        dns = RebindingDns("93.184.216.34", "127.0.0.1")
+        connected = fake_internet(monkeypatch, dns, hosts={"93.184.216.34": port})
+        with httpx.Client(verify=client_context) as client:
+            try:
+                outcome: object = fetch_page(
+                    f"https://secure.example:{port}/", client=client, resolver=dns
+                )
+            except FetchError as exc:
+                outcome = exc
+    assert connected == ["93.184.216.34"] and sni_names == ["secure.example"]
+    if cert_for == "secure.example":
+        assert not isinstance(outcome, FetchError), outcome
+        assert "Jane Austen" in outcome.text
+    else:
+        assert isinstance(outcome, FetchError) and "certificate" in str(outcome).lower()

@@ -6,8 +6,10 @@ address. So a page is fetched only when its scheme is http/https and every
 address its host resolves to is public, re-checked on every redirect hop; bodies
 are capped in size and time; only HTML and plain text are read. Loopback and
 private addresses are allowed only with `allow_private_fetch` (tests, intranets).
-Known limit: the host is resolved once for the check and again by the HTTP
-client, so a DNS-rebinding host could still switch addresses in between.
+The host is resolved once per hop, and the request goes to an address that check
+saw (the URL names the address; the Host header, TLS SNI and the certificate
+check keep the name): a DNS-rebinding host that answers a public address for the
+check and 127.0.0.1 a moment later gets no second question.
 
 Main text comes from trafilatura (drops menus, footers, scripts); when it finds
 no main content, the page is reduced to its visible text instead.
@@ -18,8 +20,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -49,8 +52,12 @@ class FetchedPage:
     text: str
 
 
-def check_url(url: str, *, allow_private: bool, resolver: Resolver = socket.getaddrinfo) -> None:
-    """Raise `FetchError` unless `url` is http(s) and its host resolves only to public addresses."""
+def check_url(
+    url: str, *, allow_private: bool, resolver: Resolver = socket.getaddrinfo
+) -> tuple[str, ...]:
+    """Raise `FetchError` unless `url` is http(s) and its host resolves only to public
+    addresses; return those addresses, for the request to go to one of them and nowhere
+    else (none with `allow_private`: nothing is checked, so the client resolves)."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"}:
         raise FetchError(f"refused {url!r}: only http and https pages are fetched")
@@ -58,7 +65,7 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver = socket.geta
     if not host:
         raise FetchError(f"refused {url!r}: no host name")
     if allow_private:
-        return
+        return ()
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
@@ -69,8 +76,10 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver = socket.geta
         raise FetchError(f"cannot resolve {host}: {exc}") from None
     if not infos:
         raise FetchError(f"cannot resolve {host}")
+    checked: list[str] = []
     for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        text = str(info[4][0])
+        address = ipaddress.ip_address(text.split("%", 1)[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         if not address.is_global or address.is_multicast:
@@ -79,6 +88,9 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver = socket.geta
                 "(loopback, private, link-local or reserved); set RAG_ALLOW_PRIVATE_FETCH=1 "
                 "to allow it"
             )
+        if text not in checked:
+            checked.append(text)
+    return tuple(checked)
 
 
 def fetch_page(
@@ -98,14 +110,20 @@ def fetch_page(
         client = httpx.Client(
             timeout=timeout_s,
             follow_redirects=False,
+            # Directly, not through HTTP(S)_PROXY: a proxy resolves the name again itself,
+            # and would check the certificate of a tunnel against the address, not the name.
+            trust_env=False,
+            # No connection outlives its request: one kept for a host must not serve the
+            # next hop's host at the same address, whose certificate it never checked.
+            limits=httpx.Limits(max_keepalive_connections=0),
             headers={"User-Agent": "Mozilla/5.0 (compatible; pocketrag)", "Accept": "text/html"},
         )
     try:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            check_url(current, allow_private=allow_private, resolver=resolver)
+            addresses = check_url(current, allow_private=allow_private, resolver=resolver)
             try:
-                with client.stream("GET", current, timeout=timeout_s) as response:
+                with _open(client, current, addresses, timeout_s) as response:
                     if response.is_redirect and "location" in response.headers:
                         current = urljoin(current, response.headers["location"])
                         continue
@@ -131,6 +149,40 @@ def fetch_page(
     finally:
         if own_client:
             client.close()
+
+
+@contextmanager
+def _open(client: Any, url: str, addresses: Sequence[str], timeout_s: float) -> Iterator[Any]:
+    """GET `url` (streamed) from one of the checked `addresses`, in order; the next is
+    tried only when one refuses the connection (an IPv6 address on an IPv4-only network).
+    No addresses: the client resolves the host itself (private fetching is allowed)."""
+    import httpx
+
+    if not addresses:
+        with client.stream("GET", url, timeout=timeout_s) as response:
+            yield response
+        return
+    target = httpx.URL(url)
+    host = target.raw_host.decode("ascii")
+    for n, address in enumerate(addresses, 1):
+        request = client.build_request(
+            "GET",
+            target.copy_with(host=address),
+            headers={"Host": target.netloc.decode("ascii")},
+            extensions={"sni_hostname": host},  # TLS: SNI and the certificate check use it
+            timeout=timeout_s,
+        )
+        try:
+            response = client.send(request, stream=True)
+        except httpx.ConnectError:
+            if n == len(addresses):
+                raise
+            continue
+        try:
+            yield response
+        finally:
+            response.close()
+        return
 
 
 def _read_capped(response: Any, max_bytes: int) -> bytes:
