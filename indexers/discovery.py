@@ -4,14 +4,19 @@ Skipped by default, each with a reason the summary reports: hidden files and
 folders, likely secrets (`.env`, private keys, `*.pem`, credential and token files,
 anything in `.ssh`, `.gnupg`, ...), binary files, files over a size cap, anything
 that is not a regular file (FIFO, socket, device), folders that cannot be listed,
-symlinked folders (never followed, so a walk cannot loop or leave the tree), file
-names that are not valid UTF-8 (the index stores paths as UTF-8 text), and
-anything matching `--exclude GLOB`. Secrets are skipped even when named
-explicitly, because an index is easy to share.
+symlinked folders and symlinked files met while walking (never followed, so a walk
+cannot loop or leave the tree: a link to a file in the tree is a duplicate of that
+file, a link out of it would index what the user never pointed at), file names that
+are not valid UTF-8 (the index stores paths as UTF-8 text), and anything matching
+`--exclude GLOB`. Secrets are skipped even when named explicitly, because an index is
+easy to share; a symlink named explicitly is followed (its target is what was named).
 
 Nothing here opens a file that is not a regular file (a FIFO would block forever,
 a device never ends), the walk is iterative (no recursion limit on deep trees),
-and one odd entry never stops the walk: it becomes a skip with its reason.
+and one odd entry never stops the walk: it becomes a skip with its reason. Every
+path handed on is a real path (no symlink anywhere in it), and `open_regular` opens
+it without following one, so a file or folder swapped for a link after the walk
+cannot lead the read out of the tree either.
 """
 
 from __future__ import annotations
@@ -147,15 +152,26 @@ def _excluded(path: Path, root: Path, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(c, p.rstrip("/")) for p in patterns for c in candidates)
 
 
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# O_PATH (Linux) opens a folder only to look names up in it: like a path lookup it needs
+# search permission, not the read permission a plain open would (a home at mode 0o711).
+_FOLDER = getattr(os, "O_PATH", 0) | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
+
+
 def open_regular(path: Path) -> BinaryIO:
-    """`path` opened for reading in binary, only if it is (still) a regular file.
+    """`path` opened for reading in binary, only if it is (still) a regular file reached
+    without a symlink.
 
     Opened non-blocking and checked with fstat, so a file swapped for a FIFO or a
-    device since it was looked at raises OSError instead of blocking or never ending.
-    Every read of a file being indexed (sniff, hash, load) goes through here.
+    device since it was looked at raises OSError instead of blocking or never ending;
+    opened one folder at a time without following links (`_open_no_links`), so a file
+    or a folder swapped for a symlink since the walk raises OSError instead of reading
+    what the link leads to. Every read of a file being indexed (sniff, hash, load)
+    goes through here, and discovery only hands on paths without links.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
+    fd = _open_no_links(Path(os.path.abspath(path)), flags)
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
@@ -165,6 +181,57 @@ def open_regular(path: Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _open_no_links(path: Path, flags: int) -> int:
+    """`os.open(path, flags)` that fails where any part of the absolute `path` is a symlink.
+
+    O_NOFOLLOW alone guards only the last name; each folder is opened from the one above
+    it (openat), so a folder swapped for a link between the check and the open is caught
+    too, with no window in between. Without O_PATH only the last name is guarded.
+    """
+    if not getattr(os, "O_PATH", 0) or os.open not in os.supports_dir_fd:
+        return _open_last(path, flags | _NOFOLLOW, None)
+    folder = os.open(path.anchor, _FOLDER)
+    try:
+        for depth, name in enumerate(path.parts[1:-1], start=2):
+            try:
+                child = os.open(name, _FOLDER, dir_fd=folder)
+            except OSError:
+                if _is_link(name, folder):
+                    where = shown(Path(*path.parts[:depth]))
+                    raise OSError(
+                        errno.ELOOP, f"{where} replaced by a symlink while read"
+                    ) from None
+                raise
+            os.close(folder)
+            folder = child
+        return _open_last(Path(path.name), flags | _NOFOLLOW, folder)
+    finally:
+        os.close(folder)
+
+
+def _open_last(name: Path, flags: int, folder: int | None) -> int:
+    """The open of the last name, a symlink there named by what it leads to."""
+    try:
+        return os.open(name, flags, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP or not _is_link(str(name), folder):
+            raise
+        try:  # only to say what the link leads to (a device, say); nothing is opened
+            mode = os.stat(name, dir_fd=folder).st_mode
+        except OSError:
+            mode = 0
+        special = mode and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+        kind = _kind(mode) if special else "symlink"
+        raise OSError(errno.ELOOP, f"replaced by a {kind} while read") from None
+
+
+def _is_link(name: str, folder: int | None) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=folder).st_mode)
+    except OSError:
+        return False
 
 
 def sniff_binary(path: Path) -> bool:
@@ -179,10 +246,13 @@ def sniff_binary(path: Path) -> bool:
     return b"\x00" in head
 
 
-def check_file(path: Path) -> str | None:
+def check_file(path: Path, walked: Sequence[Path] = ()) -> str | None:
     """The reason to skip a file by name, type or content, or None to read it.
 
-    Only a regular file (or a symlink to one) is ever opened, and only to read 8 KiB.
+    Only a regular file (or a symlink to one, outside a walk) is ever opened, and only to
+    read 8 KiB. `walked`: the resolved paths being indexed, when `path` was met while walking them;
+    a symlink there is never read (`LINK_INSIDE` for one to a file among them, which
+    `discover` settles once it knows whether that file is read).
     """
     secret = _secret_reason(path)
     if secret:
@@ -196,6 +266,7 @@ def check_file(path: Path) -> str | None:
     except OSError as exc:
         return f"unreadable ({_why(exc)})"
     link = stat.S_ISLNK(info.st_mode)
+    target = path
     if link:
         try:
             info = os.stat(path)
@@ -210,6 +281,9 @@ def check_file(path: Path) -> str | None:
     if not stat.S_ISREG(info.st_mode):
         kind = _kind(info.st_mode)
         return f"not a regular file (link to a {kind})" if link else f"not a regular file ({kind})"
+    if link and walked:  # decided before anything is opened through the link
+        inside = any(target.is_relative_to(root) for root in walked)
+        return LINK_INSIDE if inside else LINK_OUTSIDE
     if path.suffix.lower() in BINARY_SUFFIXES:
         return "binary"
     if info.st_size > MAX_FILE_BYTES:
@@ -219,9 +293,17 @@ def check_file(path: Path) -> str | None:
     if path.name.lower().endswith(BINARY_READABLE):
         return None
     try:
-        return "binary" if sniff_binary(path) else None
+        return "binary" if sniff_binary(target) else None
     except OSError as exc:
         return f"unreadable ({_why(exc)})"
+
+
+#: Why a symlinked file met in a walk is not read: out of the tree it would index what the
+#: user never pointed at (`ln -s ~/.bash_history notes/h.txt`); in it, the same file twice.
+LINK_OUTSIDE = "symlink outside the folder"
+LINK_INSIDE = "symlink within the folder"
+LINK_READ = f"{LINK_INSIDE} (its target is read as itself)"
+LINK_SKIPPED = f"{LINK_INSIDE} (its target is skipped)"
 
 
 def check_given(raw: str | Path) -> Path:
@@ -241,18 +323,17 @@ def check_given(raw: str | Path) -> Path:
 
 
 def discover(paths: Iterable[str | Path], exclude: Sequence[str] = ()) -> Discovery:
-    """Files under `paths` (deduplicated, absolute, in walk order) and the skips, with reasons.
+    """Files under `paths` (deduplicated, absolute, real paths, in walk order) and the
+    skips, with reasons.
 
-    A path named twice, or inside another one named, is read once and skipped once.
+    A path named twice, or inside another one named, is read once and skipped once; a
+    symlinked file met while walking is skipped (`check_file`), never read.
     """
     found = Discovery()
     seen: set[Path] = set()
-    roots: set[Path] = set()
-    for raw in paths:
-        root = check_given(raw).resolve()
-        if root in roots:
-            continue
-        roots.add(root)
+    roots = list(dict.fromkeys(check_given(raw).resolve() for raw in paths))
+    links: dict[Path, Path] = {}  # a walked link to a file among the roots -> its target
+    for root in roots:
         try:
             is_dir = stat.S_ISDIR(os.stat(root).st_mode)
         except OSError as exc:
@@ -270,11 +351,16 @@ def discover(paths: Iterable[str | Path], exclude: Sequence[str] = ()) -> Discov
             if path != root and _excluded(path, root, exclude):
                 found.skipped.append(Skip(shown(path), "excluded"))
                 continue
-            reason = check_file(path)
-            if reason:
+            reason = check_file(path, roots if path != root else ())
+            if reason == LINK_INSIDE:
+                links[path] = Path(os.path.realpath(path))
+            elif reason:
                 found.skipped.append(Skip(shown(path), reason))
             else:
                 found.files.append(path)
+    read = set(found.files)
+    for link, target in links.items():  # whether the target is read is known only now
+        found.skipped.append(Skip(shown(link), LINK_READ if target in read else LINK_SKIPPED))
     unique: dict[str, Skip] = {}
     for skip in found.skipped:  # a folder inside two named paths is reported once
         unique.setdefault(skip.path, skip)

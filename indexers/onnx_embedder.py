@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from indexers.onnx_export import ExportedModel
+from indexers.onnx_export import ExportedModel, graph_positions
 
 
 class _OnnxGraph:
@@ -50,9 +50,26 @@ class _OnnxGraph:
         self._session = onnxruntime.InferenceSession(
             str(exported.graph(int8)), options, providers=["CPUExecutionProvider"]
         )
+        self._check()
+
+    def _check(self) -> None:
+        """ValueError when export.json does not fit its graph and tokenizer (damaged or
+        edited): the export is then made again, rather than failing on the first text with
+        a missing input, an index past the vocabulary or past the position table."""
         width = self._session.get_outputs()[0].shape[-1]
-        if isinstance(width, int) and width != self.dim:  # a damaged or edited export.json
+        if isinstance(width, int) and width != self.dim:
             raise ValueError(f"the graph gives {width} values per row, export.json says {self.dim}")
+        takes = sorted(i.name for i in self._session.get_inputs())
+        if takes != sorted(self._inputs):
+            raise ValueError(f"the graph takes {takes}, export.json says {list(self._inputs)}")
+        vocab = self._tokenizer.get_vocab_size(with_added_tokens=True)
+        if self._pad_id >= vocab:
+            raise ValueError(f"export.json's pad_id {self._pad_id} is past the {vocab} tokens")
+        limit = graph_positions(self._session.get_modelmeta().custom_metadata_map)
+        if self.max_tokens > limit:
+            raise ValueError(
+                f"export.json's max_tokens {self.max_tokens} is past the graph's {limit} positions"
+            )
 
     def _outputs(self, inputs: list) -> np.ndarray:
         """One output row per input (a text, or a pair), in the caller's order."""

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 import warnings
@@ -25,7 +26,7 @@ from typing import Any
 from rag.errors import ModelUnavailable
 
 # Bump when the exported graph or the files beside it change meaning.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: the graphs carry their position table's size (POSITIONS_KEY)
 FLOAT_FILE = "model.onnx"
 INT8_FILE = "model-int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -137,24 +138,97 @@ def check_writable(root: Path) -> None:
         ) from None
 
 
+#: What the runtime feeds a graph; an export names the ones its graph takes.
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+#: Graph metadata (ONNX `metadata_props`) holding how many positions the model's table has:
+#: the one fact about the graph that export.json's `max_tokens` must fit and that ONNX
+#: Runtime does not expose. Absent for a model without a table (rotary positions).
+POSITIONS_KEY = "pocketrag.max_positions"
+#: Loose bounds for a model without a position table, and for every value before the graph
+#: is opened: what no real embedder or cross-encoder exceeds.
+MAX_TOKENS_LIMIT = 1 << 16
+MAX_DIM = 1 << 16
+MAX_VOCAB = 1 << 24
+MAX_META_BYTES = 64 * 1024
+
+
 def load_export(folder: Path) -> ExportedModel | None:
-    """The export in `folder` if it is complete, else None (a crash mid-export leaves none)."""
+    """The export in `folder` if it is complete and export.json holds sane values, else None:
+    a crash mid-export leaves none, and a damaged or edited export.json is exported again.
+
+    Each value is checked for its type and range here; what needs the graph or the
+    tokenizer (input names, pad id within the vocabulary, max_tokens within the position
+    table) is checked when the runtime opens them (`indexers.onnx_embedder`).
+    """
     try:
-        meta = json.loads((folder / META_FILE).read_text())
-        if meta.get("format") != EXPORT_FORMAT:
+        meta = json.loads(_read_meta(folder / META_FILE), parse_constant=_no_constant)
+        if not isinstance(meta, dict) or _exact_int(meta.get("format")) != EXPORT_FORMAT:
+            return None
+        inputs = meta["inputs"]
+        if (
+            not isinstance(inputs, list)
+            or not {"input_ids", "attention_mask"} <= set(inputs) <= set(INPUT_NAMES)
+            or len(set(inputs)) != len(inputs)
+        ):
+            return None
+        model_id = meta["model_id"]
+        if not isinstance(model_id, str) or not model_id:
             return None
         exported = ExportedModel(
             folder=folder,
-            model_id=str(meta["model_id"]),
-            dim=int(meta["dim"]),
-            max_tokens=int(meta["max_tokens"]),
-            pad_id=int(meta["pad_id"]),
-            inputs=tuple(meta["inputs"]),
+            model_id=model_id,
+            dim=_bounded(meta["dim"], 1, MAX_DIM),
+            # Below a few tokens, `tokenizers` stops truncating at all (the special tokens
+            # do not fit): a long text would run past the position table.
+            max_tokens=_bounded(meta["max_tokens"], 16, MAX_TOKENS_LIMIT),
+            pad_id=_bounded(meta["pad_id"], 0, MAX_VOCAB),
+            inputs=tuple(inputs),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     files = (exported.graph(False), exported.graph(True), exported.tokenizer)
     return exported if all(f.is_file() for f in files) else None
+
+
+def _read_meta(path: Path) -> bytes:
+    """export.json's bytes, if it is a small regular file: a FIFO in its place would block
+    a plain read forever, a device never end."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        data = handle.read(MAX_META_BYTES + 1)
+    if len(data) > MAX_META_BYTES:
+        raise ValueError(f"{path} is larger than an export's metadata")
+    return data
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number")  # NaN, Infinity: JSON allows neither
+
+
+def _exact_int(value: Any) -> int | None:
+    """`value` if it is an int (not a bool, not 1e9 or 256.0), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _bounded(value: Any, low: int, high: int) -> int:
+    number = _exact_int(value)
+    if number is None or not low <= number <= high:
+        raise ValueError(f"{value!r} is not a whole number from {low} to {high}")
+    return number
+
+
+def graph_positions(custom: dict[str, str]) -> int:
+    """The most tokens a graph can read, from its metadata map (`custom`): its stamped
+    position table, else MAX_TOKENS_LIMIT for a model without one. ValueError when the
+    stamp is not a number in range (a damaged graph)."""
+    raw = custom.get(POSITIONS_KEY)
+    if raw is None:
+        return MAX_TOKENS_LIMIT
+    if not raw.isdecimal() or len(raw) > 6:
+        raise ValueError(f"the graph's {POSITIONS_KEY} is {raw!r}")
+    return _bounded(int(raw), 1, MAX_TOKENS_LIMIT)
 
 
 def export(model: Any, model_id: str, folder: Path, cross: bool = False) -> ExportedModel:
@@ -195,6 +269,9 @@ def export(model: Any, model_id: str, folder: Path, cross: bool = False) -> Expo
                 opset_version=17,
                 dynamo=False,
             )
+        table = _position_table(model)
+        if table is not None:  # about a second; the int8 copy keeps it (quantise copies it)
+            _stamp(work / FLOAT_FILE, {POSITIONS_KEY: str(table)})
         _quantise(work / FLOAT_FILE, work / INT8_FILE)
         backend.save(str(work / TOKENIZER_FILE))
         if cross:
@@ -206,6 +283,7 @@ def export(model: Any, model_id: str, folder: Path, cross: bool = False) -> Expo
                 or model.get_sentence_embedding_dimension
             )
             dim, max_tokens = int(get_dim()), int(model.max_seq_length or 256)
+        max_tokens = min(max_tokens, table or max_tokens)  # more would index past the table
         meta = {
             "format": EXPORT_FORMAT,
             "model_id": model_id,
@@ -231,6 +309,32 @@ def export(model: Any, model_id: str, folder: Path, cross: bool = False) -> Expo
     if exported is None:  # pragma: no cover - we just wrote it
         raise ModelUnavailable(f"The ONNX export of {model_id} in {folder} is incomplete.")
     return exported
+
+
+def _position_table(model: Any) -> int | None:
+    """How many tokens the model's position table holds (RoBERTa's first padding_idx + 1
+    rows are not positions), or None for a model without one (rotary or relative)."""
+    import torch
+
+    root = model if isinstance(model, torch.nn.Module) else getattr(model, "model", None)
+    if not isinstance(root, torch.nn.Module):
+        return None
+    for name, module in root.named_modules():
+        if name.endswith("position_embeddings") and isinstance(module, torch.nn.Embedding):
+            offset = module.padding_idx + 1 if module.padding_idx is not None else 0
+            return module.num_embeddings - offset
+    return None
+
+
+def _stamp(graph: Path, props: dict[str, str]) -> None:
+    """Add `props` to the graph's metadata (read back by ONNX Runtime's `get_modelmeta`);
+    weights kept in files beside a large graph are left where they are."""
+    import onnx
+
+    model = onnx.load(str(graph), load_external_data=False)
+    kept = {p.key: p.value for p in model.metadata_props if p.key not in props}
+    onnx.helper.set_model_props(model, {**kept, **props})
+    onnx.save(model, str(graph))
 
 
 def _remove(path: Path) -> None:

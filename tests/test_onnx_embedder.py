@@ -127,6 +127,125 @@ def test_a_damaged_export_is_made_again(
     embedders._CACHE.clear()
 
 
+# Rows of nearly one length (batched together, so the shorter is padded with pad_id), and a
+# text past MiniLM's 512 positions (read only up to max_tokens).
+PADDED = [
+    "one two three four five six seven eight nine ten",  # 12 tokens
+    "one two three four five six seven eight",  # 10: padded with two pad_id
+]
+LONG = "word " * 600
+
+
+def _edit(folder: Path, **values: object) -> None:
+    meta = json.loads((folder / META_FILE).read_text())
+    (folder / META_FILE).write_text(json.dumps(dict(meta, **values)))
+
+
+WRONG_META = {
+    # The three of the report: each parsed, was used, and failed on the first text.
+    "inputs without token_type_ids": {"inputs": ["input_ids", "attention_mask"]},
+    "pad_id 1e9": {"pad_id": 1e9},
+    "max_tokens 100000": {"max_tokens": 100000},
+    # Sane on their own, wrong for this graph and tokenizer.
+    "pad_id past the vocabulary": {"pad_id": 40000},
+    "max_tokens past the position table": {"max_tokens": 1024},
+    "an input the graph does not take": {"inputs": ["input_ids", "attention_mask", "extra"]},
+}
+
+
+@pytest.mark.parametrize("kind", list(WRONG_META))
+def test_an_export_json_with_wrong_values_is_exported_again(
+    kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, onnx_cache: Path
+) -> None:
+    """Before: export.json was trusted once it parsed, and the first text embedded failed
+    (KeyError, ONNX Runtime's index and broadcast errors) on every later query."""
+    reference = get_embedder("all-MiniLM-L6-v2", "onnx")  # the session's export, made once
+    expected = reference.embed([*PADDED, LONG])
+    folder = onnx_export.cache_folder(
+        "all-MiniLM-L6-v2", embedders.model_source("all-MiniLM-L6-v2")
+    )
+    fresh = tmp_path / "onnx"
+    shutil.copytree(onnx_cache / folder.name, fresh / folder.name)
+    good = json.loads((fresh / folder.name / META_FILE).read_text())
+    _edit(fresh / folder.name, **WRONG_META[kind])
+    monkeypatch.setenv("RAG_ONNX_CACHE", str(fresh))
+    embedders._CACHE.clear()
+    try:
+        again = get_embedder("all-MiniLM-L6-v2", "onnx")
+        assert np.allclose(again.embed([*PADDED, LONG]), expected, atol=1e-5)
+        assert again.max_tokens == reference.max_tokens == 256
+    finally:
+        embedders._CACHE.clear()
+    assert [p.name for p in fresh.iterdir()] == [folder.name]
+    meta = json.loads((fresh / folder.name / META_FILE).read_text())
+    assert {k: meta[k] for k in WRONG_META[kind]} == {k: good[k] for k in WRONG_META[kind]}
+    if kind == "max_tokens past the position table":  # what that check reads, in both graphs
+        import onnxruntime
+
+        for graph in ("model.onnx", "model-int8.onnx"):
+            session = onnxruntime.InferenceSession(str(fresh / folder.name / graph))
+            stamp = session.get_modelmeta().custom_metadata_map
+            assert stamp[onnx_export.POSITIONS_KEY] == "512", graph
+
+
+GOOD_META = {
+    "format": EXPORT_FORMAT, "model_id": "m", "dim": 384, "max_tokens": 256, "pad_id": 0,
+    "inputs": ["input_ids", "attention_mask", "token_type_ids"], "torch": "2",
+}  # fmt: skip
+
+
+def _complete_export(tmp_path: Path) -> Path:
+    """A folder with every file an export needs (empty graphs: only export.json is read)."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in ("model.onnx", "model-int8.onnx", "tokenizer.json"):
+        (folder / name).write_bytes(b"")
+    (folder / META_FILE).write_text(json.dumps(GOOD_META))
+    return folder
+
+
+WRONG_KIND = {
+    "a list": [1, 2],  # AttributeError on .get: a traceback on every query
+    "dim NaN": dict(GOOD_META, dim=float("nan")),
+    "dim Infinity": dict(GOOD_META, dim=float("inf")),
+    "dim true": dict(GOOD_META, dim=True),  # was dim 1
+    "max_tokens 256.5": dict(GOOD_META, max_tokens=256.5),  # was 256
+    "pad_id -1": dict(GOOD_META, pad_id=-1),
+    "inputs a string": dict(GOOD_META, inputs="input_ids"),  # its letters became the inputs
+    "an input twice": dict(GOOD_META, inputs=["input_ids", "input_ids", "attention_mask"]),
+    "model_id null": dict(GOOD_META, model_id=None),  # became "None"
+    "no pad_id": {k: v for k, v in GOOD_META.items() if k != "pad_id"},
+}
+
+
+@pytest.mark.parametrize("kind", list(WRONG_KIND))
+def test_an_export_json_with_values_of_the_wrong_kind_is_no_export(
+    tmp_path: Path, kind: str
+) -> None:
+    folder = _complete_export(tmp_path)
+    assert onnx_export.load_export(folder) is not None
+    (folder / META_FILE).write_text(json.dumps(WRONG_KIND[kind]))
+    assert onnx_export.load_export(folder) is None
+
+
+def test_an_export_json_that_is_a_folder_or_a_fifo_is_no_export(tmp_path: Path) -> None:
+    """A FIFO in its place blocked the first query forever; run in a child, so a hang fails."""
+    from index_fixtures import run_child
+
+    folder = _complete_export(tmp_path)
+    (folder / META_FILE).unlink()
+    (folder / META_FILE).mkdir()
+    assert onnx_export.load_export(folder) is None
+    (folder / META_FILE).rmdir()
+    os.mkfifo(folder / META_FILE)
+    code = f"""
+from pathlib import Path
+from indexers.onnx_export import load_export
+print(json.dumps(load_export(Path({str(folder)!r})) is None))
+"""
+    assert run_child(code, timeout=30) is True
+
+
 def test_a_failed_export_is_not_retried_on_every_query(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -14,8 +14,11 @@ import typer
 
 from rag.cli import output
 from rag.cli.options import JsonOption
-from rag.config import load_settings
+from rag.config import check_value, load_settings
 from rag.errors import IndexCorrupt
+
+#: The longest `--wait`: a day covers any run queued behind another.
+MAX_WAIT_S = 86_400
 
 EmbedderOption = Annotated[
     Optional[str],  # noqa: UP007, UP045 - typer needs Optional on Python 3.10
@@ -44,9 +47,8 @@ def index(
         float,
         typer.Option(
             "--wait",
-            min=0.0,
             help="If another run is writing this index, wait up "
-            "to this many seconds instead of refusing.",
+            f"to this many seconds (at most {MAX_WAIT_S}) instead of refusing.",
         ),
     ] = 0.0,  # fmt: skip
     embedder: EmbedderOption = None,
@@ -64,6 +66,9 @@ def index(
     from indexers.build import build_index
     from indexers.discovery import check_given
 
+    # click's own range check let nan and inf through (to a filelock traceback) and
+    # printed a usage block for -1: one check, one line, exit 2.
+    check_value("wait", wait, "--wait", low=0, high=MAX_WAIT_S)
     for path in paths or []:  # a missing or unreachable path: one clear line, exit 2
         check_given(path)
     settings = load_settings(embedder=embedder)
