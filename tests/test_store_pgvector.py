@@ -17,7 +17,6 @@ from index_fixtures import cli, docs, fake_embedder, settings, spawn_build, wait
 
 from indexers import stores
 from indexers.build import build_index
-from indexers.stores.pgvector import schema_name
 from rag.errors import IndexBusy, StoreUnavailable, UsageError
 from rag.retrieval import build_retriever
 
@@ -107,7 +106,9 @@ def test_cli_records_and_shows_the_store(docs: Path, fake_embedder, pg: str) -> 
     result = cli("index", str(docs), "--name", "team", "--store", "pgvector")
     assert result.exit_code == 0, result.output
     marker = json.loads((settings().indexes_dir / "team" / "pocketrag-index.json").read_text())
-    assert marker["store"] == "pgvector" and marker["schema"] == schema_name("team", Path())
+    assert (
+        marker["store"] == "pgvector" and marker["schema"] == f"rag_team_{marker['index_id'][:12]}"
+    )
     info = cli("indexes", "info", "team", "--json")
     row = json.loads(info.stdout)
     assert row["store"] == "pgvector" and "schema rag_team_" in row["where"]
@@ -187,7 +188,7 @@ def test_no_url_is_a_usage_error(docs: Path, fake_embedder, monkeypatch) -> None
 
 def test_one_writer_at_a_time(docs: Path, fake_embedder, pg: str) -> None:
     build_index([docs], "notes", settings())
-    schema = schema_name("notes", Path())
+    schema = stores.open_store("notes", settings()).schema
     with psycopg.connect(pg, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(hashtext(%s))", (schema,))
         with pytest.raises(IndexBusy, match="Another `rag index` is writing"):
@@ -424,3 +425,227 @@ def test_sigkill_during_commit_keeps_previous_index(
     assert stores.open_store("notes", settings()).verify().generation == 1
     report = build_index([docs], "notes", settings(), wait=10)
     assert report.files_embedded == 1 and report.generation == 2
+
+
+# -- homes sharing one server: an index is whose created it; sharing is explicit -----------
+
+_RAG = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from index_fixtures import register_fake
+register_fake("fake")
+from rag.cli.app import main
+sys.argv = ["rag", *sys.argv[2:]]
+main()
+"""
+
+
+def rag(home: Path, *args: str):  # noqa: ANN201 - subprocess.CompletedProcess
+    """`rag ARGS` in its own process with `home` as RAG_HOME (the fake embedder registered),
+    as a second person or machine pointing at the same server would run it."""
+    import subprocess
+    import sys
+
+    from index_fixtures import HERE, child_env
+
+    env = child_env(RAG_HOME=str(home), RAG_EMBEDDER="fake")
+    env.pop("RAG_STORE", None)  # every new index here says --store itself
+    done = subprocess.run(
+        [sys.executable, "-c", _RAG, str(HERE), *args],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def _homes(tmp_path: Path) -> tuple[Path, Path]:
+    homes = tmp_path / "home-a", tmp_path / "home-b"
+    for home in homes:
+        home.mkdir()
+    return homes
+
+
+def _kites(tmp_path: Path) -> Path:
+    folder = tmp_path / "kites"
+    folder.mkdir()
+    (folder / "kites.md").write_text("# Kites\n\nA kite flies on the wind above the dunes.")
+    return folder
+
+
+def _rag_schemas(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rag_team_%' ORDER BY 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_homes_with_one_index_name_keep_their_own_indexes(
+    docs: Path, tmp_path: Path, pg: str
+) -> None:
+    """Indexes were keyed by name: a second home's `rag index --name team` adopted the
+    first one's schema ("6 removed", its files replaced), and its `rag indexes remove team`
+    dropped it, leaving the first home "never completed"."""
+    home_a, home_b = _homes(tmp_path)
+    built = rag(home_a, "index", str(docs), "--name", "team", "--store", "pgvector")
+    assert built.returncode == 0, built.stderr
+    other = rag(home_b, "index", str(_kites(tmp_path)), "--name", "team", "--store", "pgvector")
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.startswith("Built index 'team'") and "0 removed" in other.stdout
+    assert len(_rag_schemas(pg)) == 2  # two indexes, one each
+
+    a = rag(home_a, "search", "deepest lake Siberia", "--index", "team")
+    assert a.returncode == 0 and "Baikal" in a.stdout and "kite" not in a.stdout, a.stderr
+    b = rag(home_b, "search", "kite flies wind dunes", "--index", "team")
+    assert b.returncode == 0 and "kite flies" in b.stdout and "Baikal" not in b.stdout
+
+    # a third home asking for "team" by name must choose: the name is not the index
+    third = tmp_path / "home-c"
+    third.mkdir()
+    ambiguous = rag(third, "indexes", "attach", "team")
+    assert ambiguous.returncode == 2, ambiguous.stderr
+    assert "2 indexes named 'team'" in ambiguous.stderr and "--schema" in ambiguous.stderr
+    assert len(ambiguous.stderr.strip().splitlines()) == 1
+
+    removed = rag(home_b, "indexes", "remove", "team")
+    assert removed.returncode == 0, removed.stderr
+    assert len(_rag_schemas(pg)) == 1
+    after = rag(home_a, "search", "deepest lake Siberia", "--index", "team")
+    assert after.returncode == 0 and "Baikal" in after.stdout, after.stderr
+    again = rag(home_a, "index", "--name", "team")  # and it still updates as its own
+    assert again.returncode == 0 and again.stdout.startswith("Unchanged:"), again.stderr
+
+
+def test_sharing_an_index_between_homes_is_explicit(docs: Path, tmp_path: Path, pg: str) -> None:
+    home_a, home_b = _homes(tmp_path)
+    assert rag(home_a, "index", str(docs), "--name", "team", "--store", "pgvector").returncode == 0
+    where = json.loads(rag(home_a, "indexes", "info", "team", "--json").stdout)["where"]
+    schema = where.rsplit(" ", 1)[1]
+
+    attached = rag(home_b, "indexes", "attach", "team")  # the one index its creator named so
+    assert attached.returncode == 0, attached.stderr
+    assert f"schema {schema}" in attached.stdout and "read-only" in attached.stdout
+    found = rag(home_b, "search", "deepest lake Siberia", "--index", "team")
+    assert found.returncode == 0 and "Baikal" in found.stdout, found.stderr
+    info = json.loads(rag(home_b, "indexes", "info", "team", "--json").stdout)
+    assert info["where"].endswith(f"schema {schema}, attached read-only")
+
+    update = rag(home_b, "index", "--name", "team")
+    assert update.returncode == 2 and "attached read-only" in update.stderr, update.stderr
+    remove = rag(home_b, "indexes", "remove", "team")
+    assert remove.returncode == 2 and "rag indexes detach team" in remove.stderr, remove.stderr
+    assert _rag_schemas(pg) == [schema]
+    detached = rag(home_b, "indexes", "detach", "team")
+    assert detached.returncode == 0 and "its data stays" in detached.stdout, detached.stderr
+    assert rag(home_b, "search", "lake", "--index", "team").returncode == 2
+    assert "Baikal" in rag(home_a, "search", "deepest lake Siberia", "--index", "team").stdout
+
+    # writable: updates from the folders the index records, never others
+    writable = rag(home_b, "indexes", "attach", "team", "--schema", schema, "--writable")
+    assert writable.returncode == 0 and "writable" in writable.stdout, writable.stderr
+    (docs / "kites.md").write_text("# Kites\n\nA kite flies on the wind above the dunes.")
+    shared = rag(home_b, "index", "--name", "team")
+    assert shared.returncode == 0 and "1 embedded" in shared.stdout, shared.stderr
+    seen = rag(home_a, "search", "kite flies wind dunes", "--index", "team")
+    assert "kite flies" in seen.stdout, seen.stderr
+    elsewhere = rag(home_b, "index", str(_kites(tmp_path)), "--name", "team")
+    assert elsewhere.returncode == 2 and "same folders" in elsewhere.stderr, elsewhere.stderr
+    assert "Baikal" in rag(home_a, "search", "deepest lake Siberia", "--index", "team").stdout
+
+    # only its creator removes it; the attached home is then told so
+    assert rag(home_a, "indexes", "remove", "team").returncode == 0
+    assert _rag_schemas(pg) == []
+    gone = rag(home_b, "search", "lake", "--index", "team")
+    assert gone.returncode == 2 and "rag indexes detach team" in gone.stderr, gone.stderr
+    assert rag(home_b, "indexes", "detach", "team").returncode == 0
+
+
+def test_an_index_from_before_ids_keeps_working_and_is_claimed(
+    docs: Path, fake_embedder, pg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schemas named by the index name alone, with no owner: still this home's index; its
+    next `rag index` gives it an id, and then a second home that shared it by name (as the
+    old naming made homes do) is refused and told how to attach it."""
+    import hashlib
+
+    build_index([docs], "team", settings())
+    marker_path = settings().indexes_dir / "team" / "pocketrag-index.json"
+    marker = json.loads(marker_path.read_text())
+    legacy = f"rag_team_{hashlib.sha256(b'team').hexdigest()[:8]}"
+    with psycopg.connect(pg, autocommit=True) as conn:  # as an earlier pocketrag left it
+        if marker["schema"] != legacy:
+            conn.execute(f'ALTER SCHEMA "{marker["schema"]}" RENAME TO {legacy}')
+        conn.execute(f"DELETE FROM {legacy}.meta WHERE key = 'owner'")
+    old = {k: v for k, v in marker.items() if k != "index_id"} | {"schema": legacy}
+    marker_path.write_text(json.dumps(old))
+    other = tmp_path / "other-home"
+    (other / "indexes" / "team").mkdir(parents=True)
+    (other / "indexes" / "team" / "pocketrag-index.json").write_text(json.dumps(old))
+
+    assert texts("team", "deepest lake Siberia")  # legacy: read as before
+    (docs / "kites.md").write_text("# Kites\n\nA kite flies on the wind above the dunes.")
+    assert build_index([docs], "team", settings()).files_embedded == 1
+    claimed = json.loads(marker_path.read_text())
+    assert claimed["schema"] == legacy and len(claimed["index_id"]) == 32
+    with psycopg.connect(pg) as conn:
+        (owner,) = conn.execute(f"SELECT value FROM {legacy}.meta WHERE key = 'owner'").fetchone()
+    assert owner["index_id"] == claimed["index_id"] and owner["name"] == "team"
+
+    monkeypatch.setenv("RAG_HOME", str(other))
+    for args in (("search", "lake", "--index", "team"), ("indexes", "remove", "team")):
+        refused = cli(*args)
+        assert refused.exit_code == 2, refused.output
+        assert "belongs to another pocketrag home" in refused.stderr
+        assert f"rag indexes attach team --schema {legacy}" in refused.stderr
+    assert cli("indexes", "detach", "team").exit_code == 0
+    assert cli("indexes", "attach", "team").exit_code == 0  # the legacy name, now owned
+    assert any("kite flies" in t for t in texts("team", "kite flies wind dunes"))
+
+
+def test_attach_and_detach_refuse_what_they_cannot_do(
+    docs: Path, fake_embedder, pg: str, tmp_path: Path
+) -> None:
+    build_index([docs], "team", settings())
+    build_index([docs], "here", settings(), store_kind="local")
+    schema = stores.open_store("team", settings()).schema
+    for args, says in (
+        (("indexes", "attach", "team", "--schema", schema), "already exists in this home"),
+        (("indexes", "attach", "x", "--schema", "rag_nothing_0"), "holds no completed"),
+        (("indexes", "attach", "x", "--schema", "Bad-Name"), "lower-case letters"),
+        (("indexes", "attach", "nobody"), "No index named 'nobody'"),
+        (("indexes", "attach", "x", "--store", "local"), "keeps each index in one home"),
+        (("indexes", "detach", "team"), "was created by this home"),
+        (("indexes", "detach", "here"), "nothing to detach"),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1, args
+    assert not (settings().indexes_dir / "x").exists()
+    alias = cli("indexes", "attach", "alias", "--schema", schema)  # another name, same data
+    assert alias.exit_code == 0, alias.output
+    assert cli("indexes", "detach", "alias").exit_code == 0
+    assert texts("team", "deepest lake Siberia")
+
+
+def test_a_second_first_build_in_one_home_finds_the_first(
+    docs: Path, fake_embedder, pg: str, tmp_path: Path
+) -> None:
+    """Each new index gets a random id (its schema's name), so two `rag index --name notes`
+    starting together in one home must agree on one: the second finds the first's marker
+    and its lock, and refuses, instead of building a second schema."""
+    marker = tmp_path / "marker"
+    child = spawn_build("notes", docs, "--pause-at", "embed", FAKE_MARKER=str(marker))
+    try:
+        wait_for(marker, child)
+        with pytest.raises(IndexBusy, match="Another `rag index` is writing"):
+            build_index([docs], "notes", settings())
+    finally:
+        child.kill()
+        child.wait()
+    with psycopg.connect(pg) as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rag_notes_%'"
+        ).fetchone()
+    assert count <= 1
+    report = build_index([docs], "notes", settings(), wait=10)
+    assert report.created and texts("notes", "deepest lake Siberia")

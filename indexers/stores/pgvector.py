@@ -1,9 +1,11 @@
 """The `pgvector` store: an index kept in PostgreSQL with the pgvector extension.
 
 For a corpus or a team that outgrows one laptop: the server can be shared, replicated and
-backed up like any PostgreSQL database. Each index is one schema (`rag_<name>_<hash>`):
+backed up like any PostgreSQL database. Each index is one schema (`rag_<name>_<id>`, the
+index's random id: whose it is and how other homes share it is `pgvector_owner`'s part):
 
-    meta    params (embedder, dim, counts, roots, ...) and the generation number
+    meta    params (embedder, dim, counts, roots, ...), the generation number and the
+            owner (the index's id and name)
     files   path, sha256, size, mtime_ns: what `rag index` compares to skip unchanged files
     chunks  id, path, title, location, text, offsets, tokens, embedding vector(dim), and
             tsv, PostgreSQL's English text-search vector of the title and text (GIN index)
@@ -18,14 +20,13 @@ is computed in SQL over the text-search vectors, with chunk length in tokens.
 from __future__ import annotations
 
 import contextlib
-import json
-import re
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from indexers import ownership, store, target
+from indexers.stores import pgvector_owner as owner
 from indexers.stores.base import FileTable, IndexState
 from indexers.stores.pgvector_common import (
     CONNECT_TIMEOUT_S,
@@ -34,7 +35,6 @@ from indexers.stores.pgvector_common import (
     as_rag_error,
     fingerprint_of,
     first_line,
-    schema_name,
     shown_url,
 )
 from indexers.stores.pgvector_reader import PgvectorReader
@@ -57,16 +57,12 @@ class PgvectorStore:
         self.index_dir = index_dir
         self.settings = settings
         self.url = url
-        self.schema = self._recorded_schema() or schema_name(label, index_dir)
+        self.identity = owner.identity(label, index_dir)
         self._writing: Any = None  # the connection of a `rag index` run, inside writing()
 
-    def _recorded_schema(self) -> str | None:
-        try:
-            data = json.loads((self.index_dir / ownership.MARKER).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        schema = data.get("schema") if isinstance(data, dict) else None
-        return schema if isinstance(schema, str) and re.fullmatch(r"[a-z0-9_]+", schema) else None
+    @property
+    def schema(self) -> str:
+        return self.identity.schema
 
     def where(self) -> str:
         return f"{shown_url(self.url)} schema {self.schema}"
@@ -111,7 +107,9 @@ class PgvectorStore:
     def _table(self, name: str) -> str:
         return f'"{self.schema}".{name}'
 
-    def _read_state(self, conn: Any) -> IndexState | None:
+    def _meta(self, conn: Any) -> dict[str, Any] | None:
+        """The meta table's rows; None when the schema holds no index (never made, or
+        dropped)."""
         exists = conn.execute(
             "SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
             "AND table_name = 'meta'",
@@ -119,7 +117,14 @@ class PgvectorStore:
         ).fetchone()
         if not exists:
             return None
-        rows = dict(conn.execute(f"SELECT key, value FROM {self._table('meta')}").fetchall())
+        return dict(conn.execute(f"SELECT key, value FROM {self._table('meta')}").fetchall())
+
+    def _read_state(self, conn: Any) -> IndexState | None:
+        """The committed version, after checking the schema is this home's to use."""
+        rows = self._meta(conn)
+        if rows is None:
+            return None
+        owner.check(self.identity, rows.get("owner"), self.label, self.where())
         if "params" not in rows:
             return None  # created, never committed
         params, generation = rows["params"], rows.get("generation")
@@ -149,41 +154,40 @@ class PgvectorStore:
     def writing(self, roots: Sequence[Path], wait: float) -> Iterator[None]:
         if store.is_path_name(self.label):
             target.check_target(self.index_dir, self.label, roots)
+        self.identity = owner.identity(self.label, self.index_dir)  # as recorded right now
+        if self.identity.attached and not self.identity.writable:
+            raise UsageError(
+                f"Index {self.label!r} ({self.where()}) is attached read-only: the home "
+                "that created it updates it. To update it from here too, run `rag indexes "
+                f"attach {self.label} --schema {self.schema} --writable`."
+            )
         conn = self.connect(autocommit=True)
         made: list[Path] = []
-        marker_is_ours = False
-        completed = False
+        marker_is_ours = locked = completed = False
         try:
+            if not self.identity.attached:
+                made = target.make_index_dir(self.index_dir)
+                if not self.identity.recorded:
+                    marker_is_ours = owner.create_marker(self.index_dir, self.identity)
+                    if not marker_is_ours:  # another run in this home made it first: its id
+                        self.identity = owner.identity(self.label, self.index_dir)
             self._lock(conn, wait)
-            try:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            except Exception as exc:
-                raise StoreUnavailable(
-                    f"The PostgreSQL server at {shown_url(self.url)} cannot load pgvector "
-                    f"({first_line(exc, self.url)}). Install the extension there "
-                    "(CREATE EXTENSION vector), or use another [stores.pgvector] url."
-                ) from None
-            made = target.make_index_dir(self.index_dir)
-            if not ownership.has_marker(self.index_dir):
-                marker_is_ours = True
-                ownership.write_marker(self.index_dir, store=KIND, schema=self.schema)
-            completed = self._read_state(conn) is not None
+            locked = True
+            if not self.identity.attached:
+                self._create_extension(conn)
+            live = self._read_state(conn)  # refuses another home's schema
+            completed = live is not None
+            if self.identity.attached:
+                self._check_shared_update(live, roots)
+            elif self.identity.index_id is None:  # a legacy index: this home claims it
+                self.identity = owner.claimed(self.identity)
+                owner.rewrite_marker(self.index_dir, self.identity)
             conn.autocommit = False
             self._writing = conn
             yield
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                conn.rollback()
-                conn.autocommit = True
-                if not completed and self._read_state(conn) is None:
-                    conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
-            if not completed:
-                if made and made[0] == self.index_dir:
-                    import shutil
-
-                    shutil.rmtree(self.index_dir, ignore_errors=True)
-                elif marker_is_ours:
-                    (self.index_dir / ownership.MARKER).unlink(missing_ok=True)
+            if locked and not completed and not self.identity.attached:
+                self._undo_first_build(conn, made, marker_is_ours)
             if isinstance(exc, Exception) and not isinstance(exc, OSError):
                 raise as_rag_error(exc, self) from None
             raise
@@ -197,6 +201,53 @@ class PgvectorStore:
                 conn.execute("SELECT pg_advisory_unlock_all()")
             with contextlib.suppress(Exception):
                 conn.close()
+
+    def _create_extension(self, conn: Any) -> None:
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"The PostgreSQL server at {shown_url(self.url)} cannot load pgvector "
+                f"({first_line(exc, self.url)}). Install the extension there "
+                "(CREATE EXTENSION vector), or use another [stores.pgvector] url."
+            ) from None
+
+    def _undo_first_build(self, conn: Any, made: list[Path], marker_is_ours: bool) -> None:
+        """A first build failed, holding the lock: remove the schema and what it made here."""
+        with contextlib.suppress(Exception):
+            conn.rollback()
+            conn.autocommit = True
+            if self._read_state(conn) is None:  # never another home's: _read_state refuses
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        if not marker_is_ours:
+            return
+        if made and made[0] == self.index_dir:
+            import shutil
+
+            shutil.rmtree(self.index_dir, ignore_errors=True)
+        else:
+            (self.index_dir / ownership.MARKER).unlink(missing_ok=True)
+
+    def _check_shared_update(self, live: IndexState | None, roots: Sequence[Path]) -> None:
+        """An attached home updates the shared index only from the folders it records: any
+        other folder would drop every file its owner indexed."""
+        if live is None:
+            raise IndexNotFound(self._gone())
+        recorded = sorted(live.params.get("roots", []))
+        if roots and sorted(map(str, roots)) != recorded:
+            raise UsageError(
+                f"Index {self.label!r} is shared from another home and indexes "
+                f"{', '.join(recorded)}: an update from here reads those same folders "
+                f"(`rag index --name {self.label}`), never others, so that it cannot drop "
+                "the files the index holds."
+            )
+
+    def _gone(self) -> str:
+        return (
+            f"Index {self.label!r} is attached to schema {self.schema} at "
+            f"{shown_url(self.url)}, which holds no index any more (the home that created "
+            f"it removed it). `rag indexes detach {self.label}` forgets it here."
+        )
 
     def _lock(self, conn: Any, wait: float) -> None:
         deadline = time.monotonic() + wait
@@ -236,6 +287,8 @@ class PgvectorStore:
                     f"No index named {self.label!r} (looked in {self.index_dir}). Create it "
                     "with `rag index PATH --name NAME`, or see `rag indexes list`."
                 )
+            if self.identity.attached:
+                raise IndexNotFound(self._gone())
             raise IndexNotFound(
                 f"Index {self.label!r} ({self.where()}) was never completed. "
                 f"Run `rag index PATH --name {self.label}` to build it."
@@ -279,13 +332,20 @@ class PgvectorStore:
                 "WHERE n.nspname = %s AND c.relkind = 'r'",
                 (self.schema,),
             ).fetchone()
-        return {"store": KIND, "where": self.where(), "bytes": int(size)}
+        where = self.where()
+        if self.identity.attached:
+            where += f", attached {'writable' if self.identity.writable else 'read-only'}"
+        return {"store": KIND, "where": where, "bytes": int(size)}
 
     def remove(self) -> list[str]:
-        if not self.index_dir.is_dir():
-            raise IndexNotFound(
-                f"No index named {self.label!r} (looked in {self.index_dir}). "
-                "See `rag indexes list`."
+        """Drop the schema, only from the home that created it (or, for a legacy index, the
+        home whose marker names it); an attached home is told to detach."""
+        self._require_dir()
+        if self.identity.attached:
+            raise UsageError(
+                f"Index {self.label!r} is attached from another home ({self.where()}): "
+                f"`rag indexes detach {self.label}` forgets it here and keeps its data; "
+                "only the home that created it removes it."
             )
         with self._session() as conn:
             (got,) = conn.execute(
@@ -295,6 +355,98 @@ class PgvectorStore:
                 raise IndexBusy(
                     f"`rag index` is writing {self.label!r} right now; remove it after that."
                 )
+            rows = self._meta(conn) or {}
+            owner.check(self.identity, rows.get("owner"), self.label, self.where())
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
             conn.execute("SELECT pg_advisory_unlock_all()")
         return ownership.remove_index(self.index_dir, self.label)
+
+    # -- sharing between homes ---------------------------------------------------------
+    def attach(self, schema: str | None, writable: bool) -> IndexState:
+        """Use another home's index here under this label: the schema given, or the one
+        index on the server its creator named like this label. Its data is untouched."""
+        if self.identity.recorded and not self.identity.attached:
+            raise UsageError(
+                f"Index {self.label!r} already exists in this home ({self.where()}). Attach "
+                "the shared index under another name: `rag indexes attach OTHER_NAME "
+                "--schema SCHEMA`."
+            )
+        if store.is_path_name(self.label):
+            target.check_target(self.index_dir, self.label, [])
+        if schema is not None and not owner.valid_schema(schema):
+            raise UsageError(f"--schema {schema!r}: a schema is lower-case letters, digits, _.")
+        with self._session() as conn:
+            chosen = schema or self._find_shared(conn)
+            self.identity = owner.Identity(chosen, None, attached=True, writable=writable)
+            state = self._read_state(conn)
+            if state is None:
+                raise UsageError(
+                    f"Schema {chosen} at {shown_url(self.url)} holds no completed pocketrag "
+                    "index. `rag indexes info NAME` in the home that created the index "
+                    "shows its schema."
+                )
+            index_id = owner.owner_id((self._meta(conn) or {}).get("owner"))
+        self.identity = owner.Identity(chosen, index_id, attached=True, writable=writable)
+        target.make_index_dir(self.index_dir)
+        owner.rewrite_marker(self.index_dir, self.identity)
+        return state
+
+    def _find_shared(self, conn: Any) -> str:
+        """The schema of the one index on the server whose creator named it like this label
+        (or a legacy schema of that name); a usage error naming the choices otherwise."""
+        prefix = f"rag_{owner.readable(self.label)}_"
+        legacy = owner.legacy_schema_name(self.label, self.index_dir)
+        found: list[tuple[str, Any]] = []
+        for (name,) in conn.execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'meta' "
+            "AND starts_with(table_schema, %s) ORDER BY 1",
+            (prefix,),
+        ).fetchall():
+            if not owner.valid_schema(name):  # not a name pocketrag gives
+                continue
+            rows = dict(
+                conn.execute(
+                    f"SELECT key, value FROM \"{name}\".meta WHERE key IN ('owner', 'params')"
+                ).fetchall()
+            )
+            creator = rows.get("owner")
+            named = creator.get("name") if isinstance(creator, dict) else None
+            if "params" in rows and (named == self.label or (creator is None and name == legacy)):
+                found.append((name, rows["params"]))
+        if len(found) == 1:
+            return found[0][0]
+        how = (
+            f"Give its schema with --schema (`rag indexes info {self.label}` in the home that "
+            "created it shows it)."
+        )
+        if not found:
+            raise UsageError(f"No index named {self.label!r} at {shown_url(self.url)}. {how}")
+        choices = ", ".join(
+            f"{name} ({p.get('chunks', '?') if isinstance(p, dict) else '?'} chunks)"
+            for name, p in found
+        )
+        raise UsageError(
+            f"{len(found)} indexes named {self.label!r} at {shown_url(self.url)}: {choices}. {how}"
+        )
+
+    def detach(self) -> list[str]:
+        """Forget an attached index (or one another home claimed) here; its data stays."""
+        self._require_dir()
+        if not self.identity.attached:
+            with self._session() as conn:
+                rows = self._meta(conn) or {}
+            theirs = owner.owner_id(rows.get("owner"))
+            if theirs is None or theirs == self.identity.index_id:
+                raise UsageError(
+                    f"Index {self.label!r} was created by this home ({self.where()}): there "
+                    f"is nothing to detach. `rag indexes remove {self.label}` deletes it, "
+                    "with its data on the server."
+                )
+        return ownership.remove_index(self.index_dir, self.label)
+
+    def _require_dir(self) -> None:
+        if not self.index_dir.is_dir():
+            raise IndexNotFound(
+                f"No index named {self.label!r} (looked in {self.index_dir}). "
+                "See `rag indexes list`."
+            )

@@ -6,13 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 
-from indexers import store
 from indexers.stores.base import IndexState
 from rag.errors import (
     IndexCorrupt,
@@ -44,13 +42,6 @@ def shown_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def schema_name(label: str, index_dir: Path) -> str:
-    """A schema per index: readable, and distinct for names that read alike (`a.b`, `a_b`)."""
-    key = str(index_dir) if store.is_path_name(label) else label
-    readable = re.sub(r"[^a-z0-9_]", "_", Path(label).name.lower())[:40]
-    return f"rag_{readable}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
 def vector_text(vector: np.ndarray) -> str:

@@ -20,6 +20,7 @@ from indexers.stores.pgvector_common import (
     clean_text,
     vector_text,
 )
+from indexers.stores.pgvector_owner import owner_row
 
 if TYPE_CHECKING:
     from indexers.stores.pgvector import PgvectorStore
@@ -72,6 +73,12 @@ class PgvectorWriter:
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {t('meta')} (key text PRIMARY KEY, value jsonb NOT NULL)"
         )
+        ident = index.identity
+        if not ident.attached and ident.index_id:  # whose it is, committed with the data
+            conn.execute(
+                f"INSERT INTO {t('meta')} VALUES ('owner', %s::jsonb) ON CONFLICT DO NOTHING",
+                (owner_row(index.label, ident.index_id),),
+            )
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {t('files')} (path text PRIMARY KEY, "
             "sha256 text NOT NULL, size bigint NOT NULL, mtime_ns bigint NOT NULL, "

@@ -50,6 +50,7 @@ app = typer.Typer(
 # --- command registration ------------------------------------------------------------
 from rag.cli import (  # noqa: E402
     ask_commands,
+    attach_command,
     chat_command,
     eval_commands,
     index_commands,
@@ -65,6 +66,7 @@ app.command("search")(search_command.search)
 app.command("serve")(serve_command.serve)
 app.command("mcp")(mcp_command.mcp)
 app.command("index")(index_commands.index)
+attach_command.register(index_commands.indexes_app)
 app.add_typer(index_commands.indexes_app, name="indexes")
 app.add_typer(model_commands.app, name="models")
 app.add_typer(eval_commands.app, name="eval")
