@@ -9,9 +9,11 @@ server keeps serving).
 The server stays warm: retrievers are cached by source spec (an index is reopened when a
 `rag index` run committed a new version of it) and the model is loaded once, on the first
 `ask`. Tools run on worker threads, so searches overlap; generation is serialised by a lock
-(one llama.cpp context). Stdout is the protocol channel: the MCP SDK points the process's
-file descriptor 1 at stderr while it serves, so llama.cpp's C-level logs and any stray print
-cannot corrupt the stream.
+(one llama.cpp context). Stdout is the protocol channel: from the start of `serve` (before
+plugins load and the default indexes open) the process's descriptor 1 and `sys.stdout`
+point at stderr (`rag.streams`), so llama.cpp's C-level logs and any stray print cannot
+corrupt the stream; the protocol goes out on a private duplicate (`rag.mcp_stdio`, which
+also answers every malformed request with its JSON-RPC error).
 
 The MCP SDK (`mcp`, with pydantic and starlette) is imported only by `serve`/`build_server`,
 never by `rag --help`. No `from __future__ import annotations` here: the SDK reads the
@@ -298,11 +300,12 @@ def build_server(assistant: Assistant) -> Any:
 
 def serve(settings: Settings, *, indexes: Sequence[str] = (), web: bool = False) -> None:
     """Serve the tools over stdio until the client closes the connection."""
-    import anyio
+    from rag.mcp_stdio import serve_stdio
+    from rag.streams import stdout_to_stderr
 
-    # Fail before serving on what a call could never get past (an unknown default index).
-    assistant = Assistant(settings, indexes=indexes, web=web)
-    for spec in assistant.index_specs(None):
-        assistant.retriever(spec)
-    server = build_server(assistant)
-    anyio.run(server.run_stdio_async)
+    with stdout_to_stderr():  # nothing before the protocol either: a plugin's print, a log
+        # Fail before serving on what a call could never get past (an unknown default index).
+        assistant = Assistant(settings, indexes=indexes, web=web)
+        for spec in assistant.index_specs(None):
+            assistant.retriever(spec)
+        serve_stdio(build_server(assistant))

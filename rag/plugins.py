@@ -9,8 +9,16 @@ a source tree without installed metadata, the built-ins register directly instea
 
 Entry points load once, the first time any registry is consulted, never at import: a
 `register` function must stay light (no heavy imports; a factory imports what it needs
-when it is called). A plugin whose import or `register` fails costs one warning line
-naming it, and the command carries on without it.
+when it is called). A plugin whose import or `register` fails (even by `sys.exit`) costs
+one warning line naming it, and the command carries on without it. While a plugin is
+imported and registers, and while its factories run, whatever it prints goes to stderr:
+stdout carries only pocketrag's output (`rag search --json`, the `rag mcp` protocol).
+
+A name belongs to whoever registers it first: the built-ins, then the entry points by
+name. A plugin that registers a name already taken (the `openai` model prefix, say) is
+not allowed to replace it: one warning naming the plugin, and its part is left out. A
+plugin factory's exception becomes one line naming the part and the plugin (a RagError,
+exit 1); a RagError the factory raises on purpose passes through as it is.
 
 How a part is made (`create`): its factory is called with the arguments its kind
 passes, plus `options=` (a dict of checked values) when the part declares options:
@@ -42,7 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import CONFIG_FILE, PART_TABLES, Settings, parse_value, rag_home, read_config_file
-from rag.errors import UsageError
+from rag.errors import RagError, UsageError
+from rag.streams import stdout_to_stderr
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -144,6 +153,9 @@ _loading = False  # this thread is running the entry points (the lock is reentra
 #: Entry points that failed to load (their warning is out): their config sections are
 #: not reported as unknown, since the failed plugin may have been the one to take them.
 _FAILED: list[str] = []
+#: The entry point, (name, value), that registered each (kind, part name); parts
+#: registered in-process (`register`) have none.
+_ORIGINS: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 def _check_part(part: Part) -> None:
@@ -175,12 +187,14 @@ def register(part: Part) -> None:
     with _LOCK:
         _ensure_loaded()
         _PARTS[part.kind][part.name] = part
+        _ORIGINS.pop((part.kind, part.name), None)
 
 
 def unregister(kind: str, name: str) -> None:
     with _LOCK:
         _ensure_loaded()
         _PARTS[kind].pop(name, None)
+        _ORIGINS.pop((kind, name), None)
 
 
 def parts(kind: str) -> dict[str, Part]:
@@ -206,10 +220,26 @@ def create(
     """`name`'s factory called with `args`, plus `options=` when the part declares options
     (resolved for `settings.home`, or `$RAG_HOME` without settings). The config file's
     sections of this kind are checked either way, so a misspelt section is reported.
-    `hint` goes into the error for an unknown name (see `get_part`)."""
+    `hint` goes into the error for an unknown name (see `get_part`). A plugin's factory
+    runs with stdout sent to stderr, and its failure is one line naming it (a RagError)."""
     part = get_part(kind, name, hint)
     options = part_options(kind, name, settings)
-    return part.factory(*args, options=options) if part.options else part.factory(*args)
+    kwargs = {"options": options} if part.options else {}
+    origin = _ORIGINS.get((kind, part.name))
+    if origin is None or _is_builtin(origin[1]):
+        return part.factory(*args, **kwargs)
+    try:
+        with stdout_to_stderr():
+            return part.factory(*args, **kwargs)
+    except RagError:  # the plugin's own message for the user
+        raise
+    except (Exception, SystemExit) as exc:  # not KeyboardInterrupt: Ctrl-C still stops
+        log.debug("%s %r failed", kind, part.name, exc_info=True)
+        label = _LABELS[kind]
+        raise RagError(
+            f"{label[0].upper()}{label[1:]} {part.name!r} from plugin {origin[0]!r} "
+            f"({origin[1]}) failed: {_describe(exc)}. Update or uninstall that plugin."
+        ) from None
 
 
 def env_name(kind: str, part_name: str, option: str) -> str:
@@ -311,7 +341,7 @@ def _ensure_loaded() -> None:
         _loading = True
         try:
             entry_points = _entry_points()
-            if not any(ep.value.split(":")[0].strip() == _BUILTINS for ep in entry_points):
+            if not any(_is_builtin(ep.value) for ep in entry_points):
                 # a source tree without installed metadata: the built-ins still register
                 from rag.builtin_parts import register as builtins
 
@@ -334,30 +364,60 @@ def _entry_points() -> list[Any]:
     unique = {(ep.name, ep.value): ep for ep in found}
     return sorted(
         unique.values(),
-        key=lambda ep: (ep.value.split(":")[0].strip() != _BUILTINS, ep.name, ep.value),
+        key=lambda ep: (not _is_builtin(ep.value), ep.name, ep.value),
     )
 
 
+def _is_builtin(value: str) -> bool:
+    return value.split(":")[0].strip() == _BUILTINS
+
+
+def _describe(exc: BaseException) -> str:
+    """`RuntimeError: the first line of its message`, for a one-line report."""
+    text = str(exc).strip()
+    return type(exc).__name__ + (f": {text.splitlines()[0]}" if text else "")
+
+
 def _run_plugin(name: str, value: str, load: Callable[[], Any]) -> None:
-    """Load one entry point and run its `register` into a `Registry`; keep its parts only
-    when it all worked, else one warning and nothing of it."""
+    """Load one entry point and run its `register` into a `Registry`, with stdout sent to
+    stderr; keep its parts only when it all worked, else one warning and nothing of it.
+    A part whose name is taken already is left out, with a warning."""
     registry = Registry()
     try:
-        target = load()
-        function = target if callable(target) else getattr(target, "register", None)
-        if not callable(function):
-            raise TypeError(f"{value} is neither callable nor a module with register()")
-        function(registry)
-    except Exception as exc:  # any failure of someone else's code: report and carry on
-        _FAILED.append(value)
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        with stdout_to_stderr():
+            target = load()
+            function = target if callable(target) else getattr(target, "register", None)
+            if not callable(function):
+                raise TypeError(f"{value} is neither callable nor a module with register()")
+            function(registry)
+    except (Exception, SystemExit) as exc:  # someone else's code: report and carry on
+        _FAILED.append(value)  # (not KeyboardInterrupt: Ctrl-C still stops the command)
         log.warning(
-            "Warning: plugin %r (%s) failed to load and is skipped: %s%s",
+            "Warning: plugin %r (%s) failed to load and is skipped: %s",
             name,
             value,
-            type(exc).__name__,
-            f": {detail}" if detail else "",
+            _describe(exc),
         )
         return
     for part in registry.parts:
+        key = (part.kind, part.name)
+        if part.name in _PARTS[part.kind]:
+            owner = _ORIGINS.get(key)
+            if owner is None:
+                kept = "the one registered first"
+            elif _is_builtin(owner[1]):
+                kept = "pocketrag's own"
+            else:
+                kept = f"plugin {owner[0]!r}'s ({owner[1]})"
+            log.warning(
+                "Warning: plugin %r (%s) registers the %s %r, which is taken: %s is kept "
+                "and the plugin's left out.",
+                name,
+                value,
+                _LABELS[part.kind],
+                part.name,
+                kept,
+            )
+            continue
         _PARTS[part.kind][part.name] = part
+        _ORIGINS[key] = (name, value)

@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from mcp_raw import RawServer, call
 from native import fail_if_crashed
+from throwaway_plugins import plugin_package
+from web_servers import free_port
 
 from rag import plugins
 from rag.config import load_settings
@@ -22,7 +25,8 @@ from rag.errors import UsageError
 from rag.plugins import FactoryMap, Option, Part, Registry
 
 REPO = Path(__file__).resolve().parents[1]
-PLUGINS = Path(__file__).resolve().parent / "plugins"
+TESTS = Path(__file__).resolve().parent
+PLUGINS = TESTS / "plugins"
 QUESTION = "What is the answer?"
 ASK = ["ask", QUESTION, "--search", "--engine", "hello", "--model", "echo:x", "--no-rerank"]
 
@@ -148,6 +152,201 @@ def test_a_broken_plugin_costs_one_warning_and_the_cli_carries_on(
     assert "Unknown search engine 'hello'; choose one of: ddgs, searxng" in alone.stderr
 
 
+# --- plugins that misbehave --------------------------------------------------------------
+
+#: A web engine's class for throwaway plugins (`Engine()` finds one result).
+ENGINE = """
+class Engine:
+    name = "throwaway"
+
+    def search(self, query, max_results):
+        from rag.web.base import WebResult
+
+        return [WebResult(title="A throwaway result", url="https://x.example/", snippet="Hi.")]
+
+    def cache_identity(self):
+        return {}
+"""
+
+BOOM = """
+from rag.errors import UsageError
+
+
+def fail(*args, **kwargs):
+    raise RuntimeError("kaboom")
+
+
+def leave(*args, **kwargs):
+    raise SystemExit(4)
+
+
+def refuse(*args, **kwargs):
+    raise UsageError("The picky engine needs a key: set RAG_PICKY_KEY.")
+
+
+def register(registry):
+    registry.register(registry.Part("engine", "boomengine", fail))
+    registry.register(registry.Part("generator", "boomgen", fail))
+    registry.register(registry.Part("engine", "exiting", leave))
+    registry.register(registry.Part("engine", "picky", refuse))
+"""
+BOOM_SAYS = "from plugin 'boom' (pocketrag_boom:register) failed:"
+UNINSTALL = "Update or uninstall that plugin."
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        (
+            ("search", "q", "--web", "--engine", "boomengine"),
+            1,
+            f"Search engine 'boomengine' {BOOM_SAYS} RuntimeError: kaboom. {UNINSTALL}",
+        ),
+        (
+            ("ask", "q", "-m", "boomgen:x"),
+            1,
+            f"Model prefix 'boomgen' {BOOM_SAYS} RuntimeError: kaboom. {UNINSTALL}",
+        ),
+        (
+            ("search", "q", "--web", "--engine", "exiting"),
+            1,
+            f"Search engine 'exiting' {BOOM_SAYS} SystemExit: 4. {UNINSTALL}",
+        ),
+        (  # a RagError raised on purpose is the plugin's message to the user, as it is
+            ("search", "q", "--web", "--engine", "picky"),
+            2,
+            "The picky engine needs a key: set RAG_PICKY_KEY.",
+        ),
+    ],
+)
+def test_a_plugin_factory_that_raises_is_one_line_naming_it(
+    rag_home: Path, tmp_path: Path, args: tuple[str, ...], code: int, line: str
+) -> None:
+    boom = plugin_package(tmp_path / "boom", "boom", BOOM)
+    done = rag(rag_home, *args, path=(boom,))
+    assert (done.returncode, done.stdout) == (code, "")
+    assert done.stderr == f"Error: {line}\n"
+
+
+def test_a_plugin_cannot_replace_a_built_in_part(rag_home: Path, tmp_path: Path) -> None:
+    """A plugin claiming the `openai` model prefix: the built-in is kept, with one
+    warning naming the plugin; the plugin's other parts still register."""
+    claimer = plugin_package(
+        tmp_path / "claimer",
+        "claimer",
+        ENGINE
+        + """
+def hijack(*args, **kwargs):
+    raise RuntimeError("hijacked")
+
+
+def register(registry):
+    registry.register(registry.Part("generator", "openai", hijack))
+    registry.register(registry.Part("engine", "claimed", lambda settings: Engine()))
+""",
+    )
+    warning = (
+        "Warning: plugin 'claimer' (pocketrag_claimer:register) registers the model prefix "
+        "'openai', which is taken: pocketrag's own is kept and the plugin's left out."
+    )
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nobody listens: the built-in says so
+    done = rag(rag_home, "ask", "q", "-m", f"openai:{url}#m", path=(claimer,))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        warning,
+        f"Error: Cannot reach the model server at {url} (ConnectError: [Errno 111] Connection "
+        "refused). Is it running, and is the URL the API base (usually ending in /v1)?",
+    ]
+    found = rag(rag_home, "search", "q", "--web", "--engine", "claimed", "--json", path=(claimer,))
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["results"][0]["title"] == "A throwaway result"
+    assert found.stderr.splitlines() == [warning]
+
+
+def test_a_plugin_that_exits_at_import_is_skipped(rag_home: Path, tmp_path: Path) -> None:
+    quitter = plugin_package(tmp_path / "quitter", "quitter", "import sys\n\nsys.exit(3)\n")
+    done = rag(rag_home, *ASK, path=(quitter, PLUGINS))
+    assert done.returncode == 0, done.stderr
+    assert 'Source 1 says: "Hello, the hello plugin answers: forty-two' in done.stdout
+    warnings = [line for line in done.stderr.splitlines() if "quitter" in line]
+    assert warnings == [
+        "Warning: plugin 'quitter' (pocketrag_quitter:register) failed to load and is "
+        "skipped: SystemExit: 3"
+    ]
+
+
+CHATTY = (
+    """
+import os
+import sys
+
+print("chatty: print at import")
+os.write(1, b"chatty: os.write at import\\n")
+sys.stdout.write("chatty: a line left unfinished at import")
+
+
+def make_engine(settings):
+    print("chatty: print in the factory")
+    os.write(1, b"chatty: os.write in the factory\\n")
+    return Engine()
+
+
+def register(registry):
+    print("chatty: print in register")
+    registry.register(registry.Part("engine", "chatty", make_engine))
+"""
+    + ENGINE
+)
+
+
+def test_a_plugin_that_prints_cannot_corrupt_stdout(rag_home: Path, tmp_path: Path) -> None:
+    """What a plugin prints (print, sys.stdout, os.write on descriptor 1) while it is
+    imported, registers and makes its part goes to stderr: `--json` stays JSON."""
+    chatty = plugin_package(tmp_path / "chatty", "chatty", CHATTY)
+    done = rag(rag_home, "search", "q", "--web", "--engine", "chatty", "--json", path=(chatty,))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"][0]["title"] == "A throwaway result"
+    for said in ("print at import", "os.write at import", "a line left unfinished at import"):
+        assert f"chatty: {said}" in done.stderr
+    for said in ("print in register", "print in the factory", "os.write in the factory"):
+        assert f"chatty: {said}" in done.stderr
+    # the plugin is loaded by another part's need (the hello engine): the same
+    hello_json = ("search", "q", "--web", "--engine", "hello", "--json")
+    hello = rag(rag_home, *hello_json, path=(chatty, PLUGINS))
+    assert hello.returncode == 0, hello.stderr
+    assert json.loads(hello.stdout)["results"][0]["title"] == "Hello from the hello plugin"
+    assert "chatty: print at import" in hello.stderr
+
+
+def test_a_plugin_that_prints_cannot_corrupt_the_mcp_protocol(
+    rag_home: Path, tmp_path: Path
+) -> None:
+    """`rag mcp --index notes` loads the plugins before it serves (to open the index):
+    stdout carries only JSON-RPC all the same."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "compost.md").write_text("# Compost\n\nTurn the compost heap every two weeks.\n")
+    fake = {"RAG_EMBEDDER": "index_fixtures:FakeEmbedder"}
+    built = rag(rag_home, "index", str(docs), "--name", "notes", path=(TESTS,), **fake)
+    assert built.returncode == 0, built.stderr
+    chatty = plugin_package(tmp_path / "chatty", "chatty", CHATTY)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(fake, RAG_HOME=str(rag_home))
+    env["PYTHONPATH"] = os.pathsep.join(map(str, (chatty, TESTS, REPO)))
+    server = RawServer(tmp_path, "--index", "notes", env=env)
+    try:
+        server.initialize()  # fails on a line that is not JSON
+        server.write(call("find", "search_index", {"query": "compost heap"}))
+        server.write(call("web", "search_web", {"query": "q"}))
+        server.write(call("list", "list_indexes", {}))
+        seen = server.until("find", "web", "list")
+        assert seen["find"]["result"]["content"][0]["text"].startswith("[1] Compost — ")
+        assert server.close() == 0
+    finally:
+        server.kill()
+    assert "chatty: os.write at import" in server.stderr()
+
+
 # --- the registry in this process -------------------------------------------------------
 
 
@@ -157,6 +356,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch) -> None:
     plugins.parts("engine")  # loaded first, so the copy holds the built-ins
     monkeypatch.setattr(plugins, "_PARTS", {k: dict(v) for k, v in plugins._PARTS.items()})
     monkeypatch.setattr(plugins, "_FAILED", [])
+    monkeypatch.setattr(plugins, "_ORIGINS", dict(plugins._ORIGINS))
 
 
 class Engine:
