@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from indexers.discovery import MAX_FILE_BYTES, open_regular
 from rag.html_text import parse_html
+from rag.safe_text import replace_surrogates
 
 TEXT_FIELDS = ("text", "contents", "content", "body")
 TITLE_FIELDS = ("title", "name")
@@ -54,6 +55,13 @@ class Document:
     anchor: str = ""
     headings: list[tuple[int, str]] = field(default_factory=list)
     offset: int = 0  # where `text` starts in the whole document (a part of a long file)
+
+    def __post_init__(self) -> None:
+        # A JSON `"\ud800"` (or any reader's lone surrogate) would fail SQLite, the
+        # tokenizer and every reply that carries the chunk: data keeps U+FFFD instead.
+        self.text = replace_surrogates(self.text)
+        self.title = replace_surrogates(self.title)
+        self.headings = [(level, replace_surrogates(h)) for level, h in self.headings]
 
 
 @dataclass

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from index_fixtures import (  # noqa: F401 - fixtures
     HERE,
     child_env,
@@ -206,3 +207,56 @@ def test_indexes_list_names_a_folder_it_may_not_look_into(docs: Path, fake_embed
     with modes(settings().indexes_dir, 0):
         out = cli_in_child("indexes", "list", unprivileged=True)
     assert out["exit_code"] == 1 and out["stderr"].startswith("Error: Cannot list"), out
+
+
+def _rag_process(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`rag ARGV` in a real process (the fake embedder registered): its exit code and
+    streams as a user sees them."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
+        "from index_fixtures import register_fake\n"
+        "register_fake('fake')\n"
+        "from rag.cli.app import main\n"
+        "sys.argv = ['rag', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        env=child_env(RAG_EMBEDDER="fake"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("wait", ["nan", "inf", "-inf", "-1", "1e9"])
+def test_a_wait_that_is_not_a_sane_number_of_seconds_is_one_usage_line(
+    docs: Path, wait: str
+) -> None:
+    """Before: nan and inf reached filelock (a ValueError/OverflowError traceback, exit 1)
+    after the index folder was made; -1 printed click's usage block."""
+    done = _rag_process("index", str(docs), "--name", "notes", "--wait", wait)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "Error: --wait: wait must be a finite number between 0 and 86400.\n"
+        if wait in ("nan", "inf", "-inf")
+        else f"Error: --wait: wait must be between 0 and 86400, got {float(wait)!r}.\n"
+    )
+    assert not (settings().indexes_dir / "notes").exists()
+    assert _rag_process("index", str(docs), "--name", "notes", "--wait", "0.5").returncode == 0
+
+
+def test_a_document_holding_a_lone_surrogate_is_indexed_and_served(
+    docs: Path, fake_embedder
+) -> None:
+    """JSON's `"\\ud800"` decodes to a lone surrogate, which SQLite cannot store. Before:
+    a UnicodeEncodeError traceback and no index. Data keeps U+FFFD in its place."""
+    record = {"title": "Odd \\ud800 title", "text": "Lake Baikal holds odd \\udcff text."}
+    (docs / "odd.json").write_text(json.dumps(record).replace("\\\\", "\\"), encoding="utf-8")
+    assert "\\ud800" in (docs / "odd.json").read_text(encoding="utf-8")
+    result = cli("index", str(docs), "--name", "notes", "--json")
+    assert result.exit_code == 0, result.output
+    found = cli("search", "Lake Baikal odd text", "--index", "notes", "--json")
+    assert found.exit_code == 0, found.output
+    texts = [r["text"] for r in json.loads(found.stdout)["results"]]
+    assert "Lake Baikal holds odd \ufffd text." in texts

@@ -176,3 +176,29 @@ def test_a_misspelt_engine_section_is_reported_when_an_engine_is_used(rag_home: 
     load_settings()  # plugins are not loaded to read the settings
     with pytest.raises(UsageError, match=r"Unknown search engine 'serxng'.*known: ddgs, searxng"):
         build_engine(load_settings(engine="ddgs"))
+
+
+def test_a_result_holding_a_lone_surrogate_is_cached_and_shown(monkeypatch) -> None:
+    """An engine's JSON may carry `"\\ud800"`. Before: a UnicodeEncodeError traceback
+    from the cache (SQLite) in `rag search --web`. Results keep U+FFFD in its place."""
+    import json as json_module
+
+    from typer.testing import CliRunner
+
+    from rag.cli.app import app
+
+    raw = json_module.dumps(
+        searxng_results(("Odd \ud800 title", "https://example.org/odd", "Odd \udcff snippet."))
+    ).replace("\\\\", "\\")
+    reply = (200, {"Content-Type": "application/json"}, raw.encode("ascii"))
+    with local_server({"/search": lambda r: reply}) as server:
+        monkeypatch.setenv("RAG_ENGINE", "searxng")
+        monkeypatch.setenv("RAG_ENGINE_SEARXNG_URL", server.url)
+        runner = CliRunner()
+        for _ in range(2):  # the second from the cache
+            result = runner.invoke(app, ["search", "odd", "--web", "--json", "--no-rerank"])
+            assert result.exit_code == 0, result.output
+            shown = json_module.loads(result.stdout)["results"][0]
+            assert shown["title"] == "Odd \ufffd title"
+            assert shown["text"] == "Odd \ufffd snippet."
+    assert len(server.requests) == 1

@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from rag.config import SAFESEARCH_LEVELS, TIMELIMITS
 from rag.errors import UsageError
+from rag.safe_text import replace_surrogates
 
 
 def check_search_options(safesearch: str, timelimit: str) -> None:
@@ -32,6 +33,12 @@ class WebResult:
     title: str
     url: str
     snippet: str
+
+    def __post_init__(self) -> None:
+        # An engine's JSON may carry `"\ud800"`: kept as U+FFFD, so the result can be
+        # cached (SQLite), tokenized and sent back as UTF-8 like any other.
+        for name in ("title", "url", "snippet"):
+            object.__setattr__(self, name, replace_surrogates(getattr(self, name)))
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
