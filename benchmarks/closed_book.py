@@ -47,7 +47,7 @@ print(f"\\nRAW first_token_s={first - started:.3f} pieces={n}", file=sys.stderr)
 
 def job_for(model: str) -> dict:
     """What rag would do for this question: its messages and its model settings."""
-    from rag.config import load_settings
+    from rag.core.config import load_settings
     from rag.generators import load_generator
     from rag.orchestrator import build_prompt
 

@@ -41,8 +41,8 @@ from pathlib import Path
 from cold_search import write_corpus
 from serve_load import free_port
 
+from rag.generators.model_files import ALIASES
 from rag.generators.openai_http import wait_until_ready
-from rag.models import ALIASES
 
 HERE = Path(__file__).resolve().parent
 DATA = next(

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from evals.conditions import parse_conditions
 from evals.runner import EvalConfig, run_eval
-from rag.config import load_settings
+from rag.core.config import load_settings
 from rag.generators import load_generator
 
 HERE = Path(__file__).resolve().parent

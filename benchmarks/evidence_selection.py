@@ -27,16 +27,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.config import load_settings  # noqa: E402
-from rag.evidence import candidates_wanted, choose_evidence  # noqa: E402
+from rag.core.config import load_settings  # noqa: E402
+from rag.evidence import choose_evidence  # noqa: E402
 from rag.generators import load_generator  # noqa: E402
-from rag.orchestrator import build_prompt, evidence_room, retrieve_all  # noqa: E402
-from rag.retrieval import build_retriever  # noqa: E402
+from rag.orchestrator import build_prompt, evidence_room, retrieve  # noqa: E402
+from rag.sources import build_retriever  # noqa: E402
 
 
 def first_token(question: str, settings, retriever, generator) -> dict[str, float]:  # noqa: ANN001
     started = time.perf_counter()
-    retrieved = retrieve_all([retriever], question, candidates_wanted(settings))
+    retrieved = retrieve(question, [retriever], settings)
     retrieval_s = time.perf_counter() - started
     room = evidence_room(question, generator, max_tokens=1, family="eval")
     selection = choose_evidence(

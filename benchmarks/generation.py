@@ -14,9 +14,9 @@ import argparse
 import statistics
 import time
 
-from rag.config import load_settings
+from rag.core.config import load_settings
+from rag.core.types import Message
 from rag.generators import load_generator
-from rag.types import Message
 
 PROMPT = [Message("user", "Write a long, detailed story about a dragon who learns to bake bread.")]
 

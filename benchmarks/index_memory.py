@@ -42,7 +42,7 @@ class HashingEmbedder:
     def __init__(self, dim: int = 384) -> None:
         from tokenizers import Tokenizer
 
-        from indexers.embedders import packaged_model_dir
+        from indexers.model_files import packaged_model_dir
 
         folder = packaged_model_dir("all-MiniLM-L6-v2")
         if folder is None:

@@ -104,8 +104,9 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from indexers.build import build_index
-    from indexers.embedders import get_embedder, packaged_model_dir
-    from rag.config import load_settings
+    from indexers.embedders import get_embedder
+    from indexers.model_files import packaged_model_dir
+    from rag.core.config import load_settings
 
     work = Path(tempfile.mkdtemp(prefix="rag-bench-index-"))
     home = work / "home"

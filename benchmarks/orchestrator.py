@@ -26,10 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.config import Settings  # noqa: E402
+from rag.core import plugins  # noqa: E402
+from rag.core.config import Settings  # noqa: E402
 from rag.generators import load_generator  # noqa: E402
-from rag.orchestrator import build_prompt, retrieve_all  # noqa: E402
-from rag.web import ENGINES, WebResult, build_web_retriever  # noqa: E402
+from rag.orchestrator import build_prompt, retrieve  # noqa: E402
+from rag.web import WebResult, build_web_retriever  # noqa: E402
 
 TOPICS = [
     "Who wrote the novel Emma?",
@@ -78,7 +79,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     args = parser.parse_args()
 
-    ENGINES["instant"] = lambda settings: InstantEngine()
+    plugins.register(plugins.Part("engine", "instant", lambda *a, **k: InstantEngine()))
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home), model=args.model, engine="instant", k=args.k)
         started = time.perf_counter()
@@ -97,7 +98,7 @@ def main() -> None:
             if llama is not None:
                 llama.reset()  # an empty KV cache, as for a single `rag ask`
             t0 = time.perf_counter()
-            retrieved = retrieve_all([retriever], question, settings.k)
+            retrieved = retrieve(question, [retriever], settings)
             t1 = time.perf_counter()
             messages, packed = build_prompt(
                 question, retrieved.passages, generator,

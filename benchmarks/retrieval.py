@@ -111,7 +111,7 @@ def main() -> None:
     os.environ.pop("RAG_EMBEDDER", None)
     from indexers.build import build_index
     from indexers.retriever import IndexRetriever
-    from rag.config import load_settings
+    from rag.core.config import load_settings
 
     corpus = args.work / "nq-corpus.jsonl"
     pairs = write_corpus(

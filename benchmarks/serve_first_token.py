@@ -31,7 +31,7 @@ from serve_load import Servers, clean_env, free_port, questions, rag_command
 
 def rag_side(model: str, asked: list[str]) -> tuple[dict, list[list[dict]]]:
     """rag's model settings (as closed_book.py reads them) and its closed-book messages."""
-    from rag.config import load_settings
+    from rag.core.config import load_settings
     from rag.generators import load_generator
     from rag.orchestrator import build_prompt
 

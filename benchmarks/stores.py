@@ -26,6 +26,8 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 from retrieval import corpus_arguments, evaluate, percentile, write_corpus  # noqa: E402
 
+from indexers.stores.base import resolve_index_dir  # noqa: E402
+
 
 @contextlib.contextmanager
 def server(url: str | None) -> Iterator[str]:
@@ -62,12 +64,12 @@ def embed_once() -> dict[str, object]:
 
 def remember_local(name: str, settings, memo: dict) -> None:  # noqa: ANN001
     """Fill `memo` with the vectors of a local index already built (a re-run reuses it)."""
-    from indexers import store
     from indexers.chunking import embedding_text
-    from rag.threads import load_faiss
+    from indexers.stores import local_layout
+    from rag.core.threads import load_faiss
 
     faiss = load_faiss()
-    generation = store.open_current(store.resolve_index_dir(name, settings), name)
+    generation = local_layout.open_current(resolve_index_dir(name, settings), name)
     conn = generation.connect()
     texts = {
         i: embedding_text(t, x) for i, t, x in conn.execute("SELECT id, title, text FROM chunks")
@@ -93,7 +95,7 @@ def main() -> None:
         os.environ.pop(name)
     from indexers.build import build_index
     from indexers.retriever import IndexRetriever
-    from rag.config import load_settings
+    from rag.core.config import load_settings
 
     corpus = args.work / "nq-corpus.jsonl"
     pairs = write_corpus(

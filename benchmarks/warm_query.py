@@ -52,7 +52,7 @@ def main() -> None:
 
     from indexers.build import build_index
     from indexers.retriever import IndexRetriever
-    from rag.config import load_settings
+    from rag.core.config import load_settings
 
     settings = load_settings()
     build_index([corpus], "warm", settings)
@@ -63,7 +63,7 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from indexers.embedders import packaged_model_dir
+    from indexers.model_files import packaged_model_dir
 
     torch.set_num_threads(1)
     model = SentenceTransformer(str(packaged_model_dir("all-MiniLM-L6-v2")), device="cpu")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 
+from rag.core.types import Message
 from rag.generators.llama import AMX_FLAGS, LlamaGenerator, cpu_flags
-from rag.models import resolve_model
-from rag.types import Message
+from rag.generators.model_files import resolve_model
 
 TEXT = (
     "Summarise this in one long paragraph: "

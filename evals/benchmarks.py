@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rag.config import Settings
-from rag.errors import RagError, UsageError
-from rag.files import storage_error
+from rag.core.config import Settings
+from rag.core.errors import RagError, UsageError
+from rag.core.files import storage_error
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from evals.jsonl import append_line, bad_line, read_jsonl
-from rag.config import Settings, parse_setting
-from rag.errors import UsageError
+from rag.core.config import Settings, parse_setting
+from rag.core.errors import UsageError
+from rag.core.types import Passage
 from rag.evidence import candidates_wanted
-from rag.orchestrator import Retrieved, retrieve_all
-from rag.retrieval import Retriever
-from rag.types import Passage
+from rag.orchestrator import Retrieved, retrieve
+from rag.sources import Retriever
 
 CLOSED = "closed"
 ORACLE = "oracle"
@@ -166,6 +166,7 @@ def _record(row: Any) -> Retrieved:
     """A snapshot line's retrieval result; KeyError/TypeError/... when it is not one."""
     hash((row["condition"], row["question"]))  # the key of the record must be usable
     return Retrieved(
+        str(row["question"]),
         [passage_from_dict(p) for p in row["passages"]],
         [str(w) for w in row.get("warnings") or []],
         float(row.get("seconds", 0.0)),
@@ -299,7 +300,7 @@ class EvidenceSource:
         being recorded, unless `record` is False: then the caller records it (`record`),
         as the eval runner does once the answer is in, in the order answers are written."""
         if condition.closed:
-            return Retrieved([], [], 0.0)
+            return Retrieved(question, [], [], 0.0)
         chosen = condition.settings(self.settings)
         k = candidates_wanted(chosen)
         if condition.oracle:
@@ -307,12 +308,18 @@ class EvidenceSource:
                 Passage(text, title, f"gold#{i}", ORACLE, 1.0)
                 for i, (title, text) in enumerate(self.gold.get(question, ()), start=1)
             ]
-            return Retrieved(passages[: chosen.k], [], 0.0)
+            return Retrieved(question, passages[: chosen.k], [], 0.0, sources_asked=1)
         if self.replay is not None:
             got = self.replay.get(condition.name, question)
             # The recorded search time stands in for the search, so latencies stay comparable.
-            return Retrieved(got.passages[: k * len(condition.sources)], got.warnings, got.seconds)
-        got = retrieve_all(self._retrievers[condition.name], question, k)
+            return Retrieved(
+                question,
+                got.passages[: k * len(condition.sources)],
+                got.warnings,
+                got.seconds,
+                sources_asked=len(condition.sources),
+            )
+        got = retrieve(question, self._retrievers[condition.name], chosen)
         if record:
             self.record(condition, question, got)
         return got

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.errors import UsageError
-from rag.files import storage_error
+from rag.core.errors import UsageError
+from rag.core.files import storage_error
 
 
 @dataclass

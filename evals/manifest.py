@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import prompts
-from rag.config import Settings
-from rag.errors import RagError, StorageError, UsageError
-from rag.files import sha256_of, storage_error, write_atomic
+from rag.core.config import Settings
+from rag.core.errors import RagError, StorageError, UsageError
+from rag.core.files import sha256_of, storage_error, write_atomic
 
 if TYPE_CHECKING:
     from evals.benchmarks import Benchmark, Question
@@ -81,14 +81,11 @@ def file_sha256(path: Path, settings: Settings) -> str:
 
 def model_file(spec: str) -> Path | None:
     """The GGUF file behind a model spec, or None for a remote/registered backend."""
-    from rag.generators.base import REGISTRY
+    from rag.core import plugins
+    from rag.generators.model_files import resolve_model
 
-    prefix, sep, _ = spec.partition(":")
-    if sep and prefix in REGISTRY:
-        return None
-    from rag.models import resolve_model
-
-    return resolve_model(spec).locate()
+    part, argument = plugins.resolve("generator", spec)
+    return resolve_model(argument).locate() if part.fallback else None
 
 
 def package_versions() -> dict[str, str | None]:

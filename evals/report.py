@@ -21,8 +21,8 @@ from evals.conditions import CLOSED
 from evals.manifest import MANIFEST, read_manifest
 from evals.metrics import bootstrap_ci, mcnemar_exact, mean, score_answer
 from evals.predictions import cut_short_message, load_predictions
-from rag.errors import UsageError
-from rag.files import write_atomic
+from rag.core.errors import UsageError
+from rag.core.files import write_atomic
 
 ALPHA = 0.05
 

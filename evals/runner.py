@@ -1,7 +1,7 @@
 """Answer every sampled question under every condition, one JSON line at a time.
 
 Why it is built this way:
-- every answer goes through `rag.orchestrator.ask` (family `eval`), the code path
+- every answer goes through `rag.orchestrator.answer` (family `eval`), the code path
   `rag ask` uses, so the eval measures the product, not a lookalike;
 - the model loads once per process and the prompt templates share their fixed
   instruction prefix, so llama.cpp reuses its KV cache across questions;
@@ -47,13 +47,14 @@ from evals.predictions import (
     row_problem,
 )
 from evals.report import write_reports
-from rag.config import Settings
-from rag.errors import PromptTooLong, RagError, UsageError
-from rag.files import storage_error
+from rag.core.config import Settings
+from rag.core.errors import PromptTooLong, RagError, UsageError
+from rag.core.files import storage_error
 from rag.generators import Generator, load_generator
 from rag.generators.base import serves_concurrently
-from rag.orchestrator import Answer, Retrieved, ask
-from rag.retrieval import Retriever, build_retriever
+from rag.orchestrator import Answer, Retrieved
+from rag.orchestrator import answer as answer_from
+from rag.sources import Retriever, build_retriever
 
 #: Held by the run writing into a folder; never read by `rag eval report`.
 LOCK = ".run.lock"
@@ -252,13 +253,12 @@ def run_eval(
                 question, condition = item
                 got = evidence.retrieve(condition, question.question, record=False)
                 try:
-                    answer = ask(
+                    answer = answer_from(
                         question.question,
-                        settings=condition.settings(settings),
-                        sources=condition.sources,
-                        generator=generator,
+                        got,
+                        generator,
+                        condition.settings(settings),
                         family="eval",
-                        retrieved=got,
                         on_text=stop_if_abandoned if workers > 1 else None,
                     )
                 except PromptTooLong as exc:  # this question alone does not fit: it is

@@ -5,7 +5,7 @@ its SHA-256 decides. Changed files are re-read and re-embedded, files that are g
 (or now unreadable) leave the index, and `rebuild=True` starts from nothing.
 Safe: one writer at a time (filelock; a second run waits `wait` seconds, then
 refuses with IndexBusy), and every write goes to a new generation that becomes
-live only by an atomic rename (see `indexers.store`).
+live only by an atomic rename (see `indexers.stores.local_layout`).
 """
 
 from __future__ import annotations
@@ -21,21 +21,23 @@ from typing import Any
 
 import numpy as np
 
-from indexers import store, stores
+from indexers import stores
 from indexers.chunking import Chunk, embedding_text, iter_chunks
 from indexers.discovery import Skip, discover, open_regular
 from indexers.embedders import (
     Embedder,
-    canonical_name,
     check_embedder,
     get_embedder,
     runtime_for_index,
     runtime_for_new_index,
 )
 from indexers.loaders import LoadError, iter_documents
-from rag.config import Settings
-from rag.errors import IndexCorrupt, RagError, UsageError
-from rag.files import sha256_of, storage_error
+from indexers.model_files import canonical_name
+from indexers.stores import local_layout
+from indexers.stores.base import damaged
+from rag.core.config import Settings
+from rag.core.errors import IndexCorrupt, RagError, UsageError
+from rag.core.files import sha256_of, storage_error
 
 EMBED_BATCH = 64
 #: Chunks are embedded this many batches at a time (sorted by length within the window, for
@@ -120,7 +122,7 @@ def build_index(
     exclude: Sequence[str] = (),
     wait: float = 0.0,
     progress: Progress | None = None,
-    approx_threshold: int = store.APPROX_THRESHOLD,
+    approx_threshold: int = local_layout.APPROX_THRESHOLD,
     store_kind: str | None = None,
 ) -> BuildReport:
     """Create or update index `name` from `paths` (empty: the roots of the last run), in the
@@ -139,7 +141,7 @@ def build_index(
             )
     except BaseException as exc:
         if isinstance(exc, IndexCorrupt):
-            raise store.damaged(name, exc, paths) from None
+            raise damaged(name, exc, paths) from None
         if _is_storage_failure(exc):  # disk full, read-only: the index stays as it was
             raise _storage_error(index.index_dir, exc) from None
         raise
@@ -311,7 +313,7 @@ class _Run:
                 params = dict(self.prev.params, roots=self.roots)
             else:
                 embedder = self.embedder()
-                params = store.new_params(
+                params = local_layout.new_params(
                     self.name,
                     self.embedder_name,
                     embedder.id,

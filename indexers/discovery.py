@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from rag.errors import UsageError
+from rag.core.errors import UsageError
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 

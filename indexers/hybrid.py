@@ -11,8 +11,8 @@ import re
 import sqlite3
 from collections.abc import Sequence
 
-from rag import ranking
-from rag.errors import IndexCorrupt
+from rag.core import ranking
+from rag.core.errors import IndexCorrupt
 
 # Weighted RRF. The textbook k=60 with equal weights lost 4 points of recall@5 against
 # dense alone on the NQ corpus of benchmarks/retrieval.py (0.934 vs 0.973): MiniLM is
@@ -67,6 +67,6 @@ def rrf(
     weights: Sequence[float] | None = None,
     k: int = RRF_K,
 ) -> list[tuple[int, float]]:
-    """Weighted reciprocal rank fusion of chunk-id rankings (`rag.ranking.rrf`) with this
+    """Weighted reciprocal rank fusion of chunk-id rankings (`rag.core.ranking.rrf`) with this
     module's k: score(d) = sum of weight / (k + rank), rank from 1."""
     return ranking.rrf(rankings, weights, k=k)

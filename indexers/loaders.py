@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from indexers.discovery import MAX_FILE_BYTES, open_regular
-from rag.html_text import parse_html
-from rag.safe_text import replace_surrogates
+from rag.core.html_text import parse_html
+from rag.core.safe_text import replace_surrogates
 
 TEXT_FIELDS = ("text", "contents", "content", "body")
 TITLE_FIELDS = ("title", "name")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.errors import ModelUnavailable
+from rag.core.errors import ModelUnavailable
 
 # Bump when the exported graph or the files beside it change meaning.
 EXPORT_FORMAT = 2  # 2: the graphs carry their position table's size (POSITIONS_KEY)
@@ -54,7 +54,7 @@ class ExportedModel:
 
 def export_root() -> Path:
     """`$RAG_ONNX_CACHE`, else `$RAG_HOME/cache/onnx` (tests share one across homes)."""
-    from rag.config import rag_home
+    from rag.core.config import rag_home
 
     override = os.environ.get("RAG_ONNX_CACHE")
     return Path(override).expanduser() if override else rag_home() / "cache" / "onnx"

@@ -1,6 +1,6 @@
 """`IndexRetriever`: the Retriever seam over an index (dense vectors + BM25, fused by RRF).
 
-Opened through `rag.retrieval.build_retriever("index:NAME", settings)`, so `rag search`,
+Opened through `rag.sources.build_retriever("index:NAME", settings)`, so `rag search`,
 `rag ask` and the eval suite all query an index the same way. Opening runs the checks
 of `rag indexes info` (a damaged index is IndexCorrupt, exit 1) and checks the embedder
 (querying with a different model than the index was built with is a UsageError); the
@@ -16,16 +16,16 @@ from typing import Any
 from indexers import stores
 from indexers.embedders import (
     Embedder,
-    canonical_name,
     check_embedder,
     embed_query,
     get_embedder,
     runtime_for_index,
 )
 from indexers.hybrid import BM25_WEIGHT, DENSE_WEIGHT, rrf
-from rag.config import Settings
-from rag.errors import IndexCorrupt, UsageError
-from rag.types import Passage
+from indexers.model_files import canonical_name
+from rag.core.config import Settings
+from rag.core.errors import IndexCorrupt, UsageError
+from rag.core.types import Passage
 
 CANDIDATES = 50  # per ranker before fusion; RRF needs depth beyond k to reorder well
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from rag.errors import UsageError
-from rag.types import Message
+from rag.core.errors import UsageError
+from rag.core.types import Message
 
 TEMPLATES_DIR = Path(__file__).resolve().parent
 _SECTION = re.compile(r"^\[(system|user)\]\s*$", re.MULTILINE)

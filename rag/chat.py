@@ -18,12 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import prompts
-from rag.config import Settings
-from rag.errors import RagError
+from rag.core.config import Settings
+from rag.core.errors import RagError
+from rag.core.types import Message
 from rag.generators import Generator, load_generator
-from rag.orchestrator import Answer, ask
-from rag.retrieval import Retriever, build_retriever
-from rag.types import Message
+from rag.orchestrator import Answer, retrieve
+from rag.orchestrator import answer as answer_from
+from rag.sources import Retriever, open_sources
 
 MAX_HISTORY_TURNS = 4
 REWRITE_MAX_TOKENS = 40
@@ -52,7 +53,7 @@ class ChatSession:
 
     def __post_init__(self) -> None:
         if self.retrievers is None:
-            self.retrievers = [build_retriever(spec, self.settings) for spec in self.sources]
+            self.retrievers = open_sources(self.sources, self.settings)
 
     def model(self) -> Generator:
         if self.generator is None:
@@ -90,14 +91,9 @@ class ChatSession:
     ) -> ChatTurn:
         """Answer one turn; `search_query` skips the rewrite (a caller that already did it)."""
         query = search_query or self.rewrite_query(question.strip())
-        answer = ask(
-            question,
-            settings=self.settings,
-            retrievers=self.retrievers,
-            generator=self.model(),
-            history=self.history,
-            search_query=query,
-            on_text=on_text,
+        retrieved = retrieve(query, self.retrievers, self.settings)
+        answer = answer_from(
+            question, retrieved, self.model(), self.settings, history=self.history, on_text=on_text
         )
         self.history += [
             Message("user", answer.question),

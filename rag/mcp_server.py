@@ -1,7 +1,7 @@
 """`rag mcp`: pocketrag's search and answers as tools for an MCP-capable assistant, over stdio.
 
 The tools call the same library functions as the CLI (`rag.search.search`,
-`rag.orchestrator.ask`, `indexers.stores.list_indexes`), so a tool returns what
+`rag.orchestrator.retrieve` and `answer`, `indexers.stores.list_indexes`), so a tool returns what
 `rag search`, `rag ask` and `rag indexes list` print, with the same numbered sources, and
 fails with the same one-line message (as a tool error: `isError`, never a traceback; the
 server keeps serving).
@@ -11,7 +11,7 @@ The server stays warm: retrievers are cached by source spec (an index is reopene
 `ask`. Tools run on worker threads, so searches overlap; generation is serialised by a lock
 (one llama.cpp context). Stdout is the protocol channel: from the start of `serve` (before
 plugins load and the default indexes open) the process's descriptor 1 and `sys.stdout`
-point at stderr (`rag.streams`), so llama.cpp's C-level logs and any stray print cannot
+point at stderr (`rag.core.streams`), so llama.cpp's C-level logs and any stray print cannot
 corrupt the stream; the protocol goes out on a private duplicate (`rag.mcp_stdio`, which
 also answers every malformed request with its JSON-RPC error).
 
@@ -26,13 +26,13 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
-from rag.config import Settings, check_setting
-from rag.errors import RagError, UsageError
-from rag.types import Source
+from rag.core.config import Settings, check_setting
+from rag.core.errors import RagError, UsageError
+from rag.core.types import Source
 
 if TYPE_CHECKING:
     from rag.generators import Generator
-    from rag.retrieval import Retriever
+    from rag.sources import Retriever
 
 #: What a tool hands back: the text the model reads, and the same as structured data.
 ToolOutput = tuple[str, dict[str, Any]]
@@ -85,7 +85,7 @@ class Assistant:
     def retriever(self, spec: str) -> "Retriever":
         """The retriever for `spec`, opened once; an index is reopened when a later
         `rag index` run committed a new version (or it was removed: the error says so)."""
-        from rag.retrieval import build_retriever
+        from rag.sources import build_retriever
 
         with self._opening:
             cached = self._retrievers.get(spec)
@@ -107,15 +107,16 @@ class Assistant:
     # --- tools -------------------------------------------------------------------------
     def search(self, query: str, specs: Sequence[str], k: int) -> ToolOutput:
         """`rag search` over `specs`, best `k`: numbered passages and the `--json` object."""
-        from rag.orchestrator import validate_question
-        from rag.search import search
+        from rag.orchestrator import retrieve, validate_question
+        from rag.search import ranked
 
         query = validate_question(query, what="query")
         check_k(k)
         if not specs:
             raise UsageError("Say which index to search: an index name (list_indexes shows them).")
+        settings = self.settings.with_overrides(k=k)
         retrievers = [self.retriever(spec) for spec in specs]
-        found = search(query, settings=self.settings.with_overrides(k=k), retrievers=retrievers)
+        found = ranked(retrieve(query, retrievers, settings), settings)
         data = found.as_dict()
         data["warnings"] = list(found.warnings)
         text = format_sources(found.results, with_text=True) if found.results else "No results."
@@ -123,21 +124,15 @@ class Assistant:
 
     def ask(self, question: str, specs: Sequence[str]) -> ToolOutput:
         """`rag ask` from `specs` (none: closed-book): the cited answer, then its sources."""
-        from rag.evidence import candidates_wanted
-        from rag.orchestrator import ask, retrieve_all, validate_question
+        from rag.orchestrator import answer as answer_from
+        from rag.orchestrator import retrieve, validate_question
 
         question = validate_question(question)
         retrievers = [self.retriever(spec) for spec in specs]
         # Searching needs no model: only generation waits for another call's answer.
-        retrieved = retrieve_all(retrievers, question, candidates_wanted(self.settings))
+        retrieved = retrieve(question, retrievers, self.settings)
         with self._generating:
-            answer = ask(
-                question,
-                settings=self.settings,
-                retrievers=retrievers,
-                generator=self.generator(),
-                retrieved=retrieved,
-            )
+            answer = answer_from(question, retrieved, self.generator(), self.settings)
         text = answer.answer or "(The model gave no answer.)"
         if answer.sources:
             text += "\n\nSources:\n" + format_sources(answer.sources, with_text=False)
@@ -300,8 +295,8 @@ def build_server(assistant: Assistant) -> Any:
 
 def serve(settings: Settings, *, indexes: Sequence[str] = (), web: bool = False) -> None:
     """Serve the tools over stdio until the client closes the connection."""
+    from rag.core.streams import stdout_to_stderr
     from rag.mcp_stdio import serve_stdio
-    from rag.streams import stdout_to_stderr
 
     with stdout_to_stderr():  # nothing before the protocol either: a plugin's print, a log
         # Fail before serving on what a call could never get past (an unknown default index).

@@ -21,7 +21,7 @@ Malformed notifications and responses get no reply (JSON-RPC allows none): a lin
 stderr. Blank lines are skipped. On the way out a lone surrogate is written as
 `rag search --json` writes it (`\\xff` for an undecodable byte), so every message can be
 encoded. While serving, descriptor 0 reads the null device and descriptor 1 points at
-stderr (`rag.streams`), so neither a child process nor a stray print touches the wire.
+stderr (`rag.core.streams`), so neither a child process nor a stray print touches the wire.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ import traceback
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, BinaryIO
 
-from rag.errors import RagError
-from rag.safe_text import SURROGATE, escape_surrogates
-from rag.streams import private_duplicate, stdout_to_stderr
+from rag.core.errors import RagError
+from rag.core.safe_text import SURROGATE, escape_surrogates
+from rag.core.streams import private_duplicate, stdout_to_stderr
 
 __all__ = ["MAX_LINE", "encode", "parse_line", "serve_stdio"]
 

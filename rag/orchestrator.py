@@ -1,8 +1,11 @@
-"""question -> retrievers -> merge -> pack into the token budget -> prompt -> streamed answer.
+"""question -> retrieve -> select -> prompt -> generate -> answer + sources, in two calls.
 
-`ask` is the one entry point for `rag ask`, `rag chat` and the eval suite, so
-closed-book and retrieval-augmented answers go through identical code and only
-the evidence differs.
+`retrieve(question, sources, settings)` asks every source at once for its candidates;
+`answer(question, retrieved, generator, settings)` selects the evidence, builds the
+prompt and streams the answer. Every front end composes these two (`rag ask`, `rag chat`,
+`rag search` with `rag.search.ranked`, `rag serve`, `rag mcp`, the evals), so closed-book
+(`retrieve` over no sources) and retrieval-augmented answers go through identical code
+and only the evidence differs.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import prompts
-from rag.config import Settings
-from rag.errors import PromptTooLong, SearchUnavailable, UsageError
+from rag.core.config import Settings
+from rag.core.errors import PromptTooLong, SearchUnavailable, UsageError
+from rag.core.ranking import merge_ranked
+from rag.core.types import Message, Passage, Source
 from rag.evidence import candidates_wanted, choose_evidence
-from rag.generators import Generator, load_generator
+from rag.generators import Generator
 from rag.packing import format_sources, pack_passages
-from rag.ranking import merge_ranked
-from rag.retrieval import Retriever, build_retriever
-from rag.types import Message, Passage, Source
+from rag.sources import Retriever
 
 #: Tokens kept free besides the answer, for template joins the per-part counts cannot see.
 SAFETY_MARGIN_TOKENS = 16
@@ -51,9 +54,15 @@ class Answer:
 
 @dataclass
 class Retrieved:
+    """What the sources gave for `query` (the question, or a chat follow-up rewritten to
+    stand alone): candidates fused best first, warnings from sources that failed while
+    others answered, and how many sources were asked (0: closed-book)."""
+
+    query: str
     passages: list[Passage]
     warnings: list[str]
     seconds: float
+    sources_asked: int = 0
 
 
 def validate_question(question: str, *, what: str = "question") -> str:
@@ -86,13 +95,15 @@ def validate_question(question: str, *, what: str = "question") -> str:
     return text
 
 
-def retrieve_all(retrievers: Sequence[Retriever], query: str, k: int) -> Retrieved:
-    """Ask every source at once. A source that is down becomes a warning while another
-    source still answers; when every source is down, that is an error, never a silently
-    ungrounded answer."""
+def retrieve(question: str, sources: Sequence[Retriever], settings: Settings) -> Retrieved:
+    """Ask every source at once for its candidates (`candidates_wanted(settings)` each). A
+    source that is down becomes a warning while another source still answers; when every
+    source is down, that is an error, never a silently ungrounded answer."""
+    query = validate_question(question)
     started = time.perf_counter()
-    if not retrievers:
-        return Retrieved([], [], 0.0)
+    if not sources:
+        return Retrieved(query, [], [], 0.0)
+    k = candidates_wanted(settings)
 
     def run(retriever: Retriever) -> list[Passage] | SearchUnavailable:
         try:
@@ -100,11 +111,11 @@ def retrieve_all(retrievers: Sequence[Retriever], query: str, k: int) -> Retriev
         except SearchUnavailable as exc:
             return exc
 
-    if len(retrievers) == 1:
-        outcomes = [run(retrievers[0])]
+    if len(sources) == 1:
+        outcomes = [run(sources[0])]
     else:
-        with ThreadPoolExecutor(max_workers=len(retrievers)) as pool:
-            outcomes = list(pool.map(run, retrievers))
+        with ThreadPoolExecutor(max_workers=len(sources)) as pool:
+            outcomes = list(pool.map(run, sources))
     failures = [o for o in outcomes if isinstance(o, SearchUnavailable)]
     if failures and len(failures) == len(outcomes):
         raise failures[0]
@@ -117,7 +128,8 @@ def retrieve_all(retrievers: Sequence[Retriever], query: str, k: int) -> Retriev
             note = passage.meta.get("warning")
             if note and note not in warnings:
                 warnings.append(note)
-    return Retrieved(merge_ranked(lists), warnings, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return Retrieved(query, merge_ranked(lists), warnings, elapsed, len(sources))
 
 
 def evidence_room(
@@ -161,36 +173,24 @@ def build_prompt(
     return messages, packed
 
 
-def ask(
+def answer(
     question: str,
-    *,
+    retrieved: Retrieved,
+    generator: Generator,
     settings: Settings,
-    sources: Sequence[str] = (),
-    retrievers: Sequence[Retriever] | None = None,
-    generator: Generator | None = None,
+    *,
     history: Sequence[Message] = (),
-    search_query: str | None = None,
     family: str = "answer",
     on_text: Callable[[str], None] | None = None,
-    retrieved: Retrieved | None = None,
 ) -> Answer:
-    """Answer `question` from the given sources (none: closed-book).
-
-    `sources` are specs (`web`, `index:NAME`); `retrievers` overrides them with
-    ready objects (tests, evals). `search_query` is what the retrievers get when it
-    differs from the question (a chat follow-up rewritten to stand alone).
-    `retrieved` lets a caller that already searched (an eval replay) skip retrieval.
-    """
+    """Answer `question` from what `retrieve` found (nothing: closed-book), with the
+    chat's `history`; each piece of the answer goes to `on_text` as it is generated. The
+    evidence is chosen for `retrieved.query`, what the sources were asked."""
     question = validate_question(question)
     started = time.perf_counter()
-    if retrieved is None:
-        if retrievers is None:
-            retrievers = [build_retriever(spec, settings) for spec in sources]
-        retrieved = retrieve_all(retrievers, search_query or question, candidates_wanted(settings))
     warnings = list(retrieved.warnings)
-    if (retrievers or sources) and not retrieved.passages:
+    if retrieved.sources_asked and not retrieved.passages:
         warnings.append("No passages were found; answering without sources.")
-    generator = generator or load_generator(settings)
 
     candidates: list[Passage] = []
     selecting_s = 0.0
@@ -200,7 +200,7 @@ def ask(
             question, generator, max_tokens=settings.max_tokens, family=family, history=history
         )
         selection = choose_evidence(
-            search_query or question,
+            retrieved.query,
             retrieved.passages,
             settings=settings,
             parameters=getattr(generator, "parameters", None),
@@ -245,7 +245,7 @@ def ask(
         "ttft_s": round(t.ttft_s, 4),
         "completion_tokens": t.completion_tokens,
         "tokens_per_s": round(t.tokens_per_s, 2),
-        "total_s": round(time.perf_counter() - started, 4),
+        "total_s": round(retrieved.seconds + time.perf_counter() - started, 4),
         "load_s": round(t.load_s, 4),
         "cached_prompt_tokens": t.cached_prompt_tokens,
     }

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from urllib.parse import urlparse
 
-from rag.html_text import html_to_text
-from rag.types import Passage
+from rag.core.html_text import html_to_text
+from rag.core.types import Passage
 
 #: A title longer than this is cut in the prompt: it would only spend the evidence budget.
 TITLE_CHARS = 200

@@ -1,16 +1,15 @@
-"""`rag search` as a library call: retrieve, rerank and select as `rag ask` would, then
-show the ranked passages. The CLI, `rag serve` and `rag mcp` all call `search`, so they
-return the same results in the same order."""
+"""`rag search` as a library call: what `rag.orchestrator.retrieve` found, reranked and
+selected as `rag ask` would, shown as ranked passages. The CLI, `rag serve` and `rag mcp`
+all call `ranked` on a `retrieve`, so they return the same results in the same order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag.config import Settings
-from rag.retrieval import Retriever
-from rag.types import Source
+from rag.core.config import Settings
+from rag.core.types import Source
+from rag.orchestrator import Retrieved
 
 
 @dataclass
@@ -29,33 +28,21 @@ def approximate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-def search(
-    query: str,
-    *,
-    settings: Settings,
-    sources: Sequence[str] = (),
-    retrievers: Sequence[Retriever] | None = None,
-) -> SearchResult:
-    """The best `settings.k` passages for `query` from `sources` (specs: `web`,
-    `index:NAME`) or ready `retrievers`, in the reranker's order, each with the sentences
-    a model would be given."""
-    from rag.evidence import candidates_wanted, choose_evidence
-    from rag.orchestrator import retrieve_all, validate_question
-    from rag.retrieval import build_retriever
+def ranked(retrieved: Retrieved, settings: Settings) -> SearchResult:
+    """The best `settings.k` of what `rag.orchestrator.retrieve` found, in the reranker's
+    order, each with the sentences a model would be given (a mid-sized model's budget:
+    there is no model here)."""
+    from rag.evidence import choose_evidence
 
-    query = validate_question(query, what="query")
-    if retrievers is None:
-        retrievers = [build_retriever(s, settings) for s in sources]
-    retrieved = retrieve_all(retrievers, query, candidates_wanted(settings))
     selection = choose_evidence(
-        query,
+        retrieved.query,
         retrieved.passages,
         settings=settings,
-        parameters=None,  # no model here: the budget of a mid-sized one
+        parameters=None,
         room=1 << 30,
         count_tokens=approximate_tokens,
     )
     kept = {p.location: p for p in selection.passages}
     shown = [kept.get(p.location, p) for p in selection.ranked[: settings.k]]
     results = [Source.from_passage(i, p) for i, p in enumerate(shown, start=1)]
-    return SearchResult(query, results, list(retrieved.warnings))
+    return SearchResult(retrieved.query, results, list(retrieved.warnings))

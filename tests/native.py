@@ -22,9 +22,9 @@ import pytest
 #: batched decode is where llama.cpp crashed on AMX CPUs).
 CANARY = """
 import sys
-from rag.config import load_settings
+from rag.core.config import load_settings
 from rag.generators import load_generator
-from rag.types import Message
+from rag.core.types import Message
 settings = load_settings(model="smollm2-135m", context_cap=512)
 text = load_generator(settings).generate(
     [Message("user", "Name three colours of the rainbow.")], max_tokens=4

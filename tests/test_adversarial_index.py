@@ -34,7 +34,7 @@ sys.path.insert(0, {tests!r})
 from index_fixtures import register_fake
 register_fake("fake")
 import indexers.build as build
-from rag.config import load_settings
+from rag.core.config import load_settings
 
 folder, stage, kind = Path({folder!r}), {stage!r}, {kind!r}
 names = {names!r}

@@ -16,21 +16,22 @@ import numpy as np
 import pytest
 from index_fixtures import FakeEmbedder, fake_embedder, settings  # noqa: F401 - fixtures
 
-from indexers import segments, store
 from indexers.build import build_index
 from indexers.chunking import embedding_text
+from indexers.stores import local_layout, local_segments
+from indexers.stores.base import resolve_index_dir
 
 WORDS = [f"w{i}" for i in range(14)] + ["alpha", "beta", "gamma"]
 
 
-def _check(name: str, folder: Path) -> store.Generation:
+def _check(name: str, folder: Path) -> local_layout.Generation:
     """Vectors aligned to chunks, counts consistent, file table = the folder."""
-    gen = store.open_current(store.resolve_index_dir(name, settings()), name)
+    gen = local_layout.open_current(resolve_index_dir(name, settings()), name)
     conn = gen.connect()
     rows = {
         i: embedding_text(t, x) for i, t, x in conn.execute("SELECT id, title, text FROM chunks")
     }
-    parts = [segments.contents(ix) for ix in gen.load_segments()]
+    parts = [local_segments.contents(ix) for ix in gen.load_segments()]
     ids = np.concatenate([i for i, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
     assert len(ids) == len(set(ids.tolist())), "a chunk id in two segments"
     assert sorted(ids.tolist()) == sorted(rows)
@@ -66,7 +67,7 @@ def test_deleting_a_file_from_a_one_segment_index(tmp_path: Path, fake_embedder)
 def test_many_random_updates_keep_vectors_aligned(
     tmp_path: Path, fake_embedder, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
-    monkeypatch.setattr(segments, "SEGMENT_SIZE", 8)
+    monkeypatch.setattr(local_segments, "SEGMENT_SIZE", 8)
     rng = random.Random(seed)
     folder = tmp_path / "docs"
     folder.mkdir()

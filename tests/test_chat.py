@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from rag.chat import ChatSession, clean_query
 from rag.cli.app import app
-from rag.config import Settings
-from rag.errors import SearchUnavailable
-from rag.types import Message, Passage
+from rag.core.config import Settings
+from rag.core.errors import SearchUnavailable
+from rag.core.types import Message, Passage
 
 runner = CliRunner()
 PASSAGES = [Passage("Emma is a novel by Jane Austen.", "Emma", "https://emma.example/", "web", 1.0)]
@@ -90,7 +90,7 @@ def test_cli_chat_reads_turns_from_stdin(
 ) -> None:
     fake_model.reply = scripted
     web = FakeRetriever("web", PASSAGES)
-    monkeypatch.setattr("rag.chat.build_retriever", lambda spec, settings: web)
+    monkeypatch.setattr("rag.sources.build_retriever", lambda spec, settings: web)
     result = runner.invoke(
         app,
         ["chat", "--search", "--model", "fake:"],
@@ -109,7 +109,7 @@ def test_cli_chat_reads_turns_from_stdin(
 def test_cli_chat_json_lines(fake_model: FakeGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_model.reply = scripted
     monkeypatch.setattr(
-        "rag.chat.build_retriever", lambda spec, settings: FakeRetriever("web", PASSAGES)
+        "rag.sources.build_retriever", lambda spec, settings: FakeRetriever("web", PASSAGES)
     )
     result = runner.invoke(
         app,
@@ -132,7 +132,7 @@ def test_cli_chat_web_down_reports_each_turn_and_exits_1(
     down = FakeRetriever(
         "web", error=SearchUnavailable("Web search failed (engine ddgs): timed out.")
     )
-    monkeypatch.setattr("rag.chat.build_retriever", lambda spec, settings: down)
+    monkeypatch.setattr("rag.sources.build_retriever", lambda spec, settings: down)
     result = runner.invoke(app, ["chat", "--search", "--model", "fake:"], input="one?\ntwo?\n")
     assert result.exit_code == 1
     assert result.stderr.count("engine ddgs") == 2

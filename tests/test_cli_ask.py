@@ -112,31 +112,26 @@ def test_empty_search_query_suggests_search_not_ask() -> None:
 
 
 def test_terminal_escapes_in_documents_are_shown_not_obeyed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, register_part
 ) -> None:
     """Before: a document (or a web page's title) holding ESC sequences reached the terminal
     raw through `rag search` and `rag ask`: it could clear the screen, retitle the window or
     plant a link. Also `:name:` is no longer turned into an emoji."""
-    from index_fixtures import register_fake
+    from conftest import returning
+    from index_fixtures import FakeEmbedder
 
-    from indexers.embedders import unregister_embedder
-    from rag.generators.base import REGISTRY
-
-    register_fake("fake")
+    register_part("embedder", "fake", returning(FakeEmbedder("fake")))
     monkeypatch.setenv("RAG_EMBEDDER", "fake")
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "evil :fire:.txt").write_text("evil \x1b[2J\x1b]0;pwned\x07 lighthouse text\n")
-    try:
-        assert runner.invoke(app, ["index", str(docs), "--name", "n"]).exit_code == 0
-        found = runner.invoke(app, ["search", "evil lighthouse", "--index", "n"])
-        assert found.exit_code == 0, found.output
-        assert "\x1b" not in found.stdout and "\x07" not in found.stdout
-        assert "\\x1b[2J" in found.stdout and "evil :fire:.txt" in found.stdout
-        fake = FakeGenerator(reply=lambda messages: "It says \x1b[2J [1].")
-        monkeypatch.setitem(REGISTRY, "fake", lambda rest, settings: fake)
-        asked = runner.invoke(app, ["ask", "What is evil?", "--index", "n", "--model", "fake:"])
-        assert asked.exit_code == 0, asked.output
-        assert "\x1b" not in asked.stdout and "\\x1b[2J" in asked.stdout
-    finally:
-        unregister_embedder("fake")
+    assert runner.invoke(app, ["index", str(docs), "--name", "n"]).exit_code == 0
+    found = runner.invoke(app, ["search", "evil lighthouse", "--index", "n"])
+    assert found.exit_code == 0, found.output
+    assert "\x1b" not in found.stdout and "\x07" not in found.stdout
+    assert "\\x1b[2J" in found.stdout and "evil :fire:.txt" in found.stdout
+    fake = FakeGenerator(reply=lambda messages: "It says \x1b[2J [1].")
+    register_part("generator", "fake", returning(fake), argument="ANY")
+    asked = runner.invoke(app, ["ask", "What is evil?", "--index", "n", "--model", "fake:"])
+    assert asked.exit_code == 0, asked.output
+    assert "\x1b" not in asked.stdout and "\\x1b[2J" in asked.stdout

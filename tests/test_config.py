@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import load_settings
-from rag.errors import UsageError
+from rag.core.config import load_settings
+from rag.core.errors import UsageError
 
 
 def test_defaults(rag_home: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from evals import benchmarks
 from evals.benchmarks import KNOWN, Question, cached_path, load_benchmark, sample_questions
-from rag.config import load_settings
-from rag.errors import UsageError
+from rag.core.config import load_settings
+from rag.core.errors import UsageError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
 

@@ -142,8 +142,8 @@ def test_search_outage_stops_with_exit_1_and_resumes(
     from conftest import FakeRetriever
 
     import evals.runner
-    from rag.errors import SearchUnavailable
-    from rag.types import Passage
+    from rag.core.errors import SearchUnavailable
+    from rag.core.types import Passage
 
     down = FakeRetriever("web", error=SearchUnavailable("The web search engine is unreachable."))
     monkeypatch.setattr(evals.runner, "build_retriever", lambda spec, settings: down)

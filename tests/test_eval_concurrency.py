@@ -27,10 +27,10 @@ from web_servers import Reply, Request, json_reply, local_server
 from evals.conditions import parse_conditions
 from evals.runner import EvalConfig, in_order, read_predictions, run_eval
 from rag.cli.app import app
-from rag.config import load_settings
-from rag.errors import GenerationError
+from rag.core.config import load_settings
+from rag.core.errors import GenerationError
+from rag.core.types import Passage
 from rag.generators.base import serves_concurrently
-from rag.types import Passage
 
 NQ = str(Path(__file__).resolve().parent / "fixtures" / "eval" / "nq_open.jsonl")
 FACTS = {
@@ -121,7 +121,7 @@ def server() -> Iterator[ChatServer]:
                 chat.hold.set()
 
 
-def _settings(server: ChatServer, concurrency: int):  # noqa: ANN202 - rag.config.Settings
+def _settings(server: ChatServer, concurrency: int):  # noqa: ANN202 - rag.core.config.Settings
     # bm25: evidence selection without loading an embedder
     return load_settings(
         model=f"openai:{server.url}#fake", concurrency=concurrency, reranker="bm25"
@@ -265,14 +265,15 @@ class Solo(FakeGenerator):
             self.active -= 1
 
 
-def test_a_local_model_keeps_one_question_at_a_time_and_says_so(tmp_path, monkeypatch) -> None:
-    from rag.generators.base import REGISTRY
+def test_a_local_model_keeps_one_question_at_a_time_and_says_so(tmp_path, register_part) -> None:
+    from conftest import returning
+
     from rag.generators.llama import LlamaGenerator
     from rag.generators.openai_http import OpenAIGenerator
 
     assert not serves_concurrently(LlamaGenerator) and serves_concurrently(OpenAIGenerator)
     solo = Solo()
-    monkeypatch.setitem(REGISTRY, "fake", lambda rest, settings: solo)
+    register_part("generator", "fake", returning(solo), argument="ANY")
     out = tmp_path / "run"
     result = cli("eval", "run", "-b", NQ, "-m", "fake:", "--concurrency", "4", "--out", str(out))
     assert result.exit_code == 0, result.output

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from evals.runner import load_predictions, read_predictions, run_eval
 from rag.cli.app import app
-from rag.config import load_settings
-from rag.errors import UsageError
+from rag.core.config import load_settings
+from rag.core.errors import UsageError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
 NQ = str(FIXTURES / "nq_open.jsonl")

@@ -17,8 +17,8 @@ from evals import benchmarks
 from evals.benchmarks import KNOWN, cached_path, fetch_known
 from evals.manifest import file_sha256
 from rag.cli.app import app
-from rag.config import load_settings
-from rag.errors import StorageError
+from rag.core.config import load_settings
+from rag.core.errors import StorageError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
 NQ = str(FIXTURES / "nq_open.jsonl")

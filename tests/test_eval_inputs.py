@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from evals.benchmarks import load_benchmark
 from rag.cli.app import app
-from rag.config import load_settings
+from rag.core.config import load_settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
 NQ = FIXTURES / "nq_open.jsonl"

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from evals.conditions import parse_conditions
 from evals.runner import LOCK, RunBusy, read_predictions, run_eval
 from rag.cli.app import app
-from rag.config import load_settings
+from rag.core.config import load_settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
 NQ = str(FIXTURES / "nq_open.jsonl")

@@ -10,9 +10,9 @@ from conftest import FakeGenerator, FakeRetriever
 
 from evals.conditions import Condition, parse_conditions
 from evals.runner import EvalConfig, read_predictions, run_eval
-from rag.config import load_settings
-from rag.errors import UsageError
-from rag.types import Passage
+from rag.core.config import load_settings
+from rag.core.errors import UsageError
+from rag.core.types import Passage
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
 NQ = str(FIXTURES / "nq_open.jsonl")

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from conftest import returning
 
-from rag.config import load_settings
-from rag.errors import UsageError
+from rag.core.config import load_settings
+from rag.core.errors import UsageError
+from rag.core.types import Passage, Source
 from rag.evidence import candidates_wanted, choose_evidence
-from rag.evidence.rerankers import bm25_scores, get_reranker, register_reranker, terms
+from rag.evidence.rerankers import bm25_scores, get_reranker, terms
 from rag.evidence.selection import SelectionPolicy, budget_for, select_evidence
 from rag.evidence.sentences import MAX_SENTENCE_CHARS, split_sentences
-from rag.types import Passage, Source
 
 
 def words(text: str) -> int:
@@ -170,9 +171,9 @@ def test_no_rerank_keeps_order_and_whole_passages() -> None:
     assert candidates_wanted(load_settings(k=2)) == 10  # a reranker reads more candidates
 
 
-def test_registered_reranker_is_used_by_name() -> None:
+def test_registered_reranker_is_used_by_name(register_part) -> None:  # noqa: ANN001
     reranker = ByWord("b")
-    register_reranker("test-by-word", lambda spec, settings: reranker)
+    register_part("reranker", "test-by-word", returning(reranker))
     settings = load_settings(reranker="test-by-word", evidence_tokens=10_000)
     candidates = [passage(0, "a a a."), passage(1, "b b b.")]
     selection = choose_evidence(
@@ -190,8 +191,8 @@ def test_unknown_reranker_names_the_setting() -> None:
 
 
 def test_a_looping_answer_stops_and_keeps_the_phrase_once() -> None:
+    from rag.core.types import Timings
     from rag.generators.base import Generation, loop_start
-    from rag.types import Timings
 
     produced: list[str] = []
 

@@ -9,8 +9,8 @@ from conftest import FakeGenerator, FakeRetriever
 from typer.testing import CliRunner
 
 from rag.cli.app import app
-from rag.config import Settings
-from rag.types import Passage
+from rag.core.config import Settings
+from rag.core.types import Passage
 
 runner = CliRunner()
 NOTES = [
@@ -35,13 +35,12 @@ NOTES = [
 def notes_index(monkeypatch: pytest.MonkeyPatch) -> None:
     import rag.cli.search_command  # noqa: F401 - imported so its module is patched below
     import rag.orchestrator
-    import rag.retrieval
+    import rag.sources
 
     def build(spec: str, settings: Settings) -> FakeRetriever:
         return FakeRetriever(spec, NOTES)
 
-    monkeypatch.setattr(rag.orchestrator, "build_retriever", build)
-    monkeypatch.setattr(rag.retrieval, "build_retriever", build)
+    monkeypatch.setattr(rag.sources, "build_retriever", build)
 
 
 def test_a_reranker_that_cannot_load_is_one_line_naming_the_setting(

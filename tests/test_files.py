@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from small_disk import fill, small_disk
 
-from rag.errors import StorageError
-from rag.files import write_atomic
+from rag.core.errors import StorageError
+from rag.core.files import write_atomic
 
 
 def test_write_atomic_replaces_the_file(tmp_path: Path) -> None:

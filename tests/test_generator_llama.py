@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 from native import crash_message, fail_if_crashed, model_canary
 
-from rag.errors import PromptTooLong
+from rag.core.errors import PromptTooLong
+from rag.core.threads import thread_count
+from rag.core.types import Message
 from rag.generators import llama as llama_module
 from rag.generators.llama import (
     LlamaGenerator,
@@ -14,15 +16,13 @@ from rag.generators.llama import (
     cpu_flags,
     use_extra_buffers,
 )
-from rag.threads import thread_count
-from rag.types import Message
 
 QUESTION = [Message("user", "What is the capital of France? Answer in one word.")]
 
 
 @pytest.fixture(scope="module")
 def generator(llama_cpp_runs_here: None) -> LlamaGenerator:
-    from rag.models import ALIASES
+    from rag.generators.model_files import ALIASES
 
     return LlamaGenerator(
         ALIASES["smollm2-135m"].fetch(), model_name="smollm2-135m", context_cap=1024
@@ -145,7 +145,7 @@ def test_the_loaded_model_carries_the_decision(
 def test_the_setting_reaches_the_model_through_load_generator(
     smollm2_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rag.config import load_settings
+    from rag.core.config import load_settings
     from rag.generators import load_generator
 
     monkeypatch.setenv("RAG_WEIGHT_REPACK", "off")

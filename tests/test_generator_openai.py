@@ -13,11 +13,11 @@ from native import fail_if_crashed
 from typer.testing import CliRunner
 
 from rag.cli.app import app
-from rag.config import load_settings
-from rag.errors import GenerationError, PromptTooLong
+from rag.core.config import load_settings
+from rag.core.errors import GenerationError, PromptTooLong
+from rag.core.types import Message
 from rag.generators import load_generator
 from rag.generators.openai_http import OpenAIGenerator, wait_until_ready
-from rag.types import Message
 
 
 def _free_port() -> int:
@@ -30,7 +30,7 @@ def _free_port() -> int:
 def server_url(
     tmp_path_factory: pytest.TempPathFactory, llama_cpp_runs_here: None
 ) -> Iterator[str]:
-    from rag.models import ALIASES
+    from rag.generators.model_files import ALIASES
 
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
@@ -118,10 +118,9 @@ def test_unreachable_server_is_a_clear_runtime_error() -> None:
 
 
 def test_a_server_failing_a_too_long_prompt_is_a_clear_error(server_url: str) -> None:
-    from conftest import FakeRetriever
+    from conftest import FakeRetriever, ask
 
-    from rag.orchestrator import ask
-    from rag.types import Passage
+    from rag.core.types import Passage
 
     # Claims a bigger context than the server's 1024 tokens, as a misconfigured cap would;
     # the server then fails the request after its "200 OK".
@@ -164,7 +163,7 @@ def test_marker_spellings_in_messages_reach_the_server_as_text(server_url: str) 
 
 
 def _smollm2() -> Path:
-    from rag.models import ALIASES
+    from rag.generators.model_files import ALIASES
 
     return ALIASES["smollm2-135m"].fetch()
 

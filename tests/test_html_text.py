@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.html_text import html_to_text, parse_html
+from rag.core.html_text import html_to_text, parse_html
 
 PAGE = (
     "<!doctype html><html><head><title> The\n Lighthouse  Keeper </title>"

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import returning
 from index_fixtures import FakeEmbedder, RandomEmbedder, docs, fake_embedder, settings  # noqa: F401 - fixtures
 
-from indexers import segments, store
 from indexers.build import build_index
-from indexers.embedders import register_embedder, unregister_embedder
 from indexers.hybrid import rrf
 from indexers.retriever import IndexRetriever
-from rag.errors import IndexNotFound, UsageError
-from rag.retrieval import build_retriever
+from indexers.stores import local_layout, local_segments
+from indexers.stores.base import resolve_index_dir
+from rag.core.errors import IndexNotFound, UsageError
+from rag.sources import build_retriever
 
 
 def top(name: str, query: str, k: int = 3, **overrides: object) -> list:
@@ -76,7 +77,7 @@ def test_deleted_file_leaves_the_index(docs: Path, fake_embedder: FakeEmbedder) 
     assert report.files_removed == 1
     hits = top("notes", "Margaret Flett lighthouse", 10)
     assert all("page.html" not in h.location for h in hits)
-    gen = store.open_current(store.resolve_index_dir("notes", settings()), "notes")
+    gen = local_layout.open_current(resolve_index_dir("notes", settings()), "notes")
     assert str(docs / "page.html") not in gen.file_table()
 
 
@@ -91,8 +92,8 @@ def test_vectors_stay_aligned_with_chunks_after_updates(
     (docs / "notes.md").write_text("# New\n\nEntirely new gardening text about kale.\n")
     (docs / "extra.txt").write_text("An added file about volcanoes in Iceland.")
     build_index([docs], "notes", settings())
-    gen = store.open_current(store.resolve_index_dir("notes", settings()), "notes")
-    parts = [segments.contents(index) for index in gen.load_segments()]
+    gen = local_layout.open_current(resolve_index_dir("notes", settings()), "notes")
+    parts = [local_segments.contents(index) for index in gen.load_segments()]
     ids = np.concatenate([i for i, _ in parts])
     vectors = np.concatenate([v for _, v in parts])
     rows = dict(
@@ -120,26 +121,25 @@ def test_rerun_without_paths_reuses_roots(docs: Path, fake_embedder: FakeEmbedde
         build_index([], "other", settings())
 
 
-def test_hybrid_finds_by_words_what_dense_cannot(tmp_path: Path, monkeypatch) -> None:
+def test_hybrid_finds_by_words_what_dense_cannot(
+    tmp_path: Path, monkeypatch, register_part
+) -> None:
     embedder = RandomEmbedder("random")
-    register_embedder("random", lambda _n: embedder)
+    register_part("embedder", "random", returning(embedder))
     monkeypatch.setenv("RAG_EMBEDDER", "random")
-    try:
-        folder = tmp_path / "many"
-        folder.mkdir()
-        for i in range(30):
-            (folder / f"doc{i:02d}.txt").write_text(f"Record {i}: nothing special here, item {i}.")
-        (folder / "doc17.txt").write_text("Record 17: the access code is quetzalcoatl.")
-        build_index([folder], "many", settings())
-        target = f"{folder / 'doc17.txt'}#chunk0"
-        hybrid = [h.location for h in top("many", "quetzalcoatl", 5)]
-        dense = top("many", "quetzalcoatl", 31, hybrid=False)
-        assert "bm25_rank" not in dense[0].meta
-        dense_rank = [h.location for h in dense].index(target) + 1
-        assert target in hybrid, "BM25's only match always reaches the top 5"
-        assert hybrid.index(target) + 1 < dense_rank, "and ranks better than dense alone"
-    finally:
-        unregister_embedder("random")
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"doc{i:02d}.txt").write_text(f"Record {i}: nothing special here, item {i}.")
+    (folder / "doc17.txt").write_text("Record 17: the access code is quetzalcoatl.")
+    build_index([folder], "many", settings())
+    target = f"{folder / 'doc17.txt'}#chunk0"
+    hybrid = [h.location for h in top("many", "quetzalcoatl", 5)]
+    dense = top("many", "quetzalcoatl", 31, hybrid=False)
+    assert "bm25_rank" not in dense[0].meta
+    dense_rank = [h.location for h in dense].index(target) + 1
+    assert target in hybrid, "BM25's only match always reaches the top 5"
+    assert hybrid.index(target) + 1 < dense_rank, "and ranks better than dense alone"
 
 
 def test_rrf_math() -> None:
@@ -152,34 +152,29 @@ def test_rrf_math() -> None:
 
 
 def test_embedder_mismatch_is_a_clear_error(
-    docs: Path, fake_embedder: FakeEmbedder, monkeypatch
+    docs: Path, fake_embedder: FakeEmbedder, monkeypatch, register_part
 ) -> None:
     build_index([docs], "notes", settings())
-    register_embedder("other", lambda _n: FakeEmbedder("other", dim=32))
-    try:
-        with pytest.raises(
-            UsageError, match="built with embedder 'fake'.*not 'other'.*Query with --embedder fake"
-        ):
-            build_retriever("index:notes", settings().with_overrides(embedder="other"))
-        with pytest.raises(UsageError, match="--rebuild"):
-            build_index([docs], "notes", settings().with_overrides(embedder="other"))
-        report = build_index(
-            [docs], "notes", settings().with_overrides(embedder="other"), rebuild=True
-        )
-        assert report.changed
-        assert build_retriever("index:notes", settings().with_overrides(embedder="other"))
-        # same name, different vectors: the dimension check catches it at query time
-        register_embedder("other", lambda _n: FakeEmbedder("other", dim=48))
-        retriever = build_retriever("index:notes", settings().with_overrides(embedder="other"))
-        with pytest.raises(UsageError, match="48-dim"):
-            retriever.retrieve("lake", 2)
-    finally:
-        unregister_embedder("other")
+    register_part("embedder", "other", returning(FakeEmbedder("other", dim=32)))
+    with pytest.raises(
+        UsageError, match="built with embedder 'fake'.*not 'other'.*Query with --embedder fake"
+    ):
+        build_retriever("index:notes", settings().with_overrides(embedder="other"))
+    with pytest.raises(UsageError, match="--rebuild"):
+        build_index([docs], "notes", settings().with_overrides(embedder="other"))
+    report = build_index([docs], "notes", settings().with_overrides(embedder="other"), rebuild=True)
+    assert report.changed
+    assert build_retriever("index:notes", settings().with_overrides(embedder="other"))
+    # same name, different vectors: the dimension check catches it at query time
+    register_part("embedder", "other", returning(FakeEmbedder("other", dim=48)))
+    retriever = build_retriever("index:notes", settings().with_overrides(embedder="other"))
+    with pytest.raises(UsageError, match="48-dim"):
+        retriever.retrieve("lake", 2)
 
 
 def test_approximate_index_above_threshold(docs: Path, fake_embedder: FakeEmbedder) -> None:
     build_index([docs], "big", settings(), approx_threshold=3)
-    gen = store.open_current(store.resolve_index_dir("big", settings()), "big")
+    gen = local_layout.open_current(resolve_index_dir("big", settings()), "big")
     assert gen.params["faiss"] == "hnsw"
     assert top("big", "deepest lake Siberia", 1)[0].title == "Lake Baikal"
     (docs / "records.jsonl").unlink()
@@ -215,7 +210,7 @@ def test_failed_first_build_leaves_nothing_behind(
 
 def test_sqlite_is_a_real_database(docs: Path, fake_embedder: FakeEmbedder) -> None:
     build_index([docs], "notes", settings())
-    gen_dir = store.current_generation_dir(store.resolve_index_dir("notes", settings()))
+    gen_dir = local_layout.current_generation_dir(resolve_index_dir("notes", settings()))
     conn = sqlite3.connect(gen_dir / "chunks.sqlite")
     paths = {r[0] for r in conn.execute("SELECT path FROM files")}
     assert str(docs / "sub" / "latin1.txt") in paths and all(os.path.isabs(p) for p in paths)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from index_fixtures import cli, docs, fake_embedder, settings  # noqa: F401 - fixtures
 
-from indexers import store
+from indexers.stores import local_layout
+from indexers.stores.base import resolve_index_dir
 
 
 def test_index_summary_and_json(docs: Path, fake_embedder) -> None:
@@ -112,7 +113,7 @@ SEGMENT = "seg-000001.faiss"  # the first (here the only) vector segment
 
 
 def _corrupt(name: str, filename: str, data: bytes) -> None:
-    gen_dir = store.current_generation_dir(store.resolve_index_dir(name, settings()))
+    gen_dir = local_layout.current_generation_dir(resolve_index_dir(name, settings()))
     (gen_dir / filename).write_bytes(data)
 
 
@@ -132,14 +133,14 @@ def test_corrupt_index_files_exit_1_with_rebuild_hint(docs: Path, fake_embedder)
         fixed = cli("index", str(docs), "--name", name, "--rebuild")
         assert fixed.exit_code == 0, fixed.output
         assert cli("search", "lake", "--index", name).exit_code == 0
-    (store.resolve_index_dir("params", settings()) / "CURRENT").write_text("gen-000099\n")
+    (resolve_index_dir("params", settings()) / "CURRENT").write_text("gen-000099\n")
     result = cli("indexes", "info", "params")
     assert result.exit_code == 1 and "missing generation" in result.stderr
 
 
 def test_reindexing_a_damaged_index_says_to_rebuild(docs: Path, fake_embedder) -> None:
     cli("index", str(docs), "--name", "c1")
-    index_dir = store.resolve_index_dir("c1", settings())
+    index_dir = resolve_index_dir("c1", settings())
     _corrupt("c1", "params.json", b"{broken")
     (docs / "notes.md").write_text("# Changed\n\nSo the build reads the old index.")
     result = cli("index", str(docs), "--name", "c1")
@@ -156,7 +157,7 @@ def test_reindexing_a_damaged_index_says_to_rebuild(docs: Path, fake_embedder) -
 
 
 def _truncate(name: str, filename: str) -> None:
-    path = store.current_generation_dir(store.resolve_index_dir(name, settings())) / filename
+    path = local_layout.current_generation_dir(resolve_index_dir(name, settings())) / filename
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 

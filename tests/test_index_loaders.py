@@ -16,7 +16,7 @@ from index_fixtures import FIXTURE_DOCS, docs  # noqa: F401 - fixtures
 from indexers.chunking import chunk_documents, embedding_text
 from indexers.discovery import discover
 from indexers.loaders import Document, LoadError, decode, load_file
-from rag.errors import UsageError
+from rag.core.errors import UsageError
 
 
 def words(texts):

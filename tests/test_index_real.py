@@ -14,8 +14,9 @@ import pytest
 from index_fixtures import cli, docs, settings  # noqa: F401 - fixtures
 
 from indexers.chunking import chunk_documents, embedding_text
-from indexers.embedders import get_embedder, packaged_model_dir
+from indexers.embedders import get_embedder
 from indexers.loaders import Document
+from indexers.model_files import packaged_model_dir
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from index_fixtures import cli, docs, fake_embedder, settings  # noqa: F401 - fixtures
 
-from indexers import ownership, store
+from indexers.stores import local_layout, ownership
 
 
 def test_a_user_folder_with_a_gen_file_is_never_deleted(tmp_path: Path) -> None:
@@ -98,7 +98,7 @@ def test_a_damaged_bm25_index_is_damaged_for_info_list_and_search_alike(
     import sqlite3
 
     assert cli("index", str(docs), "--name", "notes").exit_code == 0
-    gen_dir = store.current_generation_dir(settings().indexes_dir / "notes")
+    gen_dir = local_layout.current_generation_dir(settings().indexes_dir / "notes")
     conn = sqlite3.connect(gen_dir / "chunks.sqlite")
     conn.execute("UPDATE chunks_fts_data SET block = x'00ff00ff'")  # its BM25 postings
     conn.commit()

@@ -18,10 +18,10 @@ import pytest
 from filelock import FileLock
 from index_fixtures import cli, docs, fake_embedder, settings, spawn_build, wait_for  # noqa: F401 - fixtures
 
-from indexers import store
 from indexers.build import build_index
-from rag.errors import IndexBusy
-from rag.retrieval import build_retriever
+from indexers.stores.base import resolve_index_dir
+from rag.core.errors import IndexBusy
+from rag.sources import build_retriever
 
 
 def _kill(proc) -> None:
@@ -31,7 +31,7 @@ def _kill(proc) -> None:
 
 
 def _lock_path(name: str) -> Path:
-    return store.resolve_index_dir(name, settings()) / "write.lock"
+    return resolve_index_dir(name, settings()) / "write.lock"
 
 
 def test_second_writer_refuses_while_first_holds_the_lock(
@@ -89,7 +89,7 @@ def test_sigkill_just_before_the_switch_keeps_previous_index(
     docs: Path, fake_embedder, tmp_path: Path
 ) -> None:
     build_index([docs], "notes", settings())
-    index_dir = store.resolve_index_dir("notes", settings())
+    index_dir = resolve_index_dir("notes", settings())
     (docs / "page.html").unlink()
     marker = tmp_path / "marker"
     child = spawn_build("notes", docs, "--pause-at", "commit", FAKE_MARKER=str(marker))
@@ -112,6 +112,6 @@ def test_child_builds_normally_when_not_paused(docs: Path, fake_embedder) -> Non
     assert child.returncode == 0, err
     assert int(out.decode().strip()) > 0
     deadline = time.monotonic() + 5
-    while not (store.resolve_index_dir("notes", settings()) / "CURRENT").exists():
+    while not (resolve_index_dir("notes", settings()) / "CURRENT").exists():
         assert time.monotonic() < deadline
     assert build_retriever("index:notes", settings()).retrieve("heliopause", 1)

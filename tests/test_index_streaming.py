@@ -18,14 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import returning
 from index_fixtures import FakeEmbedder, settings
 
-from indexers import build, chunking, loaders, segments, store
+from indexers import build, chunking, loaders
 from indexers.build import EMBED_BATCH, build_index
 from indexers.chunking import PIECE_CHARS
-from indexers.embedders import register_embedder, unregister_embedder
 from indexers.loaders import load_file, stream_text
-from rag import files
+from indexers.stores import local_layout, local_segments
+from indexers.stores.base import resolve_index_dir
+from rag.core import files
 
 WORDS = [f"w{i}" for i in range(3000)] + ["lake", "river", "mountain", "forest"]
 
@@ -56,12 +58,11 @@ class CountingEmbedder(FakeEmbedder):
 
 
 @pytest.fixture
-def counting(monkeypatch: pytest.MonkeyPatch) -> CountingEmbedder:
+def counting(monkeypatch: pytest.MonkeyPatch, register_part) -> CountingEmbedder:  # noqa: ANN001
     embedder = CountingEmbedder()
-    register_embedder("counting", lambda _n: embedder)
+    register_part("embedder", "counting", returning(embedder))
     monkeypatch.setenv("RAG_EMBEDDER", "counting")
-    yield embedder
-    unregister_embedder("counting")
+    return embedder
 
 
 def _prose(size: int, seed: int = 0, line: bool = False) -> str:
@@ -105,7 +106,7 @@ def test_chunk_offsets_and_numbers_run_across_parts(tmp_path: Path, counting) ->
     path = tmp_path / "doc.md"
     path.write_text("# Start\n\n" + text + "\n\n## Late heading\n\nThe very end, about a lake.\n")
     build_index([path], "parts", settings())
-    gen = store.open_current(store.resolve_index_dir("parts", settings()), "parts")
+    gen = local_layout.open_current(resolve_index_dir("parts", settings()), "parts")
     rows = (
         gen.connect()
         .execute('SELECT location, title, text, start, "end" FROM chunks ORDER BY id')
@@ -135,7 +136,7 @@ def test_memory_does_not_grow_with_the_file(
     same: before, they held the whole text, every chunk and every vector. Every bound
     (read block, hash block, chunking piece, embedding window, segment) is scaled down so
     the smaller file already reaches each of them."""
-    monkeypatch.setattr(segments, "SEGMENT_SIZE", 256)
+    monkeypatch.setattr(local_segments, "SEGMENT_SIZE", 256)
     monkeypatch.setattr(loaders, "READ_BYTES", 1 << 14)
     monkeypatch.setattr(chunking, "PIECE_CHARS", 1 << 13)
     monkeypatch.setattr(build, "EMBED_WINDOW", 1)
@@ -148,27 +149,27 @@ def test_memory_does_not_grow_with_the_file(
     peak_small = _peak_traced(small, "small")
     peak_large = _peak_traced(large, "large")
     assert peak_large < 1.2 * peak_small, (peak_small, peak_large)
-    gen = store.open_current(store.resolve_index_dir("large", settings()), "large")
+    gen = local_layout.open_current(resolve_index_dir("large", settings()), "large")
     assert len(gen.segments) > 5 and max(s.count for s in gen.segments) <= 256
 
 
 def test_updates_share_unchanged_segments_and_merge_small_ones(
     tmp_path: Path, counting, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(segments, "SEGMENT_SIZE", 64)
+    monkeypatch.setattr(local_segments, "SEGMENT_SIZE", 64)
     folder = tmp_path / "docs"
     folder.mkdir()
     for i in range(6):
         (folder / f"f{i}.txt").write_text(_prose(20_000, seed=10 + i))
     build_index([folder], "seg", settings())
-    index_dir = store.resolve_index_dir("seg", settings())
-    first = store.open_current(index_dir, "seg")
+    index_dir = resolve_index_dir("seg", settings())
+    first = local_layout.open_current(index_dir, "seg")
     for step in range(8):  # many small updates: segments must not pile up
         (folder / f"new{step}.txt").write_text(f"Step {step}: a short note about a lake.")
         build_index([folder], "seg", settings())
     (folder / "f0.txt").unlink()
     build_index([folder], "seg", settings())
-    last = store.open_current(index_dir, "seg")
+    last = local_layout.open_current(index_dir, "seg")
     full = [s for s in last.segments if s.count >= 32]
     assert len(last.segments) - len(full) <= 1, "at most one small segment"
     shared = [
@@ -179,7 +180,7 @@ def test_updates_share_unchanged_segments_and_merge_small_ones(
     assert not (first.dir).exists() or shared, "unchanged segments are links, not copies"
     # every vector is still its own chunk's, and f0's chunks are gone
     rows = dict(last.connect().execute("SELECT id, path FROM chunks").fetchall())
-    ids = np.concatenate([segments.contents(ix)[0] for ix in last.load_segments()])
+    ids = np.concatenate([local_segments.contents(ix)[0] for ix in last.load_segments()])
     assert sorted(ids.tolist()) == sorted(rows) and all("f0.txt" not in p for p in rows.values())
 
 
@@ -188,7 +189,7 @@ def test_a_file_that_fails_part_way_leaves_none_of_its_chunks(
 ) -> None:
     import gzip
 
-    monkeypatch.setattr(segments, "SEGMENT_SIZE", 32)
+    monkeypatch.setattr(local_segments, "SEGMENT_SIZE", 32)
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "good.txt").write_text("A good file about a mountain lake.")
@@ -197,7 +198,7 @@ def test_a_file_that_fails_part_way_leaves_none_of_its_chunks(
     (folder / "cut.jsonl.gz").write_bytes(data[: len(data) * 2 // 3])  # ends mid-stream
     report = build_index([folder], "cut", settings())
     assert [s.path for s in report.skipped] == [str(folder / "cut.jsonl.gz")]
-    gen = store.open_current(store.resolve_index_dir("cut", settings()), "cut")
+    gen = local_layout.open_current(resolve_index_dir("cut", settings()), "cut")
     paths = {p for (p,) in gen.connect().execute("SELECT path FROM chunks")}
     assert paths == {str(folder / "good.txt")} and gen.params["chunks"] == 1
     assert sum(s.count for s in gen.segments) == 1

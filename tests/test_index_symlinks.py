@@ -136,7 +136,7 @@ sys.path.insert(0, {tests!r})
 from index_fixtures import register_fake
 register_fake("fake")
 import indexers.build as build
-from rag.config import load_settings
+from rag.core.config import load_settings
 
 docs, outside, kind = Path({docs!r}), Path({outside!r}), {kind!r}
 real_discover = build.discover

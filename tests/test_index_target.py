@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from index_fixtures import FakeEmbedder, cli, docs, fake_embedder, settings  # noqa: F401 - fixtures
 
-from indexers import store, target
 from indexers.build import build_index
-from rag.errors import UsageError
+from indexers.stores import local_layout, target
+from rag.core.errors import UsageError
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_ctrl_c_removes_only_what_the_run_created(
     if where == "embed":
         monkeypatch.setattr(fake_embedder, "embed", interrupt)
     else:  # the new generation is fully written in gen-000001.tmp by now
-        monkeypatch.setattr(store, "commit_generation", interrupt)
+        monkeypatch.setattr(local_layout, "commit_generation", interrupt)
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "write.lock").touch()  # left by an earlier run: not this run's to remove
@@ -135,14 +135,14 @@ def test_ctrl_c_while_updating_keeps_the_live_index(
     def interrupt(*args: object) -> None:
         raise KeyboardInterrupt
 
-    real_commit = store.commit_generation
-    monkeypatch.setattr(store, "commit_generation", interrupt)
+    real_commit = local_layout.commit_generation
+    monkeypatch.setattr(local_layout, "commit_generation", interrupt)
     with pytest.raises(KeyboardInterrupt):
         build_index([docs], str(idx), settings())
     assert sorted(p.name for p in idx.iterdir()) == [
         "CURRENT", "gen-000001", "pocketrag-index.json", "write.lock",
     ]  # fmt: skip
-    monkeypatch.setattr(store, "commit_generation", real_commit)
+    monkeypatch.setattr(local_layout, "commit_generation", real_commit)
     assert build_index([docs], str(idx), settings()).files_embedded == 1
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag.cli.launch import model_flag
-from rag.config import load_settings
+from rag.core.config import load_settings
 from rag.generators import load_generator, prefetch
 
 REPO = Path(__file__).resolve().parents[1]

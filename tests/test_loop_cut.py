@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from rag.cli.app import app
+from rag.core.types import Timings
 from rag.generators.base import Generation, LoopWatch, loop_start
-from rag.types import Timings
 
 PHRASE_18 = (
     "The report says the river floods every spring because the melting snow from the "

@@ -1,7 +1,7 @@
 """`rag mcp`: the real server in a child process, driven by the MCP SDK's own stdio client.
 
-The index is built with the hashing fake embedder named by import path
-(`index_fixtures:FakeEmbedder`), which a child process can load by itself (an in-process
+The index is built with the hashing fake embedder `fake`, which a child process registers
+by itself through the test plugin tests/plugins/pocketrag_fakes (an in-process
 registration would not reach it); `ask` runs the bundled SmolLM2 for real.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import anyio
 import pytest
-from index_fixtures import REPO, cli
+from index_fixtures import REPO, cli, fake_embedder  # noqa: F401 - the fixture
 
-FAKE = "index_fixtures:FakeEmbedder"
+FAKE = "fake"
 TESTS = Path(__file__).resolve().parent
 
 
@@ -31,7 +31,7 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: Any) -> Path:  # noqa: F811
     """Index `notes` of two small docs; the web engine points at a port nobody listens on."""
     docs = tmp_path / "notes"
     docs.mkdir()
@@ -45,7 +45,9 @@ def notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RAG_ENGINE", "searxng")
     monkeypatch.setenv("RAG_ENGINE_SEARXNG_URL", f"http://127.0.0.1:{_closed_port()}")
     monkeypatch.setenv("RAG_MAX_TOKENS", "24")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), str(TESTS)]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(REPO), str(TESTS), str(TESTS / "plugins")])
+    )
     result = cli("index", str(docs), "--name", "notes")
     assert result.exit_code == 0, result.output
     return docs
@@ -240,7 +242,7 @@ def test_an_unknown_default_index_stops_the_server_at_once() -> None:
 
 def test_a_cached_index_is_reopened_after_rag_index(notes: Path) -> None:
     """The server keeps an index open between calls, and sees a later `rag index` run."""
-    from rag.config import load_settings
+    from rag.core.config import load_settings
     from rag.mcp_server import Assistant
 
     assistant = Assistant(load_settings(), indexes=["notes"])

@@ -12,9 +12,10 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
-from index_fixtures import REPO, cli
+from index_fixtures import REPO, cli, fake_embedder  # noqa: F401 - the fixture
 from mcp_raw import WATCHDOG_S, RawServer, call
 from throwaway_plugins import GENERATOR, plugin_package
 
@@ -23,13 +24,15 @@ MAX_LINE = 16 * 1024 * 1024  # the longest line `rag mcp` reads (rag.mcp_stdio.M
 
 
 @pytest.fixture
-def notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Index `notes` of one small doc, with the hashing fake embedder a child can load."""
+def notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: Any) -> Path:  # noqa: F811
+    """Index `notes` of one small doc, with the fake embedder a child registers (tests/plugins)."""
     docs = tmp_path / "notes"
     docs.mkdir()
     (docs / "compost.md").write_text("# Compost\n\nTurn the compost heap every two weeks.\n")
-    monkeypatch.setenv("RAG_EMBEDDER", "index_fixtures:FakeEmbedder")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), str(TESTS)]))
+    monkeypatch.setenv("RAG_EMBEDDER", "fake")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(REPO), str(TESTS), str(TESTS / "plugins")])
+    )
     assert cli("index", str(docs), "--name", "notes").exit_code == 0
     return docs
 
@@ -103,7 +106,7 @@ def test_text_that_utf8_cannot_encode_still_goes_out(
         + GENERATOR
         + """
 def register(registry):
-    make = lambda rest, settings: FixedGenerator("surro:" + rest)
+    make = lambda rest, settings, options: FixedGenerator("surro:" + rest)
     registry.register(registry.Part("generator", "surro", make))
 """,
     )

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from native import run_rag
 
-from rag.errors import ModelUnavailable, UsageError
-from rag.models import (
+from rag.core.errors import ModelUnavailable, UsageError
+from rag.generators.model_files import (
     ALIASES,
     AssembledModel,
     FileModel,
@@ -74,7 +74,7 @@ def test_models_pull_offline_exits_1_and_list_shows_availability(tmp_path: Path)
 def test_hub_probe_defers_to_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
-    from rag.models import _PROXY_VARIABLES, hub_unreachable_reason
+    from rag.core.hub import _PROXY_VARIABLES, hub_unreachable_reason
 
     for name in _PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)

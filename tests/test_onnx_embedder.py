@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from index_fixtures import cli
 
-from indexers import embedders, onnx_export
-from indexers.embedders import SentenceTransformerEmbedder, get_embedder, runtime_for_index
+from indexers import embedders, model_files, onnx_export, onnx_models
+from indexers.embedders import get_embedder, runtime_for_index
 from indexers.onnx_export import EXPORT_FORMAT, META_FILE
-from rag.errors import ModelUnavailable, UsageError
+from indexers.st_embedder import SentenceTransformerEmbedder
+from rag.core.errors import ModelUnavailable, UsageError
 
 pytestmark = pytest.mark.slow
 
@@ -162,7 +163,7 @@ def test_an_export_json_with_wrong_values_is_exported_again(
     reference = get_embedder("all-MiniLM-L6-v2", "onnx")  # the session's export, made once
     expected = reference.embed([*PADDED, LONG])
     folder = onnx_export.cache_folder(
-        "all-MiniLM-L6-v2", embedders.model_source("all-MiniLM-L6-v2")
+        "all-MiniLM-L6-v2", model_files.model_source("all-MiniLM-L6-v2")
     )
     fresh = tmp_path / "onnx"
     shutil.copytree(onnx_cache / folder.name, fresh / folder.name)
@@ -261,9 +262,9 @@ def test_a_failed_export_is_not_retried_on_every_query(
 
     monkeypatch.setattr(onnx_export, "export", broken_export)
     with pytest.raises(ModelUnavailable, match="No space left"):
-        embedders.load_onnx("all-MiniLM-L6-v2", lambda e: e, reference)
+        onnx_models.load_onnx("all-MiniLM-L6-v2", lambda e: e, reference)
     with pytest.raises(ModelUnavailable, match="not retried for an hour"):
-        embedders.load_onnx("all-MiniLM-L6-v2", lambda e: e, reference)
+        onnx_models.load_onnx("all-MiniLM-L6-v2", lambda e: e, reference)
     assert loads == [1]  # the second query did not load the model with torch again
 
 
@@ -317,7 +318,7 @@ def local_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from indexers.embedders import packaged_model_dir
+    from indexers.model_files import packaged_model_dir
 
     source = str(packaged_model_dir("all-MiniLM-L6-v2"))
     torch.manual_seed(0)
@@ -333,17 +334,17 @@ def test_a_cross_encoder_reranks_on_onnx_with_torchs_scores(
 ) -> None:
     from sentence_transformers import CrossEncoder
 
-    from rag.config import load_settings
-    from rag.evidence.rerankers import CrossEncoderReranker
+    from rag.core.config import load_settings
+    from rag.evidence.rerankers import get_reranker
 
-    reranker = CrossEncoderReranker(f"cross-encoder:{local_cross_encoder}", load_settings())
+    reranker = get_reranker(f"cross-encoder:{local_cross_encoder}", load_settings())
     assert reranker.onnx is not None and reranker.model is not None  # exported just now
     question, texts = TEXTS[2], [TEXTS[0], TEXTS[3], "word " * 600]  # the last: truncated
     reference = CrossEncoder(str(local_cross_encoder), device="cpu").predict(
         [(question, t) for t in texts]
     )
     assert np.allclose(reranker.score(question, texts), reference, atol=1e-4)
-    again = CrossEncoderReranker(f"cross-encoder:{local_cross_encoder}", load_settings())
+    again = get_reranker(f"cross-encoder:{local_cross_encoder}", load_settings())
     assert again.model is None  # the cached export serves: torch never loads it
     assert np.allclose(again.score(question, texts), reference, atol=1e-4)
     exports = [json.loads(m.read_text()) for m in onnx_cache.glob(f"*/{META_FILE}")]

@@ -1,12 +1,11 @@
 """The orchestrator with a fake model and fake sources: numbering, packing, failures."""
 
 import pytest
-from conftest import FakeGenerator, FakeRetriever
+from conftest import FakeGenerator, FakeRetriever, ask
 
-from rag.config import load_settings
-from rag.errors import SearchUnavailable, UsageError
-from rag.orchestrator import ask
-from rag.types import Passage
+from rag.core.config import load_settings
+from rag.core.errors import SearchUnavailable, UsageError
+from rag.core.types import Passage
 
 
 def passages(origin: str, n: int, words: int = 20) -> list[Passage]:

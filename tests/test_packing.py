@@ -7,6 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rag.core.types import Passage
 from rag.packing import (
     MIN_PARTIAL_TOKENS,
     clean_text,
@@ -15,7 +16,6 @@ from rag.packing import (
     html_to_text,
     pack_passages,
 )
-from rag.types import Passage
 
 
 def words(text: str) -> int:

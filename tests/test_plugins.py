@@ -1,4 +1,4 @@
-"""Parts plug in one way: entry points in the group `pocketrag` (rag/plugins.py).
+"""Parts plug in one way: entry points in the group `pocketrag` (rag/core/plugins.py).
 
 The end-to-end tests put a real plugin package (tests/plugins/pocketrag_hello: a module and
 its dist-info) on a `rag` subprocess's PYTHONPATH; `importlib.metadata` finds its entry
@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,10 @@ from native import fail_if_crashed
 from throwaway_plugins import plugin_package
 from web_servers import free_port
 
-from rag import plugins
-from rag.config import load_settings
-from rag.errors import UsageError
-from rag.plugins import FactoryMap, Option, Part, Registry
+from rag.core import plugin_loading, plugins
+from rag.core.config import load_settings
+from rag.core.errors import UsageError
+from rag.core.plugins import Option, Part, Registry
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -169,7 +170,7 @@ class Engine:
 """
 
 BOOM = """
-from rag.errors import UsageError
+from rag.core.errors import UsageError
 
 
 def fail(*args, **kwargs):
@@ -242,7 +243,7 @@ def hijack(*args, **kwargs):
 
 def register(registry):
     registry.register(registry.Part("generator", "openai", hijack))
-    registry.register(registry.Part("engine", "claimed", lambda settings: Engine()))
+    registry.register(registry.Part("engine", "claimed", lambda *args, **kwargs: Engine()))
 """,
     )
     warning = (
@@ -285,7 +286,7 @@ os.write(1, b"chatty: os.write at import\\n")
 sys.stdout.write("chatty: a line left unfinished at import")
 
 
-def make_engine(settings):
+def make_engine(argument, settings, options):
     print("chatty: print in the factory")
     os.write(1, b"chatty: os.write in the factory\\n")
     return Engine()
@@ -326,13 +327,13 @@ def test_a_plugin_that_prints_cannot_corrupt_the_mcp_protocol(
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "compost.md").write_text("# Compost\n\nTurn the compost heap every two weeks.\n")
-    fake = {"RAG_EMBEDDER": "index_fixtures:FakeEmbedder"}
-    built = rag(rag_home, "index", str(docs), "--name", "notes", path=(TESTS,), **fake)
+    fake = {"RAG_EMBEDDER": "fake"}
+    built = rag(rag_home, "index", str(docs), "--name", "notes", path=(TESTS, PLUGINS), **fake)
     assert built.returncode == 0, built.stderr
     chatty = plugin_package(tmp_path / "chatty", "chatty", CHATTY)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(fake, RAG_HOME=str(rag_home))
-    env["PYTHONPATH"] = os.pathsep.join(map(str, (chatty, TESTS, REPO)))
+    env["PYTHONPATH"] = os.pathsep.join(map(str, (chatty, TESTS, PLUGINS, REPO)))
     server = RawServer(tmp_path, "--index", "notes", env=env)
     try:
         server.initialize()  # fails on a line that is not JSON
@@ -351,12 +352,18 @@ def test_a_plugin_that_prints_cannot_corrupt_the_mcp_protocol(
 
 
 @pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This test's registrations are undone after it."""
+def isolated() -> Iterator[None]:
+    """This test's registrations, and plugins it runs, are undone after it."""
     plugins.parts("engine")  # loaded first, so the copy holds the built-ins
-    monkeypatch.setattr(plugins, "_PARTS", {k: dict(v) for k, v in plugins._PARTS.items()})
-    monkeypatch.setattr(plugins, "_FAILED", [])
-    monkeypatch.setattr(plugins, "_ORIGINS", dict(plugins._ORIGINS))
+    parts = {kind: dict(named) for kind, named in plugin_loading.PARTS.items()}
+    origins, failed = dict(plugin_loading.ORIGINS), list(plugin_loading.FAILED)
+    yield
+    for kind, named in plugin_loading.PARTS.items():
+        named.clear()
+        named.update(parts[kind])
+    plugin_loading.ORIGINS.clear()
+    plugin_loading.ORIGINS.update(origins)
+    plugin_loading.FAILED[:] = failed
 
 
 class Engine:
@@ -372,7 +379,7 @@ def test_options_resolve_env_over_section_over_default(
         Option("mode", str, "fast", "how", choices=("fast", "slow")),
         Option("loud", bool, False),
     )
-    plugins.register(Part("engine", "my-engine", lambda s, options: Engine(**options), options))
+    plugins.register(Part("engine", "my-engine", lambda a, s, options: Engine(**options), options))
     settings = load_settings()
     assert plugins.part_options("engine", "my-engine", settings) == {
         "size": 3,
@@ -380,7 +387,7 @@ def test_options_resolve_env_over_section_over_default(
         "loud": False,
     }
     (rag_home / "config.toml").write_text('[engines.my-engine]\nsize = 5\nmode = "slow"\n')
-    assert plugins.create("engine", "my-engine", settings, settings=settings).options == {
+    assert plugins.create("engine", "my-engine", settings).options == {
         "size": 5,
         "mode": "slow",
         "loud": False,
@@ -402,7 +409,7 @@ def test_options_resolve_env_over_section_over_default(
 def test_an_unknown_name_lists_the_known_ones(isolated: None) -> None:
     with pytest.raises(UsageError, match=r"Unknown search engine 'bing'; choose one of: ddgs, "):
         plugins.get_part("engine", "bing")
-    assert set(plugins.parts("reranker")) >= {"hybrid", "embedder", "bm25", "cross-encoder:"}
+    assert set(plugins.parts("reranker")) >= {"hybrid", "embedder", "bm25", "cross-encoder"}
     assert "openai" in plugins.parts("generator")
     assert "store" in plugins.KINDS
 
@@ -411,39 +418,44 @@ def test_a_failing_register_leaves_nothing_behind(
     isolated: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     def half_done(registry: Registry) -> None:
-        registry.register(Part("engine", "half", lambda settings: None))
+        registry.register(Part("engine", "half", lambda *args, **kwargs: None))
         raise ImportError("needs a library that is not installed")
 
     def bad_default(registry: Registry) -> None:
         registry.register(
-            Part("engine", "bad", lambda s, options: None, (Option("n", int, 0, low=1, high=2),))
+            Part("engine", "bad", lambda *a, **k: None, (Option("n", int, 0, low=1, high=2),))
         )
 
-    plugins._run_plugin("half", "half_plugin:register", lambda: half_done)
-    plugins._run_plugin("bad", "bad_plugin:register", lambda: bad_default)
+    plugin_loading.run_plugin("half", "half_plugin:register", lambda: half_done)
+    plugin_loading.run_plugin("bad", "bad_plugin:register", lambda: bad_default)
     assert "half" not in plugins.parts("engine") and "bad" not in plugins.parts("engine")
     assert len(caplog.records) == 2
     assert "'half' (half_plugin:register) failed to load" in caplog.records[0].getMessage()
     assert "n must be between 1 and 2, got 0" in caplog.records[1].getMessage()
 
 
-def test_the_old_dict_registries_are_views_that_keep_options(
-    isolated: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from rag.generators.base import REGISTRY
-    from rag.web import ENGINES
-
-    assert "ddgs" in ENGINES and "openai" in REGISTRY
-    searxng = plugins.get_part("engine", "searxng")
-    monkeypatch.setitem(ENGINES, "searxng", lambda settings, options: options)
-    assert plugins.get_part("engine", "searxng").options == searxng.options
-    monkeypatch.undo()
-    assert plugins.get_part("engine", "searxng") == searxng
-    engines = FactoryMap("engine")
-    engines["temporary"] = lambda settings: "made"
-    assert plugins.create("engine", "temporary", None) == "made"
-    del engines["temporary"]
-    assert "temporary" not in ENGINES
+def test_one_rule_names_a_part_and_its_argument(isolated: None, register_part) -> None:  # noqa: ANN001
+    """A spec is NAME or NAME:ARGUMENT; one naming no part goes whole to its kind's
+    fallback (a local GGUF, a sentence-transformers model); every factory is called as
+    factory(argument, settings, *extra, options=...)."""
+    made: list[tuple] = []
+    register_part("reranker", "by-arg", lambda *args, **kw: made.append(args), argument="X")
+    register_part("engine", "plain", lambda *args, **kw: made.append((*args, kw)))
+    settings = load_settings()
+    plugins.create("reranker", "by-arg:some/model", settings)
+    plugins.create("engine", "plain", settings)
+    assert made == [("some/model", settings), ("", settings, {"options": {}})]
+    with pytest.raises(UsageError, match=r"reranker 'by-arg' needs an argument: by-arg:X"):
+        plugins.create("reranker", "by-arg", settings)
+    with pytest.raises(UsageError, match=r"search engine 'plain' takes no argument"):
+        plugins.create("engine", "plain:x", settings)
+    gguf, argument = plugins.resolve("generator", "hf:owner/repo/model.gguf")
+    assert (gguf.name, argument) == ("gguf", "hf:owner/repo/model.gguf")
+    embedder, argument = plugins.resolve("embedder", "sentence-transformers/all-MiniLM-L6-v2")
+    assert (embedder.name, argument) == ("sentence-transformers", embedder and argument)
+    assert plugins.resolve("generator", "openai:http://127.0.0.1:1/v1#m")[1] == (
+        "http://127.0.0.1:1/v1#m"
+    )
 
 
 def test_config_sections_must_be_tables(rag_home: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.ranking import merge_ranked, rrf
-from rag.types import Passage
+from rag.core.ranking import merge_ranked, rrf
+from rag.core.types import Passage
 
 
 def p(text: str, location: str, origin: str, score: float = 0.0) -> Passage:

@@ -15,12 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FakeGenerator
+from conftest import FakeGenerator, returning
 from index_fixtures import docs, fake_embedder  # noqa: F401 - fixtures
 from web_servers import free_port
 
+from rag.core.types import Message, Timings
 from rag.generators.base import Generation, TimedStream
-from rag.types import Message, Timings
 
 #: What a JSON body is sent with (the server refuses one without it: 415).
 JSON_TYPE = {"Content-Type": "application/json"}
@@ -29,7 +29,7 @@ JSON_TYPE = {"Content-Type": "application/json"}
 @contextlib.contextmanager
 def running(**options: Any) -> Iterator[str]:
     """A real `rag serve` on a free port for the block; yields its base URL."""
-    from rag.config import load_settings
+    from rag.core.config import load_settings
     from rag.serve import ServeConfig
     from rag.serve.app import build_server
 
@@ -87,11 +87,9 @@ class SlowGenerator(FakeGenerator):
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeGenerator:
-    from rag.generators.base import REGISTRY
-
+def fake(monkeypatch: pytest.MonkeyPatch, register_part) -> FakeGenerator:  # noqa: ANN001
     generator = FakeGenerator()
-    monkeypatch.setitem(REGISTRY, "fake", lambda rest, settings: generator)
+    register_part("generator", "fake", returning(generator), argument="ANY")
     monkeypatch.setenv("RAG_RERANKER", "none")
     return generator
 
@@ -99,7 +97,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeGenerator:
 @pytest.fixture
 def notes(fake_embedder: Any, docs: Path) -> str:  # noqa: F811
     from indexers.build import build_index
-    from rag.config import load_settings
+    from rag.core.config import load_settings
 
     build_index([docs / "notes.md"], "notes", load_settings(embedder="fake"))
     build_index([docs / "sub" / "fib.py"], "code", load_settings(embedder="fake"))
@@ -123,8 +121,9 @@ def events(response: httpx.Response) -> list[tuple[str | None, str]]:
 
 
 def test_ask_is_rag_ask_json(fake: FakeGenerator, notes: str) -> None:
-    from rag.config import load_settings
-    from rag.orchestrator import ask
+    from conftest import ask
+
+    from rag.core.config import load_settings
 
     with running(indexes=("notes",)) as url:
         got = httpx.post(f"{url}/v1/ask", json={"question": "How often turn compost?"}, timeout=60)
@@ -160,8 +159,9 @@ def test_ask_stream_sends_text_then_the_answer(fake: FakeGenerator) -> None:
 
 
 def test_search_is_rag_search_json(fake: FakeGenerator, notes: str) -> None:
-    from rag.config import load_settings
-    from rag.search import search
+    from conftest import search
+
+    from rag.core.config import load_settings
 
     with running() as url:
         got = httpx.get(f"{url}/v1/search", params={"q": "aphids ladybirds", "index": "notes",
@@ -227,7 +227,7 @@ def test_bad_requests_are_one_line_json(fake: FakeGenerator, notes: str) -> None
 
 
 def test_runtime_errors_map_to_5xx(fake: FakeGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag.errors import GenerationError
+    from rag.core.errors import GenerationError
 
     def broken(*args: Any, **kwargs: Any) -> Generation:
         raise GenerationError("The model failed while generating: boom.")
@@ -243,7 +243,7 @@ def test_runtime_errors_map_to_5xx(fake: FakeGenerator, monkeypatch: pytest.Monk
 
 
 def test_token_is_required_off_loopback_and_checked(fake: FakeGenerator) -> None:
-    from rag.errors import UsageError
+    from rag.core.errors import UsageError
     from rag.serve import ServeConfig
 
     with pytest.raises(UsageError, match="token"):
@@ -258,11 +258,9 @@ def test_token_is_required_off_loopback_and_checked(fake: FakeGenerator) -> None
     assert right.status_code == 200
 
 
-def test_concurrent_asks_queue_on_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag.generators.base import REGISTRY
-
+def test_concurrent_asks_queue_on_the_model(register_part) -> None:  # noqa: ANN001
     slow = SlowGenerator(words=15, delay=0.005)
-    monkeypatch.setitem(REGISTRY, "fake", lambda rest, settings: slow)
+    register_part("generator", "fake", returning(slow), argument="ANY")
 
     def ask(tag: str) -> dict[str, Any]:
         body = {"question": f"Say {tag}", "stream": tag.endswith("s")}
@@ -280,11 +278,9 @@ def test_concurrent_asks_queue_on_the_model(monkeypatch: pytest.MonkeyPatch) -> 
     assert slow.most_active == 1
 
 
-def test_too_many_in_flight_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag.generators.base import REGISTRY
-
+def test_too_many_in_flight_is_503(register_part) -> None:  # noqa: ANN001
     slow = SlowGenerator(words=200, delay=0.01)
-    monkeypatch.setitem(REGISTRY, "fake", lambda rest, settings: slow)
+    register_part("generator", "fake", returning(slow), argument="ANY")
     with running(max_in_flight=1) as url:
         with httpx.stream("POST", f"{url}/v1/ask", json={"question": "q a", "stream": True},
                           timeout=60) as first:  # fmt: skip
@@ -295,11 +291,9 @@ def test_too_many_in_flight_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
         assert busy.status_code == 503 and busy.json()["error"]["type"] == "ServerBusy"
 
 
-def test_a_client_that_leaves_stops_the_generation(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag.generators.base import REGISTRY
-
+def test_a_client_that_leaves_stops_the_generation(register_part) -> None:  # noqa: ANN001
     slow = SlowGenerator(words=2000, delay=0.01)
-    monkeypatch.setitem(REGISTRY, "fake", lambda rest, settings: slow)
+    register_part("generator", "fake", returning(slow), argument="ANY")
     with running() as url:
         with httpx.stream("POST", f"{url}/v1/ask", json={"question": "q z", "stream": True},
                           timeout=60) as response:  # fmt: skip
@@ -364,7 +358,7 @@ def test_chat_completions(fake: FakeGenerator, notes: str) -> None:
 
 def test_pocketrags_openai_generator_gets_an_answer_from_rag_serve(fake: FakeGenerator) -> None:
     """What Open WebUI (or any OpenAI client) does: pocketrag itself as the client."""
-    from rag.config import load_settings
+    from rag.core.config import load_settings
     from rag.generators import load_generator
 
     with running() as url:

@@ -267,7 +267,7 @@ def test_search_warnings_come_through_the_server(
     from conftest import FakeRetriever
 
     from rag import web
-    from rag.errors import SearchUnavailable
+    from rag.core.errors import SearchUnavailable
 
     down = FakeRetriever("web", error=SearchUnavailable("The web search engine is down."))
     monkeypatch.setattr(web, "build_web_retriever", lambda settings: down)

@@ -298,8 +298,8 @@ def test_a_stream_may_take_longer_than_the_timeout_between_pieces_shorter() -> N
 
 
 def test_the_timeout_is_a_checked_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag.config import load_settings
-    from rag.errors import UsageError
+    from rag.core.config import load_settings
+    from rag.core.errors import UsageError
 
     assert load_settings().server_timeout == 300
     for bad in ("0", "-1", "nan", "soon", "100000"):
@@ -457,8 +457,8 @@ def test_fields_a_newer_server_adds_are_left_out_and_terminal_escapes_shown() ->
 
 
 def test_the_source_shape_is_the_source_dataclass() -> None:
+    from rag.core.types import Source
     from rag.serve.client import SOURCE_SHAPE
-    from rag.types import Source
 
     assert list(SOURCE_SHAPE) == [f.name for f in fields(Source)]
 

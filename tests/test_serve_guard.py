@@ -30,7 +30,7 @@ from native import fail_if_crashed, run_rag
 from test_serve import fake, notes, running  # noqa: F401 - fixtures
 from web_servers import free_port
 
-from rag.types import Message
+from rag.core.types import Message
 
 JSON_TYPE = {"Content-Type": "application/json"}
 ASK = {"question": "How often turn compost?"}
@@ -247,7 +247,7 @@ def test_allowed_hosts_name_a_reverse_proxy(fake: FakeGenerator) -> None:
 def test_which_hosts_a_server_answers_to() -> None:
     """On every address (0.0.0.0, ::) the machine's addresses are not known: any IP
     literal is taken, as rebinding needs a name; names still are not."""
-    from rag.errors import UsageError
+    from rag.core.errors import UsageError
     from rag.serve import ServeConfig
 
     token = "s3cret-token"

@@ -17,8 +17,8 @@ from index_fixtures import cli, docs, fake_embedder, settings, spawn_build, wait
 
 from indexers import stores
 from indexers.build import build_index
-from rag.errors import IndexBusy, StoreUnavailable, UsageError
-from rag.retrieval import build_retriever
+from rag.core.errors import IndexBusy, StoreUnavailable, UsageError
+from rag.sources import build_retriever
 
 # The dev extra installs psycopg and pgserver: in CI a missing one fails, never skips.
 psycopg = (
@@ -249,7 +249,7 @@ def test_bm25_reads_the_chunks_once_per_query(tmp_path: Path, fake_embedder, pg:
     try:
         found = reader.bm25("common word topic3 file", 10)
         assert len(found) == 10 and found[0][1] > found[-1][1]
-        sql = _BM25.format(chunks=reader.index._table("chunks"))
+        sql = _BM25.format(chunks=reader.schema.table("chunks"))
         args = {"query": "common word topic3", "docs": 60, "k1": 1.2, "b": 0.75, "avgdl": 8.0}
         (plan,) = reader.conn.execute(
             "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, {**args, "n": 10}
@@ -284,24 +284,20 @@ def test_rebuild_keeps_readers_on_the_previous_version(
 
 
 def test_rebuild_with_an_embedder_of_another_dimension(
-    docs: Path, fake_embedder, pg: str, monkeypatch: pytest.MonkeyPatch
+    docs: Path, fake_embedder, pg: str, monkeypatch: pytest.MonkeyPatch, register_part
 ) -> None:
     """The chunks table kept its vector(64) column, so `--rebuild` with a 32-dim embedder
     failed with "expected 64 dimensions" and told the user to run `--rebuild`."""
-    from index_fixtures import register_fake
-
-    from indexers.embedders import unregister_embedder
+    from conftest import returning
+    from index_fixtures import FakeEmbedder
 
     build_index([docs], "notes", settings())
-    register_fake("small", dim=32)
-    try:
-        monkeypatch.setenv("RAG_EMBEDDER", "small")
-        report = build_index([docs], "notes", settings(), rebuild=True)
-        assert report.chunks_total > 6
-        assert hits("notes", "deepest lake Siberia", 1)[0].title == "Lake Baikal"
-        assert stores.open_store("notes", settings()).verify().params["dim"] == 32
-    finally:
-        unregister_embedder("small")
+    register_part("embedder", "small", returning(FakeEmbedder("small", dim=32)))
+    monkeypatch.setenv("RAG_EMBEDDER", "small")
+    report = build_index([docs], "notes", settings(), rebuild=True)
+    assert report.chunks_total > 6
+    assert hits("notes", "deepest lake Siberia", 1)[0].title == "Lake Baikal"
+    assert stores.open_store("notes", settings()).verify().params["dim"] == 32
 
 
 def test_an_open_reader_follows_commits_and_reconnects(docs: Path, fake_embedder, pg: str) -> None:
@@ -377,7 +373,7 @@ from index_fixtures import register_fake
 register_fake("fake")
 from indexers.build import build_index
 from indexers.stores import pgvector
-from rag.config import load_settings
+from rag.core.config import load_settings
 
 real = pgvector.PgvectorWriter.commit
 

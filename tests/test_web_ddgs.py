@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
 
-from rag.config import Settings
-from rag.errors import SearchUnavailable, UsageError
+from rag.core.config import Settings
+from rag.core.errors import SearchUnavailable, UsageError
 from rag.web.ddgs_engine import DdgsEngine
 
 RECORDED = json.loads(

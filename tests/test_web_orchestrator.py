@@ -6,15 +6,14 @@ import json
 import re
 
 import pytest
-from conftest import FakeGenerator, FakeRetriever
+from conftest import FakeGenerator, FakeRetriever, ask, returning
 from typer.testing import CliRunner
 
 from rag.cli.app import app
-from rag.config import Settings
-from rag.errors import SearchUnavailable
-from rag.orchestrator import ask
-from rag.types import Message, Passage
-from rag.web import ENGINES, WebResult, WebRetriever
+from rag.core.config import Settings
+from rag.core.errors import SearchUnavailable
+from rag.core.types import Message, Passage
+from rag.web import WebResult, WebRetriever
 from rag.web.ddgs_engine import DdgsEngine
 
 runner = CliRunner()
@@ -186,15 +185,15 @@ def test_cli_search_alone_offline_exits_1_with_engine_and_cause(
 def test_cli_search_with_index_offline_warns_and_reports_warnings_in_json(
     offline_ddgs: None, fake_model: FakeGenerator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rag.orchestrator
-    from rag.retrieval import build_retriever as real_build
+    import rag.sources
+    from rag.sources import build_retriever as real_build
 
     def build(spec: str, settings: Settings):  # noqa: ANN202
         return (
             FakeRetriever(spec, LOCAL) if spec.startswith("index:") else real_build(spec, settings)
         )
 
-    monkeypatch.setattr(rag.orchestrator, "build_retriever", build)
+    monkeypatch.setattr(rag.sources, "build_retriever", build)
     ask = ["ask", "Who wrote Emma?", "--search", "--index", "notes", "--model", "fake:"]
     result = runner.invoke(app, [*ask, "--no-rerank", "--json"])
     assert result.exit_code == 0, result.stderr
@@ -211,8 +210,8 @@ def test_cli_search_with_index_offline_warns_and_reports_warnings_in_json(
     assert "engine ddgs" in plain.stderr and "engine ddgs" not in plain.stdout
 
 
-def test_cli_search_web_json_with_a_registered_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(ENGINES, "fake", lambda settings: FakeEngine(WEB_RESULTS))
+def test_cli_search_web_json_with_a_registered_engine(register_part) -> None:  # noqa: ANN001
+    register_part("engine", "fake", returning(FakeEngine(WEB_RESULTS)))
     result = runner.invoke(
         app,
         ["search", "facts", "--web", "--engine", "fake", "--k", "3", "--no-rerank", "--json"],

@@ -6,14 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import FakeGenerator
+from conftest import FakeGenerator, ask, returning
 from web_servers import html_reply, local_server
 
-from rag.config import Settings
-from rag.errors import SearchUnavailable, UsageError
-from rag.orchestrator import ask
-from rag.retrieval import build_retriever
-from rag.web import ENGINES, WebResult, WebRetriever, build_web_retriever
+from rag.core.config import Settings
+from rag.core.errors import SearchUnavailable, UsageError
+from rag.sources import build_retriever
+from rag.web import WebResult, WebRetriever, build_web_retriever
 from rag.web.cache import SearchCache, cache_key
 
 
@@ -124,11 +123,9 @@ def test_registry_builds_the_configured_engine(rag_home: Path) -> None:
         build_web_retriever(Settings(home=rag_home, engine="bing"))
 
 
-def test_registered_engine_is_used_and_cached_under_rag_home(
-    rag_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_registered_engine_is_used_and_cached_under_rag_home(rag_home: Path, register_part) -> None:
     engine = FakeEngine(RESULTS)
-    monkeypatch.setitem(ENGINES, "fake", lambda settings: engine)
+    register_part("engine", "fake", returning(engine))
     settings = Settings(home=rag_home, engine="fake")
     build_web_retriever(settings).retrieve("q", 3)
     build_web_retriever(settings).retrieve("q", 3)

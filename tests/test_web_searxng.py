@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from web_servers import html_reply, json_reply, local_server, searxng_results, slow
 
-from rag.config import Settings, load_settings
-from rag.errors import SearchUnavailable, UsageError
+from rag.core.config import Settings, load_settings
+from rag.core.errors import SearchUnavailable, UsageError
 from rag.web import build_engine
 from rag.web.searxng import SearxngEngine, search_endpoint
 

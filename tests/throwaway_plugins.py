@@ -41,7 +41,7 @@ class FixedGenerator:
 
     def generate(self, messages, *, max_tokens, temperature=0.0):
         from rag.generators.base import Generation, TimedStream
-        from rag.types import Timings
+        from rag.core.types import Timings
 
         timings = Timings(prompt_tokens=self.count_prompt_tokens(messages))
         pieces = iter([(ANSWER, len(ANSWER.split()))])

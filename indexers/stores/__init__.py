@@ -9,30 +9,27 @@ the same store whatever the setting says by then.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from indexers.store import resolve_index_dir
-from indexers.stores.base import IndexReader, IndexState, IndexStore, IndexWriter
-from rag import plugins
-from rag.config import Settings
-from rag.errors import StoreUnavailable, UsageError
-
-#: (label, index folder, settings[, options]) -> the store of that index. Stores are parts
-#: of kind "store" in `rag.plugins` (built-ins in rag/builtin_parts.py); this is a view.
-StoreFactory = Callable[..., IndexStore]
-STORES = plugins.FactoryMap("store")
-
-
-def register_store(name: str, factory: StoreFactory) -> None:
-    plugins.register(plugins.Part("store", name, factory))
+from indexers.stores.base import (
+    IndexReader,
+    IndexState,
+    IndexStore,
+    IndexWriter,
+    OldFormat,
+    damaged,
+    resolve_index_dir,
+)
+from rag.core import plugins
+from rag.core.config import Settings
+from rag.core.errors import StoreUnavailable, UsageError
 
 
 def recorded_store(index_dir: Path) -> str | None:
     """The store an existing index lives in (its marker's `store`; `local` for an index
     without one), or None when there is no index there."""
-    from indexers import ownership
+    from indexers.stores import ownership
 
     try:
         data = json.loads((index_dir / ownership.MARKER).read_text(encoding="utf-8"))
@@ -48,7 +45,7 @@ def recorded_store(index_dir: Path) -> str | None:
 
 def list_indexes(settings: Settings) -> list[IndexStore]:
     """Every index under `settings.indexes_dir`, each in its own store, by folder name."""
-    from indexers.store import list_index_dirs
+    from indexers.stores.local_layout import list_index_dirs
 
     local = list_index_dirs(settings)  # folders with a live generation, or unreadable ones
     try:
@@ -79,13 +76,11 @@ def summary(index: IndexStore) -> dict[str, Any]:
     """One index's row for `rag indexes list`; a damaged index gets `error` instead (and
     `old` when an older pocketrag wrote it: not damaged, `rag index --name` updates it;
     `unavailable` when its store's server cannot be reached or is not set)."""
-    from indexers import store
-
     where = {"name": index.label, "path": str(index.index_dir)}
     try:
         state = index.verify()
-    except store.OldFormat as exc:
-        return {**where, "error": str(store.damaged(index.label, exc)), "old": True}
+    except OldFormat as exc:
+        return {**where, "error": str(damaged(index.label, exc)), "old": True}
     except (StoreUnavailable, UsageError) as exc:  # its server, not the index: no rebuild
         return {**where, "error": str(exc), "unavailable": True}
     except Exception as exc:  # a damaged index is listed, not fatal to the listing
@@ -112,13 +107,11 @@ def open_store(name: str, settings: Settings, kind: str | None = None) -> IndexS
             "plugin that provides it."
         )
     return plugins.create(
-        "store", chosen, name, index_dir, settings, settings=settings,
-        hint=" (--store or the `store` setting)",
-    )  # fmt: skip
+        "store", chosen, settings, name, index_dir, hint=" (--store or the `store` setting)"
+    )
 
 
 __all__ = [
-    "STORES",
     "list_indexes",
     "IndexReader",
     "IndexState",
@@ -126,7 +119,6 @@ __all__ = [
     "IndexWriter",
     "open_store",
     "recorded_store",
-    "register_store",
     "row",
     "summary",
 ]

@@ -9,6 +9,7 @@ entry: nothing else in pocketrag knows how a store keeps its data.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from indexers.chunking import Chunk
+from rag.core.config import Settings
+from rag.core.errors import IndexCorrupt, UsageError
+from rag.core.names import NAME, is_path_name
 
 #: (path, title, location, text, start, end) of one chunk, as a reader fetches it by id.
 ChunkRow = tuple[str, str, str, str, int, int]
@@ -130,3 +134,64 @@ def iter_rows(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, ChunkRow]]:
     """(id, ChunkRow) from database rows `(id, path, title, location, text, start, end)`."""
     for row in rows:
         yield int(row[0]), (row[1], row[2], row[3], row[4], row[5], row[6])
+
+
+# --- what every store shares: index names, damage reports, params checks --------------
+
+
+def resolve_index_dir(name: str, settings: Settings) -> Path:
+    """A plain name lives under `settings.indexes_dir`; anything with a slash is a folder path."""
+    if is_path_name(name):
+        return Path(name).expanduser().resolve()
+    if not NAME.match(name):
+        raise UsageError(
+            f"Invalid index name {name!r}: use letters, digits, '.', '_' or '-' "
+            "(up to 64), or give a folder path."
+        )
+    return settings.indexes_dir / name
+
+
+def damaged(label: str, exc: Exception, paths: Sequence[str | Path] = ()) -> IndexCorrupt:
+    """`exc` (an IndexCorrupt) restated with what to do about it."""
+    target = " ".join(shlex.quote(str(p)) for p in paths) or "PATH"
+    if isinstance(exc, OldFormat):
+        return IndexCorrupt(
+            f"Index {label!r} was written by an older pocketrag ({exc}) Update it with "
+            f"`rag index --name {shlex.quote(label)}`: that re-embeds its files into the "
+            "current format."
+        )
+    return IndexCorrupt(
+        f"Index {label!r} is damaged: {exc} Rebuild it with "
+        f"`rag index {target} --name {shlex.quote(label)} --rebuild`."
+    )
+
+
+class OldFormat(IndexCorrupt):
+    """A generation written by an older pocketrag: readable by a rebuild, not by queries."""
+
+
+def _whole(value: Any, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def check_params(path: Path, params: dict[str, Any]) -> None:
+    """IndexCorrupt unless the values every reader and writer relies on have their types:
+    a hand-edited or damaged params.json is a damaged index, not a traceback."""
+    problems = {
+        "embedder": isinstance(params.get("embedder"), str) and params["embedder"].strip(),
+        "dim": _whole(params.get("dim"), 1),
+        "chunks": _whole(params.get("chunks")),
+        # the local store's own keys (Generation.open requires them; other stores lack them)
+        "faiss": "faiss" not in params or isinstance(params["faiss"], str),
+        "segments": "segments" not in params or isinstance(params["segments"], list),
+        "roots": isinstance(params.get("roots", []), list)
+        and all(isinstance(r, str) for r in params.get("roots", [])),
+        **{
+            key: key not in params or _whole(params[key])
+            for key in ("files", "next_chunk_id", "next_segment")
+        },
+    }
+    bad = [key for key, fine in problems.items() if not fine]
+    if bad:
+        shown = ", ".join(f"{key}={params.get(key)!r}"[:80] for key in bad)
+        raise IndexCorrupt(f"{path} holds values of the wrong kind ({shown}).")

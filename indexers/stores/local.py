@@ -1,7 +1,7 @@
 """The default store: FAISS segments and a SQLite file per generation, in the index folder.
 
-Everything about generations, crash safety and damage checks is in `indexers.store`
-(the on-disk format) and `indexers.writer`; this class puts them behind the IndexStore
+Everything about generations, crash safety and damage checks is in `indexers.stores.local_layout`
+(the on-disk format) and `indexers.stores.local_writer`; this class puts them behind the IndexStore
 seam, together with the one-writer lock and the clean-up of a failed run.
 """
 
@@ -17,16 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from indexers import ownership, segments, store, target
 from indexers.hybrid import bm25_search
-from indexers.stores.base import ChunkRow, FileTable, IndexState, iter_rows
-from indexers.writer import GenerationWriter
-from rag.config import Settings
-from rag.errors import IndexBusy, IndexCorrupt
-from rag.files import storage_error
+from indexers.stores import local_layout, local_segments, ownership, target
+from indexers.stores.base import ChunkRow, FileTable, IndexState, OldFormat, damaged, iter_rows
+from indexers.stores.local_writer import GenerationWriter
+from rag.core.config import Settings
+from rag.core.errors import IndexBusy, IndexCorrupt
+from rag.core.files import storage_error
+from rag.core.names import is_path_name
 
 
-def _state(generation: store.Generation, outdated: bool = False) -> IndexState:
+def _state(generation: local_layout.Generation, outdated: bool = False) -> IndexState:
     return IndexState(generation.params, generation.number, outdated, handle=generation)
 
 
@@ -42,12 +43,14 @@ class LocalStore:
         return str(self.index_dir)
 
     def state(self, *, allow_outdated: bool = False) -> IndexState | None:
-        gen_dir = store.current_generation_dir(self.index_dir) if self.index_dir.is_dir() else None
+        gen_dir = (
+            local_layout.current_generation_dir(self.index_dir) if self.index_dir.is_dir() else None
+        )
         if gen_dir is None:
             return None
         try:
-            return _state(store.Generation.open(gen_dir))
-        except store.OldFormat:
+            return _state(local_layout.Generation.open(gen_dir))
+        except OldFormat:
             if not allow_outdated:
                 raise
             return _state(_old_format(gen_dir), outdated=True)
@@ -60,7 +63,7 @@ class LocalStore:
         from filelock import FileLock, Timeout
 
         index_dir, name = self.index_dir, self.label
-        if store.is_path_name(name):
+        if is_path_name(name):
             target.check_target(index_dir, name, roots)
         elif index_dir.resolve() != self.settings.indexes_dir.resolve() / name:
             # $RAG_HOME/indexes/NAME is a link: where it leads gets a folder path's checks,
@@ -82,7 +85,7 @@ class LocalStore:
             raise storage_error(lock_path, exc, "create or open the lock file") from None
         marker_is_ours = False
         try:
-            store.clean_stale(index_dir)
+            local_layout.clean_stale(index_dir)
             if not ownership.has_marker(index_dir):
                 marker_is_ours = True
                 ownership.write_marker(index_dir)
@@ -99,26 +102,30 @@ class LocalStore:
         prev = base.handle if base is not None else None
         return LocalWriter(self.index_dir, prev, params, approx_threshold=approx_threshold)
 
-    def _live(self) -> store.Generation:
+    def _live(self) -> local_layout.Generation:
         try:
-            return store.open_current(self.index_dir, self.label)
+            return local_layout.open_current(self.index_dir, self.label)
         except IndexCorrupt as exc:
-            raise store.damaged(self.label, exc) from None
+            raise damaged(self.label, exc) from None
 
     def reader(self) -> LocalReader:
         return LocalReader(self.label, self._live())
 
     def fingerprint(self) -> dict[str, Any] | None:
-        gen_dir = store.current_generation_dir(self.index_dir)
+        gen_dir = local_layout.current_generation_dir(self.index_dir)
         return generation_fingerprint(gen_dir) if gen_dir is not None else None
 
     def verify(self) -> IndexState:
-        generation = store.open_current(self.index_dir, self.label)
+        generation = local_layout.open_current(self.index_dir, self.label)
         generation.verify()
         return _state(generation)
 
     def stats(self) -> dict[str, Any]:
-        return {"store": self.kind, "where": self.where(), "bytes": store.disk_size(self.index_dir)}
+        return {
+            "store": self.kind,
+            "where": self.where(),
+            "bytes": local_layout.disk_size(self.index_dir),
+        }
 
     def remove(self) -> list[str]:
         return ownership.remove_index(self.index_dir, self.label)
@@ -132,7 +139,7 @@ class LocalWriter(GenerationWriter):
 class LocalReader:
     """One generation, opened once: FAISS segments in memory and its SQLite file."""
 
-    def __init__(self, label: str, generation: store.Generation) -> None:
+    def __init__(self, label: str, generation: local_layout.Generation) -> None:
         self.label = label
         self.generation = generation
         self.state = _state(generation)
@@ -140,7 +147,7 @@ class LocalReader:
             self.segments = generation.load_segments()
             self.conn = generation.connect()  # the chunks and their BM25 index
         except IndexCorrupt as exc:
-            raise store.damaged(label, exc) from None
+            raise damaged(label, exc) from None
 
     def snapshot(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # a generation never changes
@@ -148,13 +155,13 @@ class LocalReader:
     def dense(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
         if not self.state.params["chunks"] or n <= 0:
             return []
-        return segments.search(self.segments, vector, n)
+        return local_segments.search(self.segments, vector, n)
 
     def bm25(self, query: str, n: int) -> list[tuple[int, float]]:
         try:
             return bm25_search(self.conn, query, n)
         except IndexCorrupt as exc:
-            raise store.damaged(self.label, exc) from None
+            raise damaged(self.label, exc) from None
 
     def fetch(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         if not ids:
@@ -167,9 +174,7 @@ class LocalReader:
                 list(ids),
             ).fetchall()
         except sqlite3.DatabaseError as exc:
-            raise store.damaged(
-                self.label, IndexCorrupt(f"Cannot read its chunks: {exc}.")
-            ) from None
+            raise damaged(self.label, IndexCorrupt(f"Cannot read its chunks: {exc}.")) from None
         return dict(iter_rows(rows))
 
     def fingerprint(self) -> dict[str, Any]:
@@ -195,10 +200,10 @@ def generation_fingerprint(gen_dir: Path) -> dict[str, Any]:
     }
 
 
-def _old_format(gen_dir: Path) -> store.Generation:
+def _old_format(gen_dir: Path) -> local_layout.Generation:
     """An older generation's params, for its roots and embedder only."""
     params = json.loads((gen_dir / "params.json").read_text(encoding="utf-8"))
     roots = params.get("roots", [])
     if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
         raise IndexCorrupt(f"{gen_dir / 'params.json'} holds roots of the wrong kind: {roots!r}.")
-    return store.Generation(gen_dir, params)
+    return local_layout.Generation(gen_dir, params)

@@ -15,6 +15,9 @@ commits, and a killed run (its connection gone) is rolled back by the server. On
 per index: a session advisory lock. Dense search is exact inner product (`<#>`) up to
 APPROX_THRESHOLD chunks, then HNSW. BM25 (k1=1.2, b=0.75, as SQLite's FTS5 scores it)
 is computed in SQL over the text-search vectors, with chunk length in tokens.
+
+The store owns a `PgSchema` (pgvector_schema: the server, the schema, its tables and
+committed version) and hands it to its reader and writer, which never reach back here.
 """
 
 from __future__ import annotations
@@ -25,28 +28,22 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from indexers import ownership, store, target
+from indexers.stores import ownership, target
 from indexers.stores import pgvector_owner as owner
 from indexers.stores.base import FileTable, IndexState
-from indexers.stores.pgvector_common import (
-    CONNECT_TIMEOUT_S,
-    KIND,
-    URL_ENV,
-    as_rag_error,
-    fingerprint_of,
-    first_line,
-    shown_url,
-)
+from indexers.stores.pgvector_common import KIND, fingerprint_of, first_line, shown_url
 from indexers.stores.pgvector_reader import PgvectorReader
+from indexers.stores.pgvector_schema import PgSchema
 from indexers.stores.pgvector_writer import PgvectorWriter, writes_of
-from rag.config import Settings
-from rag.errors import (
+from rag.core.config import Settings
+from rag.core.errors import (
     IndexBusy,
     IndexCorrupt,
     IndexNotFound,
     StoreUnavailable,
     UsageError,
 )
+from rag.core.names import is_path_name
 
 
 class PgvectorStore:
@@ -56,112 +53,57 @@ class PgvectorStore:
         self.label = label
         self.index_dir = index_dir
         self.settings = settings
-        self.url = url
-        self.identity = owner.identity(label, index_dir)
+        # The schema this index uses: handed to the reader and writer. Its identity is
+        # replaced as the store learns it (a claim, an attach).
+        self.pg = PgSchema(
+            url, label, owner.identity(label, index_dir), settings.home / "config.toml"
+        )
         self._writing: Any = None  # the connection of a `rag index` run, inside writing()
 
     @property
+    def url(self) -> str:
+        return self.pg.url
+
+    @property
+    def identity(self) -> owner.Identity:
+        return self.pg.identity
+
+    @property
     def schema(self) -> str:
-        return self.identity.schema
+        return self.pg.name
 
     def where(self) -> str:
-        return f"{shown_url(self.url)} schema {self.schema}"
-
-    # -- connections ------------------------------------------------------------------
-    def connect(self, autocommit: bool = True) -> Any:
-        """A connection, or a one-line error naming the setting when there is none."""
-        if not self.url:
-            raise UsageError(
-                f"Index {self.label!r} is in the pgvector store, but no server is set: add "
-                f'a [stores.pgvector] section with url = "postgresql://USER@HOST:5432/DB" '
-                f"to {self.settings.home / 'config.toml'} (or set {URL_ENV})."
-            )
-        try:
-            import psycopg
-        except ImportError:
-            raise UsageError(
-                "The pgvector store needs psycopg: pip install 'pocketrag[postgres]'."
-            ) from None
-        try:
-            return psycopg.connect(
-                self.url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S
-            )
-        except (psycopg.Error, ValueError) as exc:
-            raise StoreUnavailable(
-                f"Cannot reach the pgvector store at {shown_url(self.url)} "
-                f"({first_line(exc, self.url)}). Start "
-                f"the server, or fix [stores.pgvector] url in "
-                f"{self.settings.home / 'config.toml'} (or {URL_ENV})."
-            ) from None
-
-    @contextlib.contextmanager
-    def _session(self) -> Iterator[Any]:
-        conn = self.connect()
-        try:
-            yield conn
-        except Exception as exc:
-            raise as_rag_error(exc, self) from None
-        finally:
-            conn.close()
-
-    def _table(self, name: str) -> str:
-        return f'"{self.schema}".{name}'
-
-    def _meta(self, conn: Any) -> dict[str, Any] | None:
-        """The meta table's rows; None when the schema holds no index (never made, or
-        dropped)."""
-        exists = conn.execute(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
-            "AND table_name = 'meta'",
-            (self.schema,),
-        ).fetchone()
-        if not exists:
-            return None
-        return dict(conn.execute(f"SELECT key, value FROM {self._table('meta')}").fetchall())
-
-    def _read_state(self, conn: Any) -> IndexState | None:
-        """The committed version, after checking the schema is this home's to use."""
-        rows = self._meta(conn)
-        if rows is None:
-            return None
-        owner.check(self.identity, rows.get("owner"), self.label, self.where())
-        if "params" not in rows:
-            return None  # created, never committed
-        params, generation = rows["params"], rows.get("generation")
-        if not isinstance(params, dict) or not isinstance(generation, int):
-            raise IndexCorrupt(f"The meta table of schema {self.schema} is not pocketrag's.")
-        store.check_params(Path(self.schema), params)
-        return IndexState(params, generation)
+        return self.pg.where()
 
     # -- the IndexStore seam -------------------------------------------------------------
     def state(self, *, allow_outdated: bool = False) -> IndexState | None:
         if self._writing is not None:
-            return self._read_state(self._writing)
+            return self.pg.read_state(self._writing)
         if not self.index_dir.exists():
             return None
-        with self._session() as conn:
-            return self._read_state(conn)
+        with self.pg.session() as conn:
+            return self.pg.read_state(conn)
 
     def file_table(self, state: IndexState) -> FileTable:
         conn = self._writing
-        with contextlib.nullcontext(conn) if conn is not None else self._session() as c:
+        with contextlib.nullcontext(conn) if conn is not None else self.pg.session() as c:
             rows = c.execute(
-                f"SELECT path, sha256, size, mtime_ns FROM {self._table('files')}"
+                f"SELECT path, sha256, size, mtime_ns FROM {self.pg.table('files')}"
             ).fetchall()
         return {p: (h, int(s), int(m)) for p, h, s, m in rows}
 
     @contextlib.contextmanager
     def writing(self, roots: Sequence[Path], wait: float) -> Iterator[None]:
-        if store.is_path_name(self.label):
+        if is_path_name(self.label):
             target.check_target(self.index_dir, self.label, roots)
-        self.identity = owner.identity(self.label, self.index_dir)  # as recorded right now
+        self.pg.identity = owner.identity(self.label, self.index_dir)  # as recorded right now
         if self.identity.attached and not self.identity.writable:
             raise UsageError(
                 f"Index {self.label!r} ({self.where()}) is attached read-only: the home "
                 "that created it updates it. To update it from here too, run `rag indexes "
                 f"attach {self.label} --schema {self.schema} --writable`."
             )
-        conn = self.connect(autocommit=True)
+        conn = self.pg.connect(autocommit=True)
         made: list[Path] = []
         marker_is_ours = locked = completed = False
         try:
@@ -170,17 +112,17 @@ class PgvectorStore:
                 if not self.identity.recorded:
                     marker_is_ours = owner.create_marker(self.index_dir, self.identity)
                     if not marker_is_ours:  # another run in this home made it first: its id
-                        self.identity = owner.identity(self.label, self.index_dir)
+                        self.pg.identity = owner.identity(self.label, self.index_dir)
             self._lock(conn, wait)
             locked = True
             if not self.identity.attached:
                 self._create_extension(conn)
-            live = self._read_state(conn)  # refuses another home's schema
+            live = self.pg.read_state(conn)  # refuses another home's schema
             completed = live is not None
             if self.identity.attached:
                 self._check_shared_update(live, roots)
             elif self.identity.index_id is None:  # a legacy index: this home claims it
-                self.identity = owner.claimed(self.identity)
+                self.pg.identity = owner.claimed(self.identity)
                 owner.rewrite_marker(self.index_dir, self.identity)
             conn.autocommit = False
             self._writing = conn
@@ -189,7 +131,7 @@ class PgvectorStore:
             if locked and not completed and not self.identity.attached:
                 self._undo_first_build(conn, made, marker_is_ours)
             if isinstance(exc, Exception) and not isinstance(exc, OSError):
-                raise as_rag_error(exc, self) from None
+                raise self.pg.as_rag_error(exc) from None
             raise
         finally:
             self._writing = None
@@ -217,7 +159,7 @@ class PgvectorStore:
         with contextlib.suppress(Exception):
             conn.rollback()
             conn.autocommit = True
-            if self._read_state(conn) is None:  # never another home's: _read_state refuses
+            if self.pg.read_state(conn) is None:  # never another home's: read_state refuses
                 conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
         if not marker_is_ours:
             return
@@ -270,16 +212,16 @@ class PgvectorStore:
     ) -> PgvectorWriter:
         if self._writing is None:
             raise RuntimeError("writer() outside writing()")
-        with writes_of(self):
-            return PgvectorWriter(self, self._writing, params, base, approx_threshold)
+        with writes_of(self.pg):
+            return PgvectorWriter(self.pg, self._writing, params, base, approx_threshold)
 
     def reader(self) -> PgvectorReader:
-        conn = self.connect()
+        conn = self.pg.connect()
         try:
-            state = self._read_state(conn)
+            state = self.pg.read_state(conn)
         except Exception as exc:
             conn.close()
-            raise as_rag_error(exc, self) from None
+            raise self.pg.as_rag_error(exc) from None
         if state is None:
             conn.close()
             if not self.index_dir.exists():
@@ -293,26 +235,26 @@ class PgvectorStore:
                 f"Index {self.label!r} ({self.where()}) was never completed. "
                 f"Run `rag index PATH --name {self.label}` to build it."
             )
-        return PgvectorReader(self, conn, state)
+        return PgvectorReader(self.pg, conn, state)
 
     def fingerprint(self) -> dict[str, Any] | None:
-        with self._session() as conn:
-            state = self._read_state(conn)
-        return fingerprint_of(self, state) if state is not None else None
+        with self.pg.session() as conn:
+            state = self.pg.read_state(conn)
+        return fingerprint_of(self.where(), state) if state is not None else None
 
     def verify(self) -> IndexState:
         reader = self.reader()
         try:
             with reader.snapshot():
                 (count,) = reader.conn.execute(
-                    f"SELECT count(*) FROM {self._table('chunks')}"
+                    f"SELECT count(*) FROM {self.pg.table('chunks')}"
                 ).fetchone()
                 dims = reader.conn.execute(
                     f"SELECT DISTINCT vector_dims(embedding) FROM "
-                    f"(SELECT embedding FROM {self._table('chunks')} LIMIT 1) s"
+                    f"(SELECT embedding FROM {self.pg.table('chunks')} LIMIT 1) s"
                 ).fetchall()
         except Exception as exc:
-            raise as_rag_error(exc, self) from None
+            raise self.pg.as_rag_error(exc) from None
         finally:
             reader.close()
         params = reader.state.params
@@ -325,7 +267,7 @@ class PgvectorStore:
         return reader.state
 
     def stats(self) -> dict[str, Any]:
-        with self._session() as conn:
+        with self.pg.session() as conn:
             (size,) = conn.execute(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -347,7 +289,7 @@ class PgvectorStore:
                 f"`rag indexes detach {self.label}` forgets it here and keeps its data; "
                 "only the home that created it removes it."
             )
-        with self._session() as conn:
+        with self.pg.session() as conn:
             (got,) = conn.execute(
                 "SELECT pg_try_advisory_lock(hashtext(%s))", (self.schema,)
             ).fetchone()
@@ -355,7 +297,7 @@ class PgvectorStore:
                 raise IndexBusy(
                     f"`rag index` is writing {self.label!r} right now; remove it after that."
                 )
-            rows = self._meta(conn) or {}
+            rows = self.pg.meta(conn) or {}
             owner.check(self.identity, rows.get("owner"), self.label, self.where())
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
             conn.execute("SELECT pg_advisory_unlock_all()")
@@ -371,22 +313,22 @@ class PgvectorStore:
                 "the shared index under another name: `rag indexes attach OTHER_NAME "
                 "--schema SCHEMA`."
             )
-        if store.is_path_name(self.label):
+        if is_path_name(self.label):
             target.check_target(self.index_dir, self.label, [])
         if schema is not None and not owner.valid_schema(schema):
             raise UsageError(f"--schema {schema!r}: a schema is lower-case letters, digits, _.")
-        with self._session() as conn:
+        with self.pg.session() as conn:
             chosen = schema or self._find_shared(conn)
-            self.identity = owner.Identity(chosen, None, attached=True, writable=writable)
-            state = self._read_state(conn)
+            self.pg.identity = owner.Identity(chosen, None, attached=True, writable=writable)
+            state = self.pg.read_state(conn)
             if state is None:
                 raise UsageError(
                     f"Schema {chosen} at {shown_url(self.url)} holds no completed pocketrag "
                     "index. `rag indexes info NAME` in the home that created the index "
                     "shows its schema."
                 )
-            index_id = owner.owner_id((self._meta(conn) or {}).get("owner"))
-        self.identity = owner.Identity(chosen, index_id, attached=True, writable=writable)
+            index_id = owner.owner_id((self.pg.meta(conn) or {}).get("owner"))
+        self.pg.identity = owner.Identity(chosen, index_id, attached=True, writable=writable)
         target.make_index_dir(self.index_dir)
         owner.rewrite_marker(self.index_dir, self.identity)
         return state
@@ -433,8 +375,8 @@ class PgvectorStore:
         """Forget an attached index (or one another home claimed) here; its data stays."""
         self._require_dir()
         if not self.identity.attached:
-            with self._session() as conn:
-                rows = self._meta(conn) or {}
+            with self.pg.session() as conn:
+                rows = self.pg.meta(conn) or {}
             theirs = owner.owner_id(rows.get("owner"))
             if theirs is None or theirs == self.identity.index_id:
                 raise UsageError(

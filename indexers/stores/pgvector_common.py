@@ -1,25 +1,18 @@
 """What the pgvector store's modules share: names, URLs without their passwords, vector
-text, and database failures restated as one-line pocketrag errors."""
+text, fingerprints. (A database failure as a one-line pocketrag error is
+`PgSchema.as_rag_error`, indexers/stores/pgvector_schema.py.)"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 
 from indexers.stores.base import IndexState
-from rag.errors import (
-    IndexCorrupt,
-    RagError,
-    StoreUnavailable,
-)
-
-if TYPE_CHECKING:
-    from indexers.stores.pgvector import PgvectorStore
 
 KIND = "pgvector"
 URL_ENV = "RAG_STORE_PGVECTOR_URL"
@@ -52,12 +45,13 @@ def clean_text(text: str) -> str:
     return text.replace("\x00", "")  # PostgreSQL text cannot hold NUL; SQLite could
 
 
-def fingerprint_of(index: PgvectorStore, state: IndexState) -> dict[str, Any]:
+def fingerprint_of(where: str, state: IndexState) -> dict[str, Any]:
+    """The fingerprint of version `state` of the index at `where` (`PgSchema.where()`)."""
     params = state.params
     canonical = json.dumps(params, sort_keys=True).encode()
     return {
         "store": KIND,
-        "index_dir": index.where(),
+        "index_dir": where,
         "generation": f"gen-{state.generation:06d}",
         "embedder": params.get("embedder"),
         "embedder_id": params.get("embedder_id"),
@@ -86,38 +80,3 @@ def _secrets(url: str) -> list[str]:
     found += re.findall(r"[?&]password=([^&#]+)", url) + [raw]
     found += [unquote(f) for f in found]
     return sorted({f for f in found if f}, key=len, reverse=True)
-
-
-def as_rag_error(exc: Exception, index: PgvectorStore, writing: bool = False) -> Exception:
-    """A database failure as one line: the server went away, it refused (a role without
-    the rights to write), or the schema is damaged."""
-
-    if isinstance(exc, RagError):
-        return exc
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg raised it
-        return exc
-    if isinstance(exc, psycopg.OperationalError):
-        return StoreUnavailable(
-            f"Lost the pgvector store at {shown_url(index.url)} ({first_line(exc, index.url)}). "
-            "Check "
-            "that the server is running, then run the command again."
-        )
-    if isinstance(exc, psycopg.errors.InsufficientPrivilege) or (
-        writing and isinstance(exc, psycopg.Error)
-    ):
-        return StoreUnavailable(
-            f"The pgvector store at {shown_url(index.url)} refused to "
-            f"{'write' if writing else 'read'} index {index.label!r} "
-            f"({first_line(exc, index.url)}). Grant the role in [stores.pgvector] url the "
-            f"rights it needs on schema {index.schema} (and CREATE on the database for a "
-            "new index), or use another url."
-        )
-    if isinstance(exc, psycopg.Error):
-        return IndexCorrupt(
-            f"Index {index.label!r} in the pgvector store ({index.where()}) cannot be read: "
-            f"{first_line(exc, index.url)}. Rebuild it with `rag index PATH --name {index.label} "
-            "--rebuild`."
-        )
-    return exc

@@ -31,9 +31,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from indexers import ownership, store
-from rag.errors import UsageError
-from rag.files import fsync_dir, storage_error, write_atomic
+from indexers.stores import local_layout, ownership
+from rag.core.errors import UsageError
+from rag.core.files import fsync_dir, storage_error, write_atomic
+from rag.core.names import is_path_name
 
 _SCHEMA = re.compile(r"[a-z0-9_]{1,63}")
 _ID = re.compile(r"[0-9a-f]{32}")
@@ -66,7 +67,7 @@ def new_schema_name(label: str, index_id: str) -> str:
 def legacy_schema_name(label: str, index_dir: Path) -> str:
     """The schema pocketrag gave an index before ids: by name alone, so every home that
     built `team` on one server wrote the same schema."""
-    key = str(index_dir) if store.is_path_name(label) else label
+    key = str(index_dir) if is_path_name(label) else label
     return f"rag_{readable(label)}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
@@ -98,7 +99,7 @@ def identity(label: str, index_dir: Path) -> Identity:
 
 def _fields(ident: Identity, created_at: float | None = None) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "format": store.FORMAT, "created_at": created_at or time.time(),
+        "format": local_layout.FORMAT, "created_at": created_at or time.time(),
         "store": "pgvector", "schema": ident.schema,
     }  # fmt: skip
     if ident.index_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -13,18 +13,15 @@ from indexers.stores.base import ChunkRow, IndexState, iter_rows
 from indexers.stores.pgvector_common import (
     K1,
     B,
-    as_rag_error,
     clean_text,
     fingerprint_of,
     vector_text,
 )
-from rag.errors import (
+from indexers.stores.pgvector_schema import PgSchema
+from rag.core.errors import (
     IndexNotFound,
     RagError,
 )
-
-if TYPE_CHECKING:
-    from indexers.stores.pgvector import PgvectorStore
 
 _BM25 = """
 WITH q AS MATERIALIZED (
@@ -49,8 +46,8 @@ GROUP BY h.id ORDER BY score DESC, h.id LIMIT %(n)s
 class PgvectorReader:
     """Queries over one connection; each query's calls share one snapshot."""
 
-    def __init__(self, index: PgvectorStore, conn: Any, state: IndexState) -> None:
-        self.index, self.conn, self.state = index, conn, state
+    def __init__(self, schema: PgSchema, conn: Any, state: IndexState) -> None:
+        self.schema, self.conn, self.state = schema, conn, state
         self._in_snapshot = False
 
     @contextlib.contextmanager
@@ -58,16 +55,16 @@ class PgvectorReader:
         try:
             if self.conn.closed or self.conn.broken:  # the server restarted since: reconnect
                 self.conn.close()
-                self.conn = self.index.connect()
+                self.conn = self.schema.connect()
             with self.conn.transaction():
                 self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                self._follow(self.index._read_state(self.conn))
+                self._follow(self.schema.read_state(self.conn))
                 if self.state.params.get("vectors") == "hnsw":
                     self.conn.execute("SET LOCAL hnsw.ef_search = 200")
                 self._in_snapshot = True
                 yield
         except Exception as exc:
-            raise as_rag_error(exc, self.index) from None
+            raise self.schema.as_rag_error(exc) from None
         finally:
             self._in_snapshot = False
 
@@ -76,10 +73,10 @@ class PgvectorReader:
         reader opened, and BM25's counts, `fingerprint` and `verify` must be that version's."""
         if state is not None and state.generation == self.state.generation:
             return
-        label = self.index.label
+        label = self.schema.label
         if state is None:
             raise IndexNotFound(
-                f"Index {label!r} ({self.index.where()}) was removed while in use. "
+                f"Index {label!r} ({self.schema.where()}) was removed while in use. "
                 f"Rebuild it with `rag index PATH --name {label}`, or see `rag indexes list`."
             )
         if any(state.params.get(k) != self.state.params.get(k) for k in ("embedder_id", "dim")):
@@ -93,14 +90,14 @@ class PgvectorReader:
         try:
             return self.conn.execute(query, args).fetchall()
         except Exception as exc:
-            raise as_rag_error(exc, self.index) from None
+            raise self.schema.as_rag_error(exc) from None
 
     def dense(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
         if n <= 0:
             return []
         q = vector_text(np.asarray(vector).reshape(-1))
         rows = self._run(
-            f"SELECT id, -(embedding <#> %s::vector) FROM {self.index._table('chunks')} "
+            f"SELECT id, -(embedding <#> %s::vector) FROM {self.schema.table('chunks')} "
             "ORDER BY embedding <#> %s::vector LIMIT %s",
             (q, q, n),
         )
@@ -112,7 +109,7 @@ class PgvectorReader:
             return []
         avgdl = float(self.state.params.get("mean_tokens") or 1.0)
         rows = self._run(
-            _BM25.format(chunks=self.index._table("chunks")),
+            _BM25.format(chunks=self.schema.table("chunks")),
             {"query": clean_text(query), "docs": docs, "k1": K1, "b": B, "avgdl": avgdl, "n": n},
         )
         return [(int(i), float(s)) for i, s in rows]
@@ -122,13 +119,13 @@ class PgvectorReader:
             return {}
         rows = self._run(
             f'SELECT id, path, title, location, text, start, "end" FROM '
-            f"{self.index._table('chunks')} WHERE id = ANY(%s)",
+            f"{self.schema.table('chunks')} WHERE id = ANY(%s)",
             (list(map(int, ids)),),
         )
         return dict(iter_rows(rows))
 
     def fingerprint(self) -> dict[str, Any]:
-        return fingerprint_of(self.index, self.state)
+        return fingerprint_of(self.schema.where(), self.state)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

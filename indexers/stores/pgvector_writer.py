@@ -8,7 +8,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -16,30 +16,27 @@ from indexers.chunking import Chunk
 from indexers.stores.base import IndexState
 from indexers.stores.pgvector_common import (
     KIND,
-    as_rag_error,
     clean_text,
     vector_text,
 )
 from indexers.stores.pgvector_owner import owner_row
-
-if TYPE_CHECKING:
-    from indexers.stores.pgvector import PgvectorStore
+from indexers.stores.pgvector_schema import PgSchema
 
 
 @contextlib.contextmanager
-def writes_of(index: PgvectorStore) -> Iterator[None]:
+def writes_of(schema: PgSchema) -> Iterator[None]:
     """A database error while writing as a RagError: never mistaken by `rag index` for a
     file that failed to load (it skips those and goes on)."""
     try:
         yield
     except Exception as exc:
-        raise as_rag_error(exc, index, writing=True) from None
+        raise schema.as_rag_error(exc, writing=True) from None
 
 
 def _writing_method(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapped(self: PgvectorWriter, *args: Any, **kwargs: Any) -> Any:
-        with writes_of(self.index):
+        with writes_of(self.schema):
             return method(self, *args, **kwargs)
 
     return wrapped
@@ -50,18 +47,18 @@ class PgvectorWriter:
 
     def __init__(
         self,
-        index: PgvectorStore,
+        schema: PgSchema,
         conn: Any,
         params: dict[str, Any],
         base: IndexState | None,
         approx_threshold: int,
     ) -> None:
-        self.index, self.conn, self.params = index, conn, params
+        self.schema, self.conn, self.params = schema, conn, params
         self.base = base
         self.approx_threshold = approx_threshold
         self.dim = int(params["dim"])
-        t = index._table
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{index.schema}"')
+        t = schema.table
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema.name}"')
         if base is None:  # a new embedder may give vectors of another size: a new table
             (old_dim,) = conn.execute(
                 "SELECT (SELECT atttypmod FROM pg_attribute WHERE attrelid = c.oid "
@@ -73,11 +70,11 @@ class PgvectorWriter:
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {t('meta')} (key text PRIMARY KEY, value jsonb NOT NULL)"
         )
-        ident = index.identity
+        ident = schema.identity
         if not ident.attached and ident.index_id:  # whose it is, committed with the data
             conn.execute(
                 f"INSERT INTO {t('meta')} VALUES ('owner', %s::jsonb) ON CONFLICT DO NOTHING",
-                (owner_row(index.label, ident.index_id),),
+                (owner_row(schema.label, ident.index_id),),
             )
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {t('files')} (path text PRIMARY KEY, "
@@ -107,7 +104,7 @@ class PgvectorWriter:
     def remove_paths(self, paths: Iterable[str]) -> None:
         paths = list(paths)
         if paths:
-            t = self.index._table
+            t = self.schema.table
             self.conn.execute(f"DELETE FROM {t('chunks')} WHERE path = ANY(%s)", (paths,))
             self.conn.execute(f"DELETE FROM {t('files')} WHERE path = ANY(%s)", (paths,))
 
@@ -116,7 +113,7 @@ class PgvectorWriter:
         columns = 'id, path, title, location, text, start, "end", tokens, embedding'
         with (
             self.conn.cursor() as cur,
-            cur.copy(f"COPY {self.index._table('chunks')} ({columns}) FROM STDIN") as copy,
+            cur.copy(f"COPY {self.schema.table('chunks')} ({columns}) FROM STDIN") as copy,
         ):
             for chunk, vector in zip(chunks, vectors, strict=True):
                 copy.write_row(
@@ -133,7 +130,7 @@ class PgvectorWriter:
     @_writing_method
     def add_file(self, path: str, sha256: str, size: int, mtime_ns: int) -> None:
         self.conn.execute(
-            f"INSERT INTO {self.index._table('files')} VALUES (%s, %s, %s, %s, %s, %s) "
+            f"INSERT INTO {self.schema.table('files')} VALUES (%s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, "
             "mtime_ns = excluded.mtime_ns, chunks = excluded.chunks, "
             "indexed_at = excluded.indexed_at",
@@ -143,13 +140,13 @@ class PgvectorWriter:
     @_writing_method
     def discard_file(self, path: str) -> None:
         self.conn.execute(
-            f"DELETE FROM {self.index._table('chunks')} WHERE path = %s", (clean_text(path),)
+            f"DELETE FROM {self.schema.table('chunks')} WHERE path = %s", (clean_text(path),)
         )
         self.added.pop(path, None)
 
     @_writing_method
     def commit(self) -> IndexState:
-        t = self.index._table
+        t = self.schema.table
         (chunks, tokens) = self.conn.execute(
             f"SELECT count(*), coalesce(avg(tokens), 0) FROM {t('chunks')}"
         ).fetchone()
@@ -161,7 +158,7 @@ class PgvectorWriter:
                 "USING hnsw (embedding vector_ip_ops)"
             )
         else:
-            self.conn.execute(f'DROP INDEX IF EXISTS "{self.index.schema}".chunks_hnsw')
+            self.conn.execute(f'DROP INDEX IF EXISTS "{self.schema.name}".chunks_hnsw')
         generation = (self.base.generation if self.base else 0) + 1
         self.params.update(
             chunks=int(chunks), files=int(files), vectors="hnsw" if approximate else "exact",

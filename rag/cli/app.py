@@ -14,12 +14,32 @@ import typer.main
 from typer.core import TyperGroup
 
 from rag.cli import output
-from rag.errors import RagError
+from rag.core.errors import RagError
 
 
 class _RagGroup(TyperGroup):
     """Turns a `RagError` from any command into its message and exit code, never a traceback;
     so too an output that cannot be written (a full disk, a closed pipe)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from rag.core import plugins
+
+        return [*super().list_commands(ctx), *sorted(plugins.parts("command"))]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """A command of pocketrag's own, else a `command` part's (`rag eval` is evals'),
+        built only when asked for: `rag ask` never loads a plugin for its command line."""
+        found = super().get_command(ctx, name)
+        if found is not None:
+            return found
+        from rag.core import plugins
+
+        part = plugins.parts("command").get(name)
+        if part is None:
+            return None
+        group = typer.main.get_command(part.factory())
+        group.name = name
+        return group
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -52,7 +72,6 @@ from rag.cli import (  # noqa: E402
     ask_commands,
     attach_command,
     chat_command,
-    eval_commands,
     index_commands,
     mcp_command,
     model_commands,
@@ -69,7 +88,6 @@ app.command("index")(index_commands.index)
 attach_command.register(index_commands.indexes_app)
 app.add_typer(index_commands.indexes_app, name="indexes")
 app.add_typer(model_commands.app, name="models")
-app.add_typer(eval_commands.app, name="eval")
 
 
 def command() -> click.Command:

@@ -9,61 +9,25 @@ from typing import Any
 import typer
 
 from rag.cli import output
-from rag.cli.options import (
-    EngineOption,
-    EvidenceTokensOption,
-    FetchOption,
-    IndexOption,
-    JsonOption,
-    KOption,
-    MaxTokensOption,
-    ModelOption,
-    NoRerankOption,
-    RegionOption,
-    RerankerOption,
-    SafesearchOption,
-    SearchOption,
-    TemperatureOption,
-    TimelimitOption,
-    reranker_choice,
-)
-from rag.config import Settings, load_settings
+from rag.cli.options import IndexOption, JsonOption, ModelOption, SearchOption, question_options
+from rag.core.config import Settings, load_settings
+from rag.question_options import ASK_OPTIONS
 
 
+@question_options(*ASK_OPTIONS)
 def ask(
     question: str = typer.Argument(..., help="The question to answer."),
     search: SearchOption = False,
     index: IndexOption = None,
     model: ModelOption = None,
-    k: KOption = None,
-    max_tokens: MaxTokensOption = None,
-    temperature: TemperatureOption = None,
-    engine: EngineOption = None,
-    fetch: FetchOption = None,
-    region: RegionOption = None,
-    safesearch: SafesearchOption = None,
-    timelimit: TimelimitOption = None,
-    reranker: RerankerOption = None,
-    no_rerank: NoRerankOption = False,
-    evidence_tokens: EvidenceTokensOption = None,
     json_output: JsonOption = False,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Answer QUESTION with a local model, citing web results (--search) or your index (--index)."""
-    from rag.retrieval import source_specs
+    from rag.question_options import overrides
+    from rag.sources import source_specs
 
-    settings = load_settings(
-        model=model,
-        k=k,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        engine=engine,
-        fetch=fetch,
-        region=region,
-        safesearch=safesearch,
-        timelimit=timelimit,
-        reranker=reranker_choice(reranker, no_rerank),
-        evidence_tokens=evidence_tokens,
-    )
+    settings = load_settings(model=model, **overrides(options or {}))
     specs = source_specs(web=search, indexes=index)
     # A spinner on stderr (terminals only) until the first token: searching and loading take time.
     status = output.working(f"Searching {', '.join(specs)}…" if specs else "Thinking…")
@@ -77,11 +41,13 @@ def ask(
         # A running `rag serve` (the `server` setting) answers when it can; else this process.
         result = remote_answer(question, settings, index or [], search, model, on_text)
         if result is None:
-            from rag.orchestrator import ask as answer_question
+            from rag.generators import load_generator
+            from rag.orchestrator import answer, retrieve
+            from rag.sources import open_sources
 
-            result = answer_question(
-                question, settings=settings, sources=specs, on_text=on_text
-            ).as_dict()
+            retrieved = retrieve(question, open_sources(specs, settings), settings)
+            generator = load_generator(settings)
+            result = answer(question, retrieved, generator, settings, on_text=on_text).as_dict()
     finally:
         status.stop()
     if json_output:
@@ -90,7 +56,7 @@ def ask(
             output.warn(warning)
         return
     sys.stdout.write("\n")
-    print_sources(output.sources(result["sources"]))
+    print_sources(result["sources"])
     for warning in result["warnings"]:
         output.warn(warning)
     t = result["timings"]
@@ -113,7 +79,8 @@ def remote_answer(
     or it is not reachable or cannot answer this (then this process answers)."""
     if not settings.server.strip():
         return None
-    from rag.serve.client import Client, answer_remotely
+    from rag.cli.remote import answer_remotely
+    from rag.serve.client import Client
 
     client = Client(settings.server, settings.server_token, settings.server_timeout)
     return answer_remotely(
@@ -128,10 +95,11 @@ def remote_answer(
     )
 
 
-def print_sources(sources: list) -> None:
+def print_sources(sources: list[dict[str, Any]]) -> None:
+    """The numbered sources of a `rag ask --json` object (this process's or a server's)."""
     if not sources:
         return
     output.out.print("\nSources:", style="bold", markup=False)
     for source in sources:
-        title, location = output.printable(source.title), output.printable(source.location)
-        output.out.print(f"[{source.id}] {title} — {location}", markup=False)
+        title, location = output.printable(source["title"]), output.printable(source["location"])
+        output.out.print(f"[{source['id']}] {title} — {location}", markup=False)

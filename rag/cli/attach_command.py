@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from rag.cli import output
-from rag.config import load_settings
-from rag.errors import UsageError
+from rag.core.config import load_settings
+from rag.core.errors import UsageError
 
 
 def attach(

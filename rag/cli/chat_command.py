@@ -12,70 +12,35 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import typer
 
 from rag.cli import output
-from rag.cli.options import (
-    EngineOption,
-    EvidenceTokensOption,
-    FetchOption,
-    IndexOption,
-    JsonOption,
-    KOption,
-    MaxTokensOption,
-    ModelOption,
-    NoRerankOption,
-    RegionOption,
-    RerankerOption,
-    SafesearchOption,
-    SearchOption,
-    TemperatureOption,
-    TimelimitOption,
-    reranker_choice,
-)
-from rag.config import load_settings
+from rag.cli.options import IndexOption, JsonOption, ModelOption, SearchOption, question_options
+from rag.core.config import load_settings
+from rag.question_options import ASK_OPTIONS
 
 PROMPT = "you> "
 
 
+@question_options(*ASK_OPTIONS)
 def chat(
     search: SearchOption = False,
     index: IndexOption = None,
     model: ModelOption = None,
-    k: KOption = None,
-    max_tokens: MaxTokensOption = None,
-    temperature: TemperatureOption = None,
-    engine: EngineOption = None,
-    fetch: FetchOption = None,
-    region: RegionOption = None,
-    safesearch: SafesearchOption = None,
-    timelimit: TimelimitOption = None,
-    reranker: RerankerOption = None,
-    no_rerank: NoRerankOption = False,
-    evidence_tokens: EvidenceTokensOption = None,
     json_output: JsonOption = False,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Talk with a local model; follow-ups are searched as standalone questions."""
     from rag.chat import ChatSession
     from rag.cli.ask_commands import print_sources
-    from rag.errors import PromptTooLong, SearchUnavailable, UsageError
+    from rag.core.errors import PromptTooLong, SearchUnavailable, UsageError
     from rag.orchestrator import validate_question
-    from rag.retrieval import source_specs
+    from rag.question_options import overrides
+    from rag.sources import source_specs
 
-    settings = load_settings(
-        model=model,
-        k=k,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        engine=engine,
-        fetch=fetch,
-        region=region,
-        safesearch=safesearch,
-        timelimit=timelimit,
-        reranker=reranker_choice(reranker, no_rerank),
-        evidence_tokens=evidence_tokens,
-    )
+    settings = load_settings(model=model, **overrides(options or {}))
     session = ChatSession(settings, sources=source_specs(web=search, indexes=index))
     session.model()  # load now: a missing model should stop us before the first question
     output.err.print(
@@ -129,7 +94,7 @@ def chat(
             sys.stdout.flush()
         else:
             sys.stdout.write("\n")
-            print_sources(result.sources)
+            print_sources(result.as_dict()["sources"])
             sys.stdout.write("\n")
         for warning in result.warnings:
             output.warn(warning)

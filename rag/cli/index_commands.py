@@ -14,8 +14,8 @@ import typer
 
 from rag.cli import output
 from rag.cli.options import JsonOption
-from rag.config import check_value, load_settings
-from rag.errors import IndexCorrupt
+from rag.core.config import check_value, load_settings
+from rag.core.errors import IndexCorrupt
 
 #: The longest `--wait`: a day covers any run queued behind another.
 MAX_WAIT_S = 86_400
@@ -203,13 +203,15 @@ def info(
     json_output: JsonOption = False,
 ) -> None:
     """Show what an index holds and how it was built."""
-    from indexers import store, stores
+    from indexers import stores
 
     index = stores.open_store(name, load_settings())
     try:
         state = index.verify()  # or IndexNotFound
     except IndexCorrupt as exc:
-        raise store.damaged(name, exc) from None
+        from indexers.stores.base import damaged
+
+        raise damaged(name, exc) from None
     row = stores.row(index, state)
     if json_output:
         output.print_json(row)

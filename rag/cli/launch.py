@@ -79,7 +79,7 @@ def server_configured() -> bool:
     """True when the `server` setting names a `rag serve` to send the work to. A setting
     that cannot be read is left for the command to report."""
     try:
-        from rag.config import load_settings
+        from rag.core.config import load_settings
 
         return bool(load_settings().server.strip())
     except Exception:  # noqa: BLE001 - the command's own load_settings reports it

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rag.cli.options import IndexOption, ModelOption, SearchOption
-from rag.config import load_settings
+from rag.core.config import load_settings
 
 
 def mcp(

@@ -22,7 +22,7 @@ def models(ctx: typer.Context) -> None:
 @app.command("list")
 def list_models(json_output: JsonOption = False) -> None:
     """Show each model alias, its size and whether it is available offline now."""
-    from rag.models import ALIASES, format_size
+    from rag.generators.model_files import ALIASES, format_size
 
     rows = []
     for name, source in ALIASES.items():
@@ -64,7 +64,7 @@ def list_models(json_output: JsonOption = False) -> None:
 @app.command("pull")
 def pull(name: str = typer.Argument(..., help="Alias or hf:OWNER/REPO/FILE.gguf.")) -> None:
     """Download a model into the Hugging Face cache (a progress bar shows on stderr)."""
-    from rag.models import resolve_model
+    from rag.generators.model_files import resolve_model
 
     path = resolve_model(name).fetch()
     output.out.print(str(path), markup=False)

@@ -1,13 +1,18 @@
 """Options shared by several commands, declared once so they read the same everywhere.
 
-A flag left unset is None, so the lower settings layers (env, config file) apply. Ranges
-are not declared here: `rag.config` checks every value the same way, whichever layer it
+A flag left unset is None, so the lower settings layers (env, config file) apply. The
+per-question options (`--k`, `--max-tokens`, ...) are declared in rag.question_options,
+with the server's request fields; `question_options` turns them into flags. Ranges are
+not declared here: `rag.core.config` checks every value the same way, whichever layer it
 came from, so a flag and its environment variable can never disagree on what is valid.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -25,73 +30,54 @@ ModelOption = Annotated[
         "or openai:URL#MODEL. Env: RAG_MODEL.",
     ),
 ]
-KOption = Annotated[
-    int | None,
-    typer.Option(
-        "--k",
-        "-k",
-        help="Most sources in the prompt (a reranker reads 10 candidates per source). Env: RAG_K.",
-    ),
-]
-RerankerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--reranker",
-        help="hybrid (default, offline), embedder, bm25, cross-encoder:HF_ID or none. "
-        "Env: RAG_RERANKER.",
-    ),
-]
-NoRerankOption = Annotated[
-    bool,
-    typer.Option("--no-rerank", help="Keep the retrievers' order and whole passages."),
-]
-EvidenceTokensOption = Annotated[
-    int | None,
-    typer.Option(
-        "--evidence-tokens",
-        help="Token budget for sources in the prompt; 0 sizes it to the model. "
-        "Env: RAG_EVIDENCE_TOKENS.",
-    ),
-]
-MaxTokensOption = Annotated[
-    int | None,
-    typer.Option("--max-tokens", help="Longest answer, in tokens. Env: RAG_MAX_TOKENS."),
-]
-TemperatureOption = Annotated[
-    float | None,
-    typer.Option("--temperature", help="0 is greedy (default), at most 2. Env: RAG_TEMPERATURE."),
-]
-EngineOption = Annotated[
-    str | None,
-    typer.Option(
-        "--engine", help="Web search engine: ddgs, searxng or a plugin's. Env: RAG_ENGINE."
-    ),
-]
-FetchOption = Annotated[
-    int | None,
-    typer.Option("--fetch", help="Read the top N result pages, not only snippets."),
-]
-RegionOption = Annotated[
-    str | None,
-    typer.Option(
-        "--region", help="Search region, e.g. us-en, de-de; wt-wt: none. Env: RAG_REGION."
-    ),
-]
-SafesearchOption = Annotated[
-    str | None,
-    typer.Option("--safesearch", help="on, moderate or off. Env: RAG_SAFESEARCH."),
-]
-TimelimitOption = Annotated[
-    str | None,
-    typer.Option("--timelimit", help="Results from the last d(ay), w(eek), m(onth), y(ear)."),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
-def reranker_choice(reranker: str | None, no_rerank: bool) -> str | None:
-    """The `reranker` setting the flags ask for (None: leave it to env, config, default)."""
-    from rag.errors import UsageError
+def question_flag(name: str) -> Any:
+    """The typer annotation of one per-question option (rag.question_options), for a
+    command that takes it on its own (`rag eval run --k`)."""
+    from rag.question_options import QUESTION_OPTIONS
 
-    if no_rerank and reranker not in (None, "none"):
-        raise UsageError(f"--no-rerank and --reranker {reranker} contradict each other.")
-    return "none" if no_rerank else reranker
+    option = next(o for o in QUESTION_OPTIONS if o.name == name)
+    if option.type is bool:
+        return Annotated[bool, typer.Option(*option.spellings, help=option.help)]
+    return Annotated[
+        Optional[option.type],  # noqa: UP007, UP045 - typer reads Optional
+        typer.Option(*option.spellings, help=option.help),
+    ]
+
+
+def question_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the per-question options `names` (declared in rag.question_options)
+    as flags; the command receives them as one dict, `options` (None: a flag not given).
+
+    typer reads a command's parameters from its signature, so the wrapper's signature is
+    the command's own (without `options`) plus one keyword-only parameter per option."""
+    from rag.question_options import QUESTION_OPTIONS
+
+    chosen = [o for o in QUESTION_OPTIONS if o.name in names]
+
+    def parameter(option: Any) -> inspect.Parameter:
+        return inspect.Parameter(
+            option.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False if option.type is bool else None,
+            annotation=question_flag(option.name),
+        )
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = inspect.signature(command, eval_str=True)  # in the command's own module
+        kept = [p for p in own.parameters.values() if p.name != "options"]
+
+        @functools.wraps(command)
+        def wrapper(**values: Any) -> Any:
+            options = {o.name: values.pop(o.name) for o in chosen}
+            return command(options=options, **values)
+
+        del wrapper.__wrapped__  # typer must read the signature below, not the command's
+        signature = own.replace(parameters=[*kept, *(parameter(o) for o in chosen)])
+        wrapper.__signature__ = signature  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+        return wrapper
+
+    return decorate

@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Any, TextIO
 
-from rag.safe_text import escape_surrogates
+from rag.core.safe_text import escape_surrogates
 
 _CONSOLES: dict[str, Any] = {}
 
@@ -76,18 +76,6 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     text = escape_surrogates(text)
     pattern = _CONTROL_KEEP_NEWLINE if keep_newlines else _CONTROL
     return pattern.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
-
-
-def sources(items: list[dict[str, Any]]) -> list[Any]:
-    """`rag.types.Source`s from the objects of `--json` output (this process's, or a
-    server's, which `rag.serve.client` checked): only the fields `Source` has, so a field
-    a newer server adds is not a TypeError."""
-    from dataclasses import fields
-
-    from rag.types import Source
-
-    known = {f.name for f in fields(Source)}
-    return [Source(**{k: v for k, v in item.items() if k in known}) for item in items]
 
 
 def print_json(payload: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import typer
 
 from rag.cli import output
 from rag.cli.options import IndexOption, ModelOption, SearchOption
-from rag.config import load_settings
+from rag.core.config import load_settings
 
 
 def serve(

@@ -12,11 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from rag.config import Settings
+from rag.core.config import Settings
+from rag.core.types import Passage
 from rag.evidence.rerankers import NO_RERANK, Reranker, get_reranker
 from rag.evidence.selection import Selection, SelectionPolicy, budget_for, select_evidence
 from rag.packing import pack_passages
-from rag.types import Passage
 
 __all__ = ["RERANK_DEPTH", "Selection", "candidates_wanted", "choose_evidence", "load_reranker"]
 

@@ -22,14 +22,14 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from rag.config import Settings
-from rag.errors import ModelUnavailable, UsageError
-from rag.plugins import Part, create, parts, register
+from rag.core import plugins
+from rag.core.config import Settings
+from rag.core.errors import ModelUnavailable, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -46,30 +46,12 @@ class Reranker(Protocol):
         ...
 
 
-RerankerFactory = Callable[[str, Settings], Reranker]
-
-
-def register_reranker(name: str, factory: RerankerFactory) -> None:
-    """`name` (or `name:ARG`, the factory gets the whole spec) resolves to `factory`:
-    `register(Part("reranker", name, factory))`, for a reranker that takes no options."""
-    register(Part("reranker", name, factory))
-
-
 def get_reranker(spec: str, settings: Settings) -> Reranker | None:
-    """The reranker a setting names (a `reranker` part of `rag.plugins`; built-ins in
-    `rag.builtin_parts`); None for `none`."""
-    spec = spec.strip()
-    if spec == NO_RERANK:
-        return None
-    registered = parts("reranker")
-    name = spec if spec in registered else spec.partition(":")[0] + ":"
-    if name not in registered:
-        known = ", ".join(sorted(n + ("ID" if n.endswith(":") else "") for n in registered))
-        raise UsageError(
-            f"Unknown reranker {spec!r}. Set RAG_RERANKER (or `reranker` in config.toml, or "
-            f"--reranker) to one of: {known}, none."
-        )
-    return create("reranker", name, spec, settings, settings=settings)
+    """The reranker a setting names (a `reranker` part; built-ins in rag.builtin_parts);
+    None for `none`: the retrievers' order."""
+    return plugins.create(
+        "reranker", spec, settings, hint=" (RAG_RERANKER, `reranker` in config.toml, --reranker)"
+    )
 
 
 # --- lexical -----------------------------------------------------------------------------
@@ -135,7 +117,7 @@ class EmbedderReranker:
     def __init__(self, settings: Settings) -> None:
         from indexers.embedders import any_embedder
 
-        self.embedder = any_embedder(settings.embedder, settings.embedder_runtime)
+        self.embedder = any_embedder(settings.embedder, settings)
 
     def score(self, question: str, texts: Sequence[str]) -> list[float]:
         if not texts:
@@ -182,9 +164,9 @@ class CrossEncoderReranker:
 
     batch_size = 16
 
-    def __init__(self, spec: str, settings: Settings) -> None:
-        self.name = spec
-        self.model_id = spec.partition(":")[2].strip()
+    def __init__(self, model_id: str, settings: Settings) -> None:
+        self.name = f"cross-encoder:{model_id}"
+        self.model_id = model_id
         if not self.model_id:
             raise UsageError(
                 "Give the cross-encoder's model, e.g. "
@@ -195,8 +177,8 @@ class CrossEncoderReranker:
         if settings.embedder_runtime == "torch":
             self.model = _load_cross_encoder(self.model_id)
             return
-        from indexers.embedders import load_onnx, onnx_session
         from indexers.onnx_embedder import OnnxCrossEncoder
+        from indexers.onnx_models import load_onnx, onnx_session
 
         tried_torch = False
 
@@ -234,7 +216,7 @@ class CrossEncoderReranker:
 def _load_cross_encoder(model_id: str) -> Any:
     from pathlib import Path
 
-    from rag.models import hub_unreachable_reason
+    from rag.core.hub import hub_unreachable_reason
 
     offline_reason = None if Path(model_id).is_dir() else hub_unreachable_reason()
     try:

@@ -21,10 +21,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from rag.core.types import GAP, Passage
 from rag.evidence.rerankers import Reranker, bm25_scores, standardised
 from rag.evidence.sentences import split_sentences
 from rag.packing import clean_text, format_source
-from rag.types import GAP, Passage
 
 #: Characters of each source that are split and scored: a fetched page can run to
 #: megabytes, and no budget here holds more than its first pages anyway.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 import threading
 
-from rag.config import Settings
-from rag.generators.base import REGISTRY, Generation, Generator, register_generator
-from rag.plugins import create
+from rag.core import plugins
+from rag.core.config import Settings
+from rag.generators.base import Generation, Generator
 
-__all__ = ["Generation", "Generator", "load_generator", "prefetch", "register_generator"]
+__all__ = ["Generation", "Generator", "load_generator", "load_gguf", "prefetch"]
 
 _LOADED: dict[tuple, Generator] = {}
 # Held while a model loads, so a prefetch and the command that wants the model load it once.
@@ -18,16 +18,21 @@ PREFETCH_SWITCH_S = 0.0002
 
 
 def load_generator(settings: Settings, model: str | None = None) -> Generator:
-    """The generator for `model` (default: `settings.model`), loaded once per process."""
+    """The generator for `model` (default: `settings.model`): the `generator` part its spec
+    names (`openai:URL#MODEL`), or a local GGUF (`load_gguf`), which every other spec is."""
     spec = (model or settings.model).strip()
-    prefix, sep, rest = spec.partition(":")
-    if sep and prefix in REGISTRY:  # a spec without `:` never loads the plugins
-        return create("generator", prefix, rest, settings, settings=settings)
+    return plugins.create("generator", spec, settings, hint=" (--model or RAG_MODEL)")
+
+
+def load_gguf(spec: str, settings: Settings) -> Generator:
+    """A local GGUF model (an alias, a path, `hf:OWNER/REPO/FILE`) on llama.cpp, loaded once
+    per process and settings: the `gguf` part, which every model spec without a
+    registered prefix names."""
     key = (spec, settings.context_cap, settings.threads, settings.seed, settings.weight_repack)
     with _LOADING:
         if key not in _LOADED:
             from rag.generators.llama import LlamaGenerator
-            from rag.models import resolve_model
+            from rag.generators.model_files import resolve_model
 
             path = resolve_model(spec).fetch()
             _LOADED[key] = LlamaGenerator(
@@ -54,12 +59,12 @@ def prefetch(model: str | None) -> threading.Thread | None:
     finish rather than tear down the interpreter under a native call.
     """
     try:
-        from rag.config import load_settings
-        from rag.models import resolve_model
+        from rag.core.config import load_settings
+        from rag.generators.model_files import resolve_model
 
         settings = load_settings(model=model)
-        prefix, sep, _ = settings.model.partition(":")
-        if (sep and prefix in REGISTRY) or resolve_model(settings.model).locate() is None:
+        part, argument = plugins.resolve("generator", settings.model)
+        if not part.fallback or resolve_model(argument).locate() is None:
             return None
         import rag.generators.llama  # noqa: F401 - on this thread, while nothing else runs
     except Exception:  # the command's own settings and load report any problem properly

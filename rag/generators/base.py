@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from rag.config import Settings
-from rag.errors import PromptTooLong
-from rag.plugins import FactoryMap, Part, register
-from rag.types import Message, Timings
+from rag.core.errors import PromptTooLong
+from rag.core.types import Message, Timings
 
 
 class Generation:
@@ -181,19 +179,6 @@ def check_fits(prompt_tokens: int, max_tokens: int, context_size: int, model_nam
             prompt_tokens=prompt_tokens,
             limit=context_size - max_tokens,
         )
-
-
-GeneratorFactory = Callable[[str, Settings], Generator]
-
-#: Generator backends keyed by the prefix of a model spec (`openai:URL#MODEL`): the
-#: `generator` parts of `rag.plugins`, as a live dict of their factories. Specs without a
-#: registered prefix go to `llama` (a local GGUF via llama-cpp-python).
-REGISTRY: MutableMapping[str, GeneratorFactory] = FactoryMap("generator")
-
-
-def register_generator(prefix: str, factory: GeneratorFactory) -> None:
-    """`register(Part("generator", prefix, factory))`, for one that takes no options."""
-    register(Part("generator", prefix, factory))
 
 
 class TimedStream:

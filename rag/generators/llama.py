@@ -21,11 +21,11 @@ from inspect import GEN_SUSPENDED, getgeneratorstate
 from pathlib import Path
 from typing import Any
 
-from rag.errors import GenerationError, ModelUnavailable
+from rag.core.errors import GenerationError, ModelUnavailable
+from rag.core.threads import thread_count
+from rag.core.types import Message, Timings
 from rag.generators.base import Generation, TimedStream, check_fits
 from rag.generators.gguf_meta import GGUFError, training_context
-from rag.threads import thread_count
-from rag.types import Message, Timings
 
 #: For a GGUF without a chat template (a base model, which only continues text): the
 #: conversation as plain text ending in "Answer:", the cue a base model completes. The

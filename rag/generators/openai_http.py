@@ -19,10 +19,10 @@ from urllib.parse import urlparse
 
 import httpx
 
-from rag.config import Settings
-from rag.errors import GenerationError, PromptTooLong, UsageError
+from rag.core.config import Settings
+from rag.core.errors import GenerationError, PromptTooLong, UsageError
+from rag.core.types import Message, Timings
 from rag.generators.base import Generation, TimedStream, check_fits
-from rag.types import Message, Timings
 
 #: Spellings of chat-template control tokens in the common model families: `<|...|>`
 #: (ChatML, Phi-3, Llama 3), Gemma's turn markers, Llama 2 / Mistral `[INST]` and `<<SYS>>`,

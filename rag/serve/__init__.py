@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rag.config import Settings
+from rag.core.config import Settings
 from rag.serve.config import ServeConfig
 
 __all__ = ["ServeConfig", "serve"]

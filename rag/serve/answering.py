@@ -7,13 +7,14 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rag.config import Settings
-from rag.errors import UsageError
-from rag.orchestrator import Answer, Retrieved, retrieve_all, validate_question
-from rag.retrieval import Retriever
+from rag import orchestrator
+from rag.core.config import Settings
+from rag.core.errors import UsageError
+from rag.core.types import Message
+from rag.orchestrator import Answer, Retrieved, validate_question
 from rag.serve.fields import settings_for_request, sources_for_request
 from rag.serve.warm import Warm, Watched
-from rag.types import Message
+from rag.sources import Retriever
 
 OnText = Callable[[str], None]
 
@@ -46,28 +47,23 @@ def request_plan(warm: Warm, fields: dict[str, Any], where: str) -> tuple[Settin
 def retrieve(
     warm: Warm, query: str, settings: Settings, specs: Sequence[str]
 ) -> tuple[list[Retriever], Retrieved]:
-    from rag.evidence import candidates_wanted
-
+    """The warm retrievers of `specs`, and what they found (`rag.orchestrator.retrieve`)."""
     retrievers = warm.retrievers(specs, settings)
-    return retrievers, retrieve_all(retrievers, query, candidates_wanted(settings))
+    return retrievers, orchestrator.retrieve(query, retrievers, settings)
 
 
 def answer(
     warm: Warm,
     question: str,
-    *,
-    settings: Settings,
-    retrievers: list[Retriever],
     retrieved: Retrieved,
+    settings: Settings,
     stop: threading.Event,
+    *,
     on_text: OnText | None = None,
     history: Sequence[Message] = (),
-    search_query: str | None = None,
 ) -> Answer:
-    """`rag.orchestrator.ask` on the warm model, in its turn; stops between pieces once
+    """`rag.orchestrator.answer` on the warm model, in its turn; stops between pieces once
     `stop` is set (the answer is then cut short, and nobody reads it)."""
-    from rag.orchestrator import ask
-
     generator = warm.generator()
     watched = Watched(generator, stop)
 
@@ -77,15 +73,13 @@ def answer(
         watched.check()
 
     with warm.queue.turn(stop, generator):
-        return ask(
+        return orchestrator.answer(
             question,
-            settings=settings,
-            retrievers=retrievers,
-            retrieved=retrieved,
-            generator=watched,  # type: ignore[arg-type]
+            retrieved,
+            watched,
+            settings,
             history=history,
-            search_query=search_query,
-            on_text=text,
+            on_text=text,  # type: ignore[arg-type]
         )
 
 
@@ -97,16 +91,8 @@ def ask_once(
     stop: threading.Event,
     on_text: OnText | None = None,
 ) -> Answer:
-    retrievers, retrieved = retrieve(warm, question, settings, specs)
-    return answer(
-        warm,
-        question,
-        settings=settings,
-        retrievers=retrievers,
-        retrieved=retrieved,
-        stop=stop,
-        on_text=on_text,
-    )
+    _, retrieved = retrieve(warm, question, settings, specs)
+    return answer(warm, question, retrieved, settings, stop, on_text=on_text)
 
 
 def chat_turn(
@@ -129,18 +115,8 @@ def chat_turn(
     with warm.queue.turn(stop, generator):
         session.trim_history()  # the last few turns, at most a quarter of the context
         query = session.rewrite_query(question)
-    from rag.evidence import candidates_wanted
-
-    retrieved = retrieve_all(retrievers, query, candidates_wanted(settings))
+    retrieved = orchestrator.retrieve(query, retrievers, settings)
     result = answer(
-        warm,
-        question,
-        settings=settings,
-        retrievers=retrievers,
-        retrieved=retrieved,
-        stop=stop,
-        on_text=on_text,
-        history=session.history,
-        search_query=query,
+        warm, question, retrieved, settings, stop, on_text=on_text, history=session.history
     )
     return result, query

@@ -26,8 +26,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rag.config import Settings
-from rag.errors import RagError, UsageError
+from rag.core.config import Settings
+from rag.core.errors import RagError, UsageError
 from rag.serve import openai_compat, routes
 from rag.serve.config import ServeConfig
 from rag.serve.errors import (

@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from rag.config import Settings
-from rag.errors import RagError, UsageError
+from rag.core.config import Settings
+from rag.core.errors import RagError, UsageError
+from rag.core.names import is_path_name
+from rag.question_options import ASK_SETTINGS, SEARCH_SETTINGS
 from rag.serve.config import (
     MAX_BODY_BYTES,
     MAX_QUESTION_CHARS,
-    SEARCH_SETTING_FIELDS,
-    SETTING_FIELDS,
 )
 
 #: Seconds to wait for the connection.
@@ -91,7 +90,7 @@ class Items(dict[str, Any]):
 
 WHOLE, NUMBER, TEXT = _is(int), _is(int, float), _is(str)
 SPAN = _list_of(WHOLE)  # [start, end), checked for two below
-#: `rag.types.Source`'s fields (the commands print each result and source as one), with
+#: `rag.core.types.Source`'s fields (the commands print each result and source as one), with
 #: their types; `spans` and `rerank_score` may be null or left out.
 SOURCE_SHAPE: dict[str, Any] = {
     "id": WHOLE,
@@ -135,12 +134,6 @@ class RemoteError(RagError):
         self.kind = kind
 
 
-def is_path_name(name: str) -> bool:
-    """`indexers.store.is_path_name` (which imports numpy): a folder path, not an index name.
-    A server takes names only, so an index given as a path is opened in this process."""
-    return "/" in name or os.sep in name or name.startswith(("~", "."))
-
-
 class Client:
     def __init__(self, url: str, token: str = "", timeout: float = ASK_TIMEOUT_S) -> None:
         """Checks the URL and the token once: a UsageError naming the setting, not a
@@ -172,7 +165,7 @@ class Client:
         names = self._names(indexes)
         params: list[tuple[str, Any]] = [("q", query), ("web", "true" if web else "false")]
         params += [("index", name) for name in names] or [("index", "")]  # "": none
-        params += [(name, _text(getattr(settings, name))) for name in SEARCH_SETTING_FIELDS]
+        params += [(name, _text(getattr(settings, name))) for name in SEARCH_SETTINGS]
         target = _sendable(
             query, lambda: "/v1/search?" + urllib.parse.urlencode(params), MAX_TARGET_BYTES
         )
@@ -201,7 +194,7 @@ class Client:
             "question": question,
             "index": self._names(indexes),
             "search": search,
-            **{name: getattr(settings, name) for name in SETTING_FIELDS},
+            **{name: getattr(settings, name) for name in ASK_SETTINGS},
             "stream": on_text is not None,
         }
         if model is not None:
@@ -485,21 +478,3 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-_WARNED: set[str] = set()
-
-
-def answer_remotely(work: Callable[[], Any]) -> Any | None:
-    """`work()` (a call on a `Client`), or None after `Fallback`: the command then answers in
-    its own process. Why is said on stderr, once per process and reason."""
-    try:
-        return work()
-    except Fallback as why:
-        message = str(why)
-        if message and message not in _WARNED:
-            _WARNED.add(message)
-            from rag.cli import output
-
-            output.warn(message)
-        return None

@@ -7,7 +7,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from rag.errors import UsageError
+from rag.core.errors import UsageError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -27,27 +27,6 @@ REQUEST_READ_S = 20.0
 #: What the server answers to without being told: the loopback name (any loopback address
 #: is taken too, as any IP literal is when listening on every address).
 LOOPBACK_NAMES = ("localhost",)
-
-
-#: Request fields that set the setting of the same name: `rag ask`'s per-question options.
-#: Here, not in `fields`, so that the CLI's client (`client`) imports them without the
-#: server's modules.
-SETTING_FIELDS = (
-    "k",
-    "max_tokens",
-    "temperature",
-    "engine",
-    "fetch",
-    "region",
-    "safesearch",
-    "timelimit",
-    "reranker",
-    "evidence_tokens",
-)
-#: The ones `GET /v1/search` takes, as `rag search` does: no generation settings.
-SEARCH_SETTING_FIELDS = tuple(
-    f for f in SETTING_FIELDS if f not in ("max_tokens", "temperature", "evidence_tokens")
-)
 
 
 @dataclass(frozen=True)
@@ -91,7 +70,7 @@ class ServeConfig:
                     f"--allowed-host {name!r}: give a host name or address as a request's "
                     "Host names it (e.g. rag.example.com), without a scheme, port or path."
                 )
-        from indexers.store import is_path_name
+        from rag.core.names import is_path_name
 
         for name in self.indexes:
             if is_path_name(name):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rag.errors import (
+from rag.core.errors import (
     GenerationError,
     IndexBusy,
     IndexCorrupt,

@@ -3,8 +3,9 @@
 other front end, imports `settings_for_request` and `sources_for_request` to read a
 request exactly as the server does.
 
-Every value is checked as a flag is (`rag.config.parse_setting`): out of range, the wrong
-type or not an allowed word is a UsageError naming the field (HTTP 400).
+The per-question fields are `rag.question_options`, as the CLI's flags are; every value is
+checked as a flag is: out of range, the wrong type or not an allowed word is a UsageError
+naming the field (HTTP 400).
 """
 
 from __future__ import annotations
@@ -12,19 +13,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rag.config import Settings, parse_setting
-from rag.errors import UsageError
-from rag.evidence.rerankers import NO_RERANK
-from rag.serve.config import SETTING_FIELDS
+from rag.core.config import Settings
+from rag.core.errors import UsageError
+from rag.question_options import ASK_OPTIONS, overrides
 
 #: Request fields that choose the sources.
 SOURCE_FIELDS = ("search", "index")
 #: Every field `POST /v1/ask` takes (an unknown field is an error, not silently ignored).
-ASK_FIELDS = frozenset(
-    {"question", "stream", "model", "no_rerank", *SETTING_FIELDS, *SOURCE_FIELDS}
-)
+ASK_FIELDS = frozenset({"question", "stream", "model", *ASK_OPTIONS, *SOURCE_FIELDS})
 #: Every field of the `pocketrag` object a chat completion request may carry.
-CHAT_FIELDS = frozenset({"no_rerank", *SETTING_FIELDS, *SOURCE_FIELDS})
+CHAT_FIELDS = frozenset({*ASK_OPTIONS, *SOURCE_FIELDS})
 
 
 def check_fields(fields: Mapping[str, Any], known: Iterable[str], where: str) -> None:
@@ -52,36 +50,28 @@ def flag(fields: Mapping[str, Any], name: str, where: str, default: bool = False
 def settings_for_request(
     base: Settings, fields: Mapping[str, Any], *, where: str = "request"
 ) -> Settings:
-    """`base` (the server's settings) with the request's setting fields applied.
+    """`base` (the server's settings) with the request's per-question options applied,
+    read as the CLI reads its flags (`rag.question_options`).
 
-    `no_rerank: true` is `reranker: "none"`. A reranker that takes an argument
-    (`cross-encoder:HF_ID`, which may download a model) is taken only when it is the
-    server's own; the argument-free ones (`hybrid`, `embedder`, `bm25`, `none`) always are.
+    A reranker that takes an argument (`cross-encoder:HF_ID`, which may download a model)
+    is taken only when it is the server's own; the argument-free ones (`hybrid`,
+    `embedder`, `bm25`, `none`) always are.
     """
-    overrides: dict[str, Any] = {}
-    for name in SETTING_FIELDS:
-        raw = fields.get(name)
-        if raw is None:
-            continue
-        if isinstance(raw, dict | list):
-            raise UsageError(f"{where}: {name} must be one value, got {raw!r}.")
-        overrides[name] = parse_setting(name, raw, f"{where} field {name!r}")
-    reranker = overrides.get("reranker")
-    if flag(fields, "no_rerank", where):
-        if reranker not in (None, NO_RERANK):
-            raise UsageError(f"{where}: no_rerank and reranker {reranker!r} contradict each other.")
-        overrides["reranker"] = NO_RERANK
-    elif reranker is not None and ":" in reranker and reranker.strip() != base.reranker.strip():
+    given = {name: fields.get(name) for name in ASK_OPTIONS}
+    given["no_rerank"] = flag(fields, "no_rerank", where)
+    chosen = overrides(given, origin=lambda option: f"{where} field {option.name!r}")
+    reranker = chosen.get("reranker")
+    if reranker is not None and ":" in reranker and reranker.strip() != base.reranker.strip():
         raise UsageError(
             f"{where}: reranker {reranker!r} is not this server's ({base.reranker!r}); a request "
             "may choose hybrid, embedder, bm25 or none, or the server's own."
         )
-    return base.with_overrides(**overrides)
+    return base.with_overrides(**chosen)
 
 
 def index_names(raw: Any, where: str) -> list[str]:
     """The `index` field: one name or a list of names, each a plain index name."""
-    from indexers.store import is_path_name
+    from rag.core.names import is_path_name
 
     names = [raw] if isinstance(raw, str) else raw
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -107,8 +97,8 @@ def sources_for_request(
     each default to the server's (`indexes`, `search`); `"index": []` or `"search": false`
     turn them off. With `allowed` (the server was started with --index), naming any other
     index is refused (403)."""
-    from rag.retrieval import source_specs
     from rag.serve.errors import Forbidden
+    from rag.sources import source_specs
 
     raw = fields.get("index")
     names = list(indexes) if raw is None else index_names(raw, where)

@@ -16,14 +16,14 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from rag.errors import UsageError
+from rag.core.errors import UsageError
+from rag.core.types import Message
 from rag.orchestrator import Answer
 from rag.serve import answering
 from rag.serve.errors import Stopped, error_body
 from rag.serve.fields import CHAT_FIELDS, check_fields, flag
 from rag.serve.routes import SSE_HEADERS, endpoint, read_json, warm_of
 from rag.serve.streaming import from_thread, run_watched, sse
-from rag.types import Message
 
 WHERE = "/v1/chat/completions"
 

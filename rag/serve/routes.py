@@ -13,10 +13,10 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from rag.errors import UsageError
+from rag.core.errors import UsageError
+from rag.question_options import SEARCH_OPTIONS
 from rag.serve import answering
 from rag.serve.client import WARNINGS_HEADER
-from rag.serve.config import SEARCH_SETTING_FIELDS
 from rag.serve.errors import (
     ModelMismatch,
     Stopped,
@@ -109,20 +109,13 @@ async def ask(request: Request) -> Response:
         )
         return JSONResponse(result.as_dict())
     # Retrieve before the response starts, so a source that fails is a status code.
-    retrievers, retrieved = await run_watched(
+    _, retrieved = await run_watched(
         request, lambda: answering.retrieve(warm, question, settings, specs), stop
     )
 
     def work(emit: Callable[[Any], None]) -> Any:
-        return answering.answer(
-            warm,
-            question,
-            settings=settings,
-            retrievers=retrievers,
-            retrieved=retrieved,
-            stop=stop,
-            on_text=lambda text: emit(("text", text)),
-        )
+        on_text = lambda text: emit(("text", text))  # noqa: E731
+        return answering.answer(warm, question, retrieved, settings, stop, on_text=on_text)
 
     async def events() -> AsyncIterator[bytes]:
         async for kind, value in from_thread(work, stop):
@@ -138,13 +131,13 @@ async def ask(request: Request) -> Response:
 
 #: Query parameters of `GET /v1/search` (the `rag search` options): `q`, `index`
 #: (repeatable), `web`, and the settings that shape retrieval.
-SEARCH_PARAMS = frozenset({"q", "index", "web", "no_rerank", *SEARCH_SETTING_FIELDS})
+SEARCH_PARAMS = frozenset({"q", "index", "web", *SEARCH_OPTIONS})
 
 
 @endpoint
 async def search(request: Request) -> Response:
     """`rag search --json` as a request."""
-    from rag.search import search as search_sources
+    from rag.search import ranked
 
     warm = warm_of(request)
     where = "/v1/search"
@@ -164,8 +157,7 @@ async def search(request: Request) -> Response:
         raise UsageError(f"{where}: say where to search: index=NAME (repeatable) and/or web=true.")
 
     def work() -> Any:
-        retrievers = warm.retrievers(specs, settings)
-        return search_sources(query, settings=settings, retrievers=retrievers)
+        return ranked(answering.retrieve(warm, query, settings, specs)[1], settings)
 
     found = await anyio.to_thread.run_sync(work)
     # The body is exactly `rag search --json`; its warnings (printed on stderr by the CLI)

@@ -14,12 +14,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from rag.config import Settings
+from rag.core.config import Settings
 from rag.generators import Generation, Generator, load_generator
 from rag.generators.base import serves_concurrently
-from rag.retrieval import Retriever, build_retriever
 from rag.serve.config import ServeConfig
 from rag.serve.errors import Stopped
+from rag.sources import Retriever, build_retriever
 
 #: How often a request waiting for the model checks whether its client is still there.
 WAIT_POLL_S = 0.05

@@ -1,8 +1,8 @@
 """Web search as a Retriever: an engine from the registry, a result cache, optional page reading.
 
 `build_web_retriever(settings)` is what `build_retriever("web", ...)` calls. The
-engine is chosen by `settings.engine` among the `engine` parts of `rag.plugins`
-(`ddgs`, `searxng`, and any plugin's; `ENGINES` is their live dict). Results are
+engine is chosen by `settings.engine` among the `engine` parts of `rag.core.plugins`
+(`ddgs`, `searxng`, and any plugin's). Results are
 cached in SQLite under `$RAG_HOME/cache` for `search_cache_ttl` seconds, so
 repeated questions and eval runs do not hit the engine again. With
 `settings.fetch = N` the top N result pages are downloaded (see `rag.web.fetch`
@@ -13,44 +13,23 @@ page that cannot be read keeps its snippet and leaves a warning in
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
-from rag.config import Settings
-from rag.plugins import FactoryMap, Part, create, register
-from rag.types import Passage
+from rag.core import plugins
+from rag.core.config import Settings
+from rag.core.types import Passage
 from rag.web.base import SearchEngine, WebResult
 from rag.web.cache import SearchCache, cache_key
 
-__all__ = [
-    "ENGINES",
-    "SearchEngine",
-    "WebResult",
-    "WebRetriever",
-    "build_engine",
-    "build_web_retriever",
-    "register_engine",
-]
+__all__ = ["SearchEngine", "WebResult", "WebRetriever", "build_engine", "build_web_retriever"]
 
-EngineFactory = Callable[[Settings], SearchEngine]
 CACHE_FILE = "web-search.sqlite3"
-
-
-#: Web search engines by the name `--engine` / `RAG_ENGINE` takes: the `engine` parts of
-#: `rag.plugins` (built-ins in `rag.builtin_parts`), as a live dict of their factories.
-ENGINES: MutableMapping[str, EngineFactory] = FactoryMap("engine")
-
-
-def register_engine(name: str, factory: EngineFactory) -> None:
-    """`register(Part("engine", name, factory))`, for an engine that takes no options."""
-    register(Part("engine", name, factory))
 
 
 def build_engine(settings: Settings) -> SearchEngine:
     """The engine `settings.engine` names, made with its options (`[engines.NAME]`)."""
-    return create(
-        "engine", settings.engine, settings, settings=settings, hint=" (--engine or RAG_ENGINE)"
-    )
+    return plugins.create("engine", settings.engine, settings, hint=" (--engine or RAG_ENGINE)")
 
 
 class WebRetriever:

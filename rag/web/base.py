@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rag.config import SAFESEARCH_LEVELS, TIMELIMITS
-from rag.errors import UsageError
-from rag.safe_text import replace_surrogates
+from rag.core.config import SAFESEARCH_LEVELS, TIMELIMITS
+from rag.core.errors import UsageError
+from rag.core.safe_text import replace_surrogates
 
 
 def check_search_options(safesearch: str, timelimit: str) -> None:

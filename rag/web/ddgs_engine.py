@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rag.config import Settings
-from rag.errors import SearchUnavailable
+from rag.core.config import Settings
+from rag.core.errors import SearchUnavailable
 from rag.web.base import WebResult, check_search_options
 
 DEFAULT_TIMEOUT_S = 10

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from rag.errors import RagError
+from rag.core.errors import RagError
 from rag.packing import html_to_text
 
 DEFAULT_TIMEOUT_S = 8.0

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from rag.config import Settings
-from rag.errors import SearchUnavailable, UsageError
+from rag.core.config import Settings
+from rag.core.errors import SearchUnavailable, UsageError
 from rag.web.base import WebResult, check_search_options
 
 DEFAULT_TIMEOUT_S = 10.0

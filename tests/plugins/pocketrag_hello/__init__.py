@@ -33,6 +33,7 @@ def register(registry: Any) -> None:
             "generator",
             "echo",
             make_generator,
+            argument="ANYTHING",
             options=(
                 registry.Option("words", int, 8, "Words quoted from source 1.", low=1, high=50),
             ),
@@ -48,18 +49,24 @@ def register(registry: Any) -> None:
     )
 
 
-def make_store(label: str, index_dir: Any, settings: Any, options: dict[str, Any]) -> Any:
+# Every factory is called as factory(argument, settings, *extra, options=...): `argument`
+# is what follows `NAME:` in the spec ("" for a part that takes none).
+
+
+def make_store(
+    argument: str, settings: Any, label: str, index_dir: Any, options: dict[str, Any]
+) -> Any:
     from pocketrag_hello.store import make_store
 
     return make_store(label, index_dir, settings, options)
 
 
-def make_engine(settings: Any, options: dict[str, Any]) -> Any:
+def make_engine(argument: str, settings: Any, options: dict[str, Any]) -> Any:
     return HelloEngine(options["greeting"])
 
 
-def make_generator(rest: str, settings: Any, options: dict[str, Any]) -> Any:
-    return EchoGenerator("echo:" + rest, options["words"])
+def make_generator(argument: str, settings: Any, options: dict[str, Any]) -> Any:
+    return EchoGenerator("echo:" + argument, options["words"])
 
 
 class HelloEngine:
@@ -107,8 +114,8 @@ class EchoGenerator:
         return sum(self.count_tokens(m.content) + 4 for m in messages)
 
     def generate(self, messages: Any, *, max_tokens: int, temperature: float = 0.0) -> Any:
+        from rag.core.types import Timings
         from rag.generators.base import Generation, TimedStream
-        from rag.types import Timings
 
         found = _FIRST_SOURCE.search(messages[-1].content)
         quoted = " ".join(found.group(1).split()[: self.words]) if found else "no source"

@@ -55,7 +55,7 @@ class HelloStore:
 
     @contextlib.contextmanager
     def writing(self, roots: Any, wait: float) -> Iterator[None]:
-        from indexers import ownership
+        from indexers.stores import ownership
 
         new = not self.index_dir.exists()
         self.index_dir.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ class HelloStore:
         return HelloWriter(self, json.loads(json.dumps(data)), params)
 
     def reader(self) -> Any:
-        from rag.errors import IndexNotFound
+        from rag.core.errors import IndexNotFound
 
         state = self.state()
         if state is None:

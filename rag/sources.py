@@ -9,11 +9,12 @@ Heavy modules are imported only when a retriever is built.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from rag.config import Settings
-from rag.errors import UsageError
-from rag.types import Passage
+from rag.core.config import Settings
+from rag.core.errors import UsageError
+from rag.core.types import Passage
 
 
 @runtime_checkable
@@ -36,6 +37,11 @@ def build_retriever(source: str, settings: Settings) -> Retriever:
 
         return IndexRetriever.open(source[len("index:") :], settings)
     raise UsageError(f"Unknown source {source!r}: use 'web' or 'index:NAME'.")
+
+
+def open_sources(specs: Sequence[str], settings: Settings) -> list[Retriever]:
+    """One retriever per source spec, in order: what `rag.orchestrator.retrieve` asks."""
+    return [build_retriever(spec, settings) for spec in specs]
 
 
 def source_specs(*, web: bool, indexes: list[str] | None) -> list[str]:

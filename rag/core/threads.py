@@ -47,7 +47,7 @@ def physical_cores() -> int | None:
 def pool_size() -> int:
     """The threads each library's pool gets, from the settings (re-read: it is cheap, and a
     pool is made once)."""
-    from rag.config import load_settings
+    from rag.core.config import load_settings
 
     return thread_count(load_settings().threads)
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import IndexCorrupt
-from rag.threads import load_faiss
+from rag.core.errors import IndexCorrupt
+from rag.core.threads import load_faiss
 
 #: Vectors per segment: 16384 x 384 float32 = 24 MB for MiniLM, the most a build keeps.
 SEGMENT_SIZE = 16_384

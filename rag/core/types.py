@@ -33,6 +33,13 @@ class Passage:
 GAP = " … "
 
 
+def shown_text(text: str, spans: list[list[int]] | None) -> str:
+    """The spans of `text` a model read, joined by GAP; all of it without spans."""
+    if not spans:
+        return text
+    return GAP.join(text[a:b] for a, b in spans)
+
+
 @dataclass
 class Source:
     """A passage as it was numbered in the prompt; `id` is the number the answer cites.
@@ -68,9 +75,7 @@ class Source:
     @property
     def shown(self) -> str:
         """The text the model read: the spans, or all of it."""
-        if not self.spans:
-            return self.text
-        return GAP.join(self.text[a:b] for a, b in self.spans)
+        return shown_text(self.text, self.spans)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

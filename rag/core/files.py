@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from rag.errors import StorageError
+from rag.core.errors import StorageError
 
 #: Bytes read per step when hashing: a model file can be gigabytes, never read whole.
 HASH_BLOCK = 1 << 20

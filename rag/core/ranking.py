@@ -23,7 +23,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from rag.types import Passage
+from rag.core.types import Passage
 
 RRF_K = 60
 DUPLICATE_JACCARD = 0.8

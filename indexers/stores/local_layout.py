@@ -22,19 +22,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import sqlite3
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexers.segments import Segment, read_segment
-from rag.config import Settings
-from rag.errors import IndexCorrupt, IndexNotFound, UsageError
-from rag.files import fsync_dir
+from indexers.stores.base import OldFormat, check_params
+from indexers.stores.local_segments import Segment, read_segment
+from rag.core.config import Settings
+from rag.core.errors import IndexCorrupt, IndexNotFound
+from rag.core.files import fsync_dir
 
 FORMAT = "pocketrag-index"
 FORMAT_VERSION = 2
@@ -43,7 +42,6 @@ FORMAT_VERSION = 2
 APPROX_THRESHOLD = 100_000
 KEEP_GENERATIONS = 2
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 GENERATION = re.compile(r"gen-\d{6}")
 #: BM25 over the chunks lives in SQLite's FTS5, kept in step with `chunks` by triggers: it
 #: is updated per chunk (no rebuild of the whole index per change) and stays on disk.
@@ -68,42 +66,10 @@ END;
 """
 
 
-def is_path_name(name: str) -> bool:
-    """True when `name` is a folder path (has a slash, or starts with '~' or '.')."""
-    return "/" in name or os.sep in name or name.startswith(("~", "."))
-
-
-def resolve_index_dir(name: str, settings: Settings) -> Path:
-    """A plain name lives under `settings.indexes_dir`; anything with a slash is a folder path."""
-    if is_path_name(name):
-        return Path(name).expanduser().resolve()
-    if not _NAME.match(name):
-        raise UsageError(
-            f"Invalid index name {name!r}: use letters, digits, '.', '_' or '-' "
-            "(up to 64), or give a folder path."
-        )
-    return settings.indexes_dir / name
-
-
-def damaged(label: str, exc: Exception, paths: Sequence[str | Path] = ()) -> IndexCorrupt:
-    """`exc` (an IndexCorrupt) restated with what to do about it."""
-    target = " ".join(shlex.quote(str(p)) for p in paths) or "PATH"
-    if isinstance(exc, OldFormat):
-        return IndexCorrupt(
-            f"Index {label!r} was written by an older pocketrag ({exc}) Update it with "
-            f"`rag index --name {shlex.quote(label)}`: that re-embeds its files into the "
-            "current format."
-        )
-    return IndexCorrupt(
-        f"Index {label!r} is damaged: {exc} Rebuild it with "
-        f"`rag index {target} --name {shlex.quote(label)} --rebuild`."
-    )
-
-
 def list_index_dirs(settings: Settings) -> list[Path]:
     """The folders under `settings.indexes_dir` that hold an index; one that cannot be looked
     into (no permission) is listed too, so that `rag indexes list` names it and its error."""
-    from rag.files import storage_error
+    from rag.core.files import storage_error
 
     root = settings.indexes_dir
     try:
@@ -134,37 +100,6 @@ def current_generation_dir(index_dir: Path) -> Path | None:
     if not GENERATION.fullmatch(name) or not (index_dir / name).is_dir():
         raise IndexCorrupt(f"{pointer} points to a missing generation ({name!r}).")
     return index_dir / name
-
-
-class OldFormat(IndexCorrupt):
-    """A generation written by an older pocketrag: readable by a rebuild, not by queries."""
-
-
-def _whole(value: Any, low: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def check_params(path: Path, params: dict[str, Any]) -> None:
-    """IndexCorrupt unless the values every reader and writer relies on have their types:
-    a hand-edited or damaged params.json is a damaged index, not a traceback."""
-    problems = {
-        "embedder": isinstance(params.get("embedder"), str) and params["embedder"].strip(),
-        "dim": _whole(params.get("dim"), 1),
-        "chunks": _whole(params.get("chunks")),
-        # the local store's own keys (Generation.open requires them; other stores lack them)
-        "faiss": "faiss" not in params or isinstance(params["faiss"], str),
-        "segments": "segments" not in params or isinstance(params["segments"], list),
-        "roots": isinstance(params.get("roots", []), list)
-        and all(isinstance(r, str) for r in params.get("roots", [])),
-        **{
-            key: key not in params or _whole(params[key])
-            for key in ("files", "next_chunk_id", "next_segment")
-        },
-    }
-    bad = [key for key, fine in problems.items() if not fine]
-    if bad:
-        shown = ", ".join(f"{key}={params.get(key)!r}"[:80] for key in bad)
-        raise IndexCorrupt(f"{path} holds values of the wrong kind ({shown}).")
 
 
 @dataclass

@@ -3,7 +3,7 @@
 `RAG_HOME` moves all state (config, indexes, caches); tests point it at a
 temporary folder. The config file is `$RAG_HOME/config.toml` with the same keys
 as the `Settings` fields, e.g. `model = "smollm2-135m"`, and one section per plugin part
-that takes options, e.g. `[engines.searxng]` `url = "http://localhost:8888"` (`rag.plugins`).
+that takes options, e.g. `[engines.searxng]` `url = "http://localhost:8888"` (`rag.core.plugins`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from rag.errors import UsageError
+from rag.core.errors import UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,7 +103,7 @@ def _coerce(name: str, raw: Any, kind: type, origin: str) -> Any:
 
 _TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(Settings) if f.name != "home"}
 #: Config-file tables holding the options of plugin parts, by part kind: `[engines.searxng]`
-#: `url = "..."` (see `rag.plugins`, which checks their names and values when a part of
+#: `url = "..."` (see `rag.core.plugins`, which checks their names and values when a part of
 #: that kind is used, once every plugin has registered).
 PART_TABLES: dict[str, str] = {
     "engines": "engine",
@@ -111,6 +111,7 @@ PART_TABLES: dict[str, str] = {
     "stores": "store",
     "embedders": "embedder",
     "rerankers": "reranker",
+    "commands": "command",
 }
 
 
@@ -162,7 +163,7 @@ def parse_value(
     choices: tuple[str, ...] | None = None,
 ) -> Any:
     """`raw` as `kind` (str, int, float or bool), checked by `check_value`: how a plugin
-    part's option is read (`rag.plugins.Option`), the same way as a setting."""
+    part's option is read (`rag.core.plugins.Option`), the same way as a setting."""
     value = _coerce(name, raw, kind, origin)
     check_value(name, value, origin, low=low, high=high, choices=choices)
     return value

@@ -19,22 +19,22 @@ from typing import Any
 
 import numpy as np
 
-from indexers import segments as seg
-from indexers import store
 from indexers.chunking import Chunk
-from rag.errors import IndexCorrupt
-from rag.files import write_atomic
-from rag.threads import load_faiss
+from indexers.stores import local_layout
+from indexers.stores import local_segments as seg
+from rag.core.errors import IndexCorrupt
+from rag.core.files import write_atomic
+from rag.core.threads import load_faiss
 
 
 class GenerationWriter:
     def __init__(
         self,
         index_dir: Path,
-        prev: store.Generation | None,
+        prev: local_layout.Generation | None,
         params: dict[str, Any],
         *,
-        approx_threshold: int = store.APPROX_THRESHOLD,
+        approx_threshold: int = local_layout.APPROX_THRESHOLD,
         segment_size: int | None = None,
     ) -> None:
         self.index_dir = index_dir
@@ -43,7 +43,7 @@ class GenerationWriter:
         self.dim = int(params["dim"])
         self.approx_threshold = approx_threshold
         self.segment_size = segment_size or seg.SEGMENT_SIZE
-        self.tmp = index_dir / (store.next_generation_name(index_dir) + ".tmp")
+        self.tmp = index_dir / (local_layout.next_generation_name(index_dir) + ".tmp")
         self.tmp.mkdir()
         db = self.tmp / "chunks.sqlite"
         if prev is not None:
@@ -53,7 +53,7 @@ class GenerationWriter:
         # crash leaves only a .tmp folder that the next run removes.
         self.conn.execute("PRAGMA journal_mode=OFF")
         self.conn.execute("PRAGMA synchronous=OFF")
-        self.conn.executescript(store.SCHEMA)
+        self.conn.executescript(local_layout.SCHEMA)
         (last_id,) = self.conn.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()
         self.next_id = max(int(last_id), int(params.get("next_chunk_id", 0)) - 1) + 1
         self._old = [(prev.dir, s) for s in prev.segments] if prev is not None else []
@@ -111,7 +111,7 @@ class GenerationWriter:
         self.dropped |= self.buffer.discard(ids)
         self.chunks -= len(ids)
 
-    def commit(self) -> store.Generation:
+    def commit(self) -> local_layout.Generation:
         """Finish the segments and the database, then make the generation live."""
         self.buffer.flush()
         kind = self._kind(self.chunks)
@@ -168,8 +168,8 @@ class GenerationWriter:
             updated_at=time.time(),
         )
         write_atomic(self.tmp / "params.json", json.dumps(self.params, indent=2) + "\n")
-        final_dir = store.commit_generation(self.index_dir, self.tmp)
-        return store.Generation.open(final_dir)
+        final_dir = local_layout.commit_generation(self.index_dir, self.tmp)
+        return local_layout.Generation.open(final_dir)
 
     def _touched(self, folder: Path, segment: seg.Segment, dropped: np.ndarray) -> bool:
         """Whether a segment holds a dropped id; read only when its id range says it may."""

@@ -15,10 +15,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from indexers import ownership, store
 from indexers.discovery import is_utf8, shown
-from rag.errors import UsageError
-from rag.files import storage_error
+from indexers.stores import local_layout, ownership
+from rag.core.errors import UsageError
+from rag.core.files import storage_error
 
 _STORAGE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
 _ELSEWHERE = "Give a new or empty folder, or a plain name like `--name notes` (kept in RAG_HOME)."
@@ -86,7 +86,7 @@ def undo_failed_run(
     Every `gen-*.tmp` is this run's (the lock holder cleared stale ones when it
     started). Once CURRENT exists the index is live and everything else stays.
     """
-    store.clean_stale(index_dir)
+    local_layout.clean_stale(index_dir)
     if (index_dir / "CURRENT").exists():
         return
     if made and made[0] == index_dir:

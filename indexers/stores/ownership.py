@@ -14,12 +14,12 @@ import shutil
 import time
 from pathlib import Path
 
-from indexers.store import FORMAT, current_generation_dir
-from rag.errors import IndexBusy, IndexCorrupt, IndexNotFound
-from rag.files import storage_error, write_atomic
+from indexers.stores.local_layout import FORMAT, current_generation_dir
+from rag.core.errors import IndexBusy, IndexCorrupt, IndexNotFound
+from rag.core.files import storage_error, write_atomic
 
 MARKER = "pocketrag-index.json"
-#: Everything pocketrag itself puts in an index folder (the layout in indexers/store.py).
+#: Everything pocketrag itself puts in an index folder (the layout: stores/local_layout.py).
 _LAYOUT = re.compile(
     r"CURRENT|CURRENT\..+\.tmp|write\.lock|gen-\d{6}(\.tmp)?|"
     + re.escape(MARKER)

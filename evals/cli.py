@@ -12,11 +12,16 @@ from typing import Annotated
 import typer
 
 from rag.cli import output
-from rag.cli.options import KOption, ModelOption
+from rag.cli.options import ModelOption, question_flag
+
+KOption = question_flag("k")
 
 app = typer.Typer(
     help="Measure answer accuracy with and without retrieval on knowledge benchmarks.",
     no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
@@ -87,8 +92,8 @@ def run(
 
     from evals.conditions import parse_conditions
     from evals.runner import EvalConfig, RunBusy, run_eval
-    from rag.config import load_settings
-    from rag.errors import RagError
+    from rag.core.config import load_settings
+    from rag.core.errors import RagError
 
     # range-checked there
     settings = load_settings(model=model, k=k, max_tokens=max_tokens, concurrency=concurrency)
