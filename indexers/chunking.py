@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from indexers.loaders import Document
+from indexers.documents import Document, Section, section_after
+from rag.core.types import SECTION_MARK
 
 MAX_TOKENS = 230  # leaves room for the title line and [CLS]/[SEP] within MiniLM's 256
 OVERLAP_TOKENS = 40
@@ -128,11 +129,18 @@ def _pack(
     return chunks
 
 
+def titled(title: str, section: Section) -> str:
+    """A chunk's title: the document's, then the section path it sits in
+    (`report.docx › Budget › Q3`); a first heading that repeats the title is not repeated."""
+    names = [text for _, text in section]
+    if names and names[0] == title:
+        names = names[1:]
+    return SECTION_MARK.join([title, *names] if title else names)
+
+
 def _title_at(doc: Document, offset: int) -> str:
-    if not doc.headings:
-        return doc.title
-    i = bisect.bisect_right([h[0] for h in doc.headings], offset) - 1
-    return doc.headings[i][1] if i >= 0 else doc.title
+    i = bisect.bisect_right([h[0] for h in doc.headings], offset)
+    return titled(doc.title, section_after(doc.section, doc.headings[:i]))
 
 
 def pieces(doc: Document, limit: int | None = None) -> Iterator[Document]:
@@ -152,10 +160,9 @@ def pieces(doc: Document, limit: int | None = None) -> Iterator[Document]:
                 if cut > limit // 4:
                     end = start + cut + len(pattern)
                     break
-        headings = [(o - start, h) for o, h in doc.headings if start <= o < end]
-        before = [h for o, h in doc.headings if o < start]
-        title = before[-1] if before else doc.title
-        yield replace(doc, text=text[start:end], title=title, headings=headings,
+        headings = [(o - start, lv, h) for o, lv, h in doc.headings if start <= o < end]
+        section = section_after(doc.section, [h for h in doc.headings if h[0] < start])
+        yield replace(doc, text=text[start:end], headings=headings, section=section,
                       offset=doc.offset + start)  # fmt: skip
         start = end
 
@@ -168,7 +175,8 @@ def iter_chunks(
     overlap: int = OVERLAP_TOKENS,
 ) -> Iterator[Chunk]:
     """Chunks of every document of one file, as they are made; `location` is
-    `path#[anchor:]chunkN`, numbered per anchor across the pieces of a long document."""
+    `path#[anchor:]chunkN` (`paper.pdf#page=12:chunk0`), numbered per anchor across the
+    pieces of a long document; `title` the document's title and section path."""
     numbers: dict[str, int] = {}
     for whole in docs:
         for doc in pieces(whole):

@@ -1,7 +1,8 @@
 """File -> documents (text + title + anchor). One reader per format; any failure is a LoadError.
 
 A file can hold several documents: a PDF gives one per page (citations name the
-page), a JSONL file one per record (citations name the line). Text is decoded
+page), a JSONL file one per record (citations name the line; a record is read as
+`indexers.formats.structured` reads any JSON value). Text is decoded
 whatever its encoding: UTF-8 (with or without BOM), UTF-16 with a BOM, else
 cp1252/latin-1, which never fail, so a legacy file is read rather than rejected.
 
@@ -25,11 +26,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from indexers.discovery import MAX_FILE_BYTES, open_regular
+from indexers.documents import (
+    PROSE_SUFFIXES,
+    Document,
+    Heading,
+    LoadError,
+    Section,
+    clean,
+    decode,
+    reads_as_title,
+    section_after,
+)
+from indexers.formats.structured import Budget, record_document, value_documents
 from rag.core.html_text import parse_html
-from rag.core.safe_text import replace_surrogates
 
-TEXT_FIELDS = ("text", "contents", "content", "body")
-TITLE_FIELDS = ("title", "name")
 #: Text is read this many bytes at a time and handed on in parts of about this size.
 READ_BYTES = 1 << 20
 #: JSON and HTML are parsed whole (json.loads, trafilatura): above this size they would
@@ -40,28 +50,6 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024
 #: A `.jsonl.gz` is read up to this many bytes once decompressed, the size limit of any
 #: file: a gzip bomb (1 MB of zeros inflates to 1 GB) is skipped, not inflated for hours.
 MAX_DECOMPRESSED_BYTES = MAX_FILE_BYTES
-
-
-class LoadError(Exception):
-    """This file cannot be indexed; the message is the skip reason shown to the user."""
-
-
-@dataclass
-class Document:
-    """`anchor` locates the document inside its file (`page3`, `L12`, or "" for the whole file)."""
-
-    text: str
-    title: str
-    anchor: str = ""
-    headings: list[tuple[int, str]] = field(default_factory=list)
-    offset: int = 0  # where `text` starts in the whole document (a part of a long file)
-
-    def __post_init__(self) -> None:
-        # A JSON `"\ud800"` (or any reader's lone surrogate) would fail SQLite, the
-        # tokenizer and every reply that carries the chunk: data keeps U+FFFD instead.
-        self.text = replace_surrogates(self.text)
-        self.title = replace_surrogates(self.title)
-        self.headings = [(level, replace_surrogates(h)) for level, h in self.headings]
 
 
 @dataclass
@@ -98,6 +86,11 @@ Reader = Callable[[Path, list[str]], Iterator[Document]]
 
 
 def _reader_for(name: str) -> Reader:
+    from indexers.formats import reader_for
+
+    found = reader_for(name)
+    if found is not None:
+        return found
     if name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
         return load_jsonl
     if name.endswith((".json", ".json.gz")):
@@ -176,7 +169,7 @@ def stream_text(path: Path) -> Iterator[tuple[int, str]]:
                 text, carry = text[:-1], "\r"
             else:
                 carry = ""
-            text = _clean(text)
+            text = clean(text)
             if block:
                 cut = text.rfind("\n") + 1 or len(text)
                 if cut < len(text) // 2:  # no line break worth waiting for
@@ -189,28 +182,14 @@ def stream_text(path: Path) -> Iterator[tuple[int, str]]:
                 return
 
 
-def decode(data: bytes) -> str:
-    """Bytes -> str without ever failing on a legacy encoding."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace")
-    for encoding in ("utf-8", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
-
-
-def _clean(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-
-
 def load_text(path: Path, warnings: list[str]) -> Iterator[Document]:
-    """Plain text and source code, read as-is; the title is the file name."""
+    """Plain text and source code, read as-is; titled by a first line that reads as a
+    title (an article's name), else the file name."""
+    prose = path.suffix.lower() in PROSE_SUFFIXES
+    title = ""
     for offset, text in stream_text(path):
-        yield Document(text, path.name, offset=offset)
+        title = title or (reads_as_title(text) if prose else "") or path.name
+        yield Document(text, title, offset=offset)
 
 
 # Linear in the line's length: a line is matched whole and its content checked by a
@@ -221,23 +200,32 @@ _MD_SETEXT = re.compile(r"^(?=[^\n]*\S)([^\n]+)\n(=+|-+)[ \t]*$", re.MULTILINE)
 _RST_HEADING = re.compile(r"^(?=[^\n]*\w)([^\n]+)\n([=\-~^\"'`#*+<>:.]{3,})[ \t]*$", re.MULTILINE)
 
 
-def _heading(pattern: re.Pattern[str], match: re.Match[str]) -> str:
-    if pattern is not _MD_ATX:
-        return match.group(1).strip()
-    text = match.group(2)  # closing hashes and spaces are not part of an ATX heading
-    return (text.rstrip(" \t#") or text[:1]).strip()
+def _heading(pattern: re.Pattern[str], match: re.Match[str], underlines: list[str]) -> Heading:
+    """(offset, level, text). ATX: level by its hashes; setext: `=` 1, `-` 2; reST: by the
+    order its underline characters first appear in the file, as reST itself decides."""
+    if pattern is _MD_ATX:
+        text = match.group(2)  # closing hashes and spaces are not part of an ATX heading
+        return match.start(), len(match.group(1)), (text.rstrip(" \t#") or text[:1]).strip()
+    if pattern is _MD_SETEXT:
+        return match.start(), 1 if match.group(2).startswith("=") else 2, match.group(1).strip()
+    mark = match.group(2)[0]
+    if mark not in underlines:
+        underlines.append(mark)
+    return match.start(), min(underlines.index(mark) + 1, 6), match.group(1).strip()
 
 
 def _headed(path: Path, patterns: list[re.Pattern[str]]) -> Iterator[Document]:
-    """Each part titled by the nearest heading above it (the first heading, before any)."""
+    """A text with headings: titled by its first heading (else the file name); each part
+    knows the section it starts in, so every chunk gets its section path."""
     title = ""
+    section: Section = ()
+    underlines: list[str] = []
     for offset, text in stream_text(path):
-        headings = sorted((m.start(), _heading(p, m)) for p in patterns for m in p.finditer(text))
+        headings = sorted(_heading(p, m, underlines) for p in patterns for m in p.finditer(text))
         if not title:
-            title = headings[0][1] if headings else path.name
-        yield Document(text, title, headings=headings, offset=offset)
-        if headings:
-            title = headings[-1][1]
+            title = headings[0][2] if headings else reads_as_title(text) or path.name
+        yield Document(text, title, headings=headings, offset=offset, section=section)
+        section = section_after(section, headings)
 
 
 def load_markdown(path: Path, warnings: list[str]) -> Iterator[Document]:
@@ -260,7 +248,7 @@ def load_html(path: Path, warnings: list[str]) -> Iterator[Document]:
     text = trafilatura.extract(html, include_comments=False, include_tables=True)
     if not text or not text.strip():
         text = fallback.text
-    yield Document(_clean(text).strip(), title)
+    yield Document(clean(text).strip(), title)
 
 
 def load_pdf(path: Path, warnings: list[str]) -> Iterator[Document]:
@@ -284,24 +272,13 @@ def load_pdf(path: Path, warnings: list[str]) -> Iterator[Document]:
                 text = page.extract_text() or ""
                 if text.strip():
                     found = True
-                    yield Document(_clean(text), title, anchor=f"page{number}")
+                    yield Document(clean(text), title, anchor=f"page={number}")
     except LoadError:
         raise
     except (PyPdfError, KeyError, TypeError, AttributeError, ValueError, OSError) as exc:
         raise LoadError(f"unreadable PDF ({type(exc).__name__}: {exc})") from None
     if not found:
         raise LoadError("PDF has no extractable text (scanned?)")
-
-
-def record_document(record: Any, fallback_title: str, anchor: str) -> Document | None:
-    """A JSON object with a text field -> a document; anything else -> None."""
-    if not isinstance(record, dict):
-        return None
-    text = next((record[f] for f in TEXT_FIELDS if isinstance(record.get(f), str)), None)
-    if not text or not text.strip():
-        return None
-    title = next((record[f] for f in TITLE_FIELDS if isinstance(record.get(f), str)), "")
-    return Document(_clean(text), title.strip() or fallback_title, anchor=anchor)
 
 
 def _lines(handle: IO[bytes]) -> Iterator[bytes | None]:
@@ -327,14 +304,26 @@ def _lines(handle: IO[bytes]) -> Iterator[bytes | None]:
 
 
 def load_jsonl(path: Path, warnings: list[str]) -> Iterator[Document]:
-    """JSON Lines (optionally gzipped): each record with a text field is its own document,
-    read one line at a time."""
-    bad = good = long = 0
+    """JSON Lines (optionally gzipped): each record is its own document (its text field,
+    else all its values with their keys), read one line at a time."""
+    bad = good = empty = long = number = 0
+    damaged = ""
     with _open(path) as raw:
         handle: Any = raw
         if raw.peek(2)[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 (PowerShell's Out-File):
-            handle = codecs.EncodedFile(raw, "utf-8", "utf-16")  # read as UTF-8 lines
-        for number, line in enumerate(_lines(handle), start=1):
+            # read as UTF-8 lines; a bad unit is U+FFFD, so one record at most goes bad
+            handle = codecs.EncodedFile(raw, "utf-8", "utf-16", errors="replace")
+        lines = enumerate(_lines(handle), start=1)
+        while True:
+            try:
+                number, line = next(lines)
+            except StopIteration:
+                break
+            except gzip.BadGzipFile as exc:  # bytes after the last member that are no
+                if not str(exc).startswith("Not a gzipped file") or not good:  # member:
+                    raise
+                damaged = f"{type(exc).__name__}: {exc}"  # the records read are kept
+                break
             if line is None:
                 long += 1
                 continue
@@ -342,41 +331,38 @@ def load_jsonl(path: Path, warnings: list[str]) -> Iterator[Document]:
                 continue
             try:
                 record = json.loads(decode(line))
-            except (json.JSONDecodeError, RecursionError):  # one bad record, not a bad file
-                bad += 1
+                doc = record_document(
+                    record, f"{path.name} line {number}", f"L{number}", Budget(len(line))
+                )
+            except (ValueError, RecursionError, LoadError):  # one bad record (a 5000-digit
+                bad += 1  # number too), not a bad file
                 continue
-            doc = record_document(record, f"{path.name} line {number}", f"L{number}")
             if doc is None:
-                bad += 1
+                empty += 1
             else:
                 good += 1
                 yield doc
     if not good:
-        raise LoadError(f"no records with a text field ({'/'.join(TEXT_FIELDS)})")
+        raise LoadError("no JSON records with text")
+    if damaged:
+        warnings.append(f"bytes after the gzip data (after line {number}) ignored ({damaged})")
     if bad:
-        warnings.append(f"{bad} record(s) without a text field or not JSON")
+        warnings.append(f"{bad} record(s) not JSON (or nested too deeply)")
+    if empty:
+        warnings.append(f"{empty} record(s) with no text")
     if long:
         limit = MAX_RECORD_BYTES // (1024 * 1024)
         warnings.append(f"{long} record(s) longer than {limit} MiB skipped")
 
 
 def load_json(path: Path, warnings: list[str]) -> Iterator[Document]:
-    """A JSON object with a text field, or a list of such objects."""
+    """A JSON document: a record with a text field is that text, anything else all its
+    values with their keys; a list of objects one document per item (`item=N`)."""
+    text = decode(_read_whole(path))
     try:
-        data = json.loads(decode(_read_whole(path)))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LoadError(f"invalid JSON ({exc})") from None
     except RecursionError:
         raise LoadError("invalid JSON (nested too deeply to read)") from None
-    records = data if isinstance(data, list) else [data]
-    found = 0
-    for i, record in enumerate(records):
-        anchor = f"item{i}" if isinstance(data, list) else ""
-        doc = record_document(record, path.name, anchor)
-        if doc is not None:
-            found += 1
-            yield doc
-    if not found:
-        raise LoadError(f"no text field ({'/'.join(TEXT_FIELDS)})")
-    if found < len(records):
-        warnings.append(f"{len(records) - found} item(s) without a text field")
+    yield from value_documents(data, path.name, len(text))

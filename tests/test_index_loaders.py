@@ -15,7 +15,8 @@ from index_fixtures import FIXTURE_DOCS, docs  # noqa: F401 - fixtures
 
 from indexers.chunking import chunk_documents, embedding_text
 from indexers.discovery import discover
-from indexers.loaders import Document, LoadError, decode, load_file
+from indexers.documents import Document, LoadError, decode
+from indexers.loaders import load_file
 from rag.core.errors import UsageError
 
 
@@ -70,7 +71,7 @@ def test_html_keeps_main_text_only() -> None:
 
 def test_pdf_pages_and_corrupt_pdf() -> None:
     pages = load_file(FIXTURE_DOCS / "voyager.pdf").documents
-    assert [p.anchor for p in pages] == ["page1"]
+    assert [p.anchor for p in pages] == ["page=1"]
     assert "heliopause" in pages[0].text
     with pytest.raises(LoadError, match="PDF"):
         load_file(FIXTURE_DOCS / "broken.pdf")
@@ -82,8 +83,10 @@ def test_jsonl_one_document_per_record_with_line_anchor() -> None:
         ("Mount Kilimanjaro", "L1"),
         ("Lake Baikal", "L2"),
         ("Atacama Desert", "L4"),  # `contents` is a text field too
+        ("no text field here", "L5"),  # read whole: its values with their keys
     ]
-    assert loaded.warnings == ["2 record(s) without a text field or not JSON"]
+    assert loaded.documents[-1].text == "title: no text field here\nurl: https://example.org\n\n"
+    assert loaded.warnings == ["1 record(s) not JSON (or nested too deeply)"]
 
 
 def test_gzipped_jsonl_and_json_list(tmp_path: Path) -> None:
@@ -94,14 +97,16 @@ def test_gzipped_jsonl_and_json_list(tmp_path: Path) -> None:
     js = tmp_path / "list.json"
     js.write_text(json.dumps(rows + [{"no": "text"}]))
     loaded = load_file(js)
-    assert [d.title for d in loaded.documents] == ["T0", "T1", "T2"]
-    assert loaded.warnings
+    assert [d.title for d in loaded.documents] == ["T0", "T1", "T2", "list.json"]
+    assert loaded.documents[-1].text.startswith("no: text") and not loaded.warnings
     (tmp_path / "bad.json").write_text('{"text": ')
     with pytest.raises(LoadError, match="invalid JSON"):
         load_file(tmp_path / "bad.json")
     (tmp_path / "notext.jsonl").write_text('{"a": 1}\n')
-    with pytest.raises(LoadError, match="text field"):
-        load_file(tmp_path / "notext.jsonl")
+    assert load_file(tmp_path / "notext.jsonl").documents[0].text.startswith("a: 1")
+    (tmp_path / "empty.jsonl").write_text('{"a": null}\n')
+    with pytest.raises(LoadError, match="no JSON records with text"):
+        load_file(tmp_path / "empty.jsonl")
 
 
 def test_markdown_chunks_are_titled_by_nearest_heading() -> None:
@@ -110,9 +115,9 @@ def test_markdown_chunks_are_titled_by_nearest_heading() -> None:
     assert len(chunks) >= 3
     titles = [c.title for c in chunks]
     assert titles[0] == "Gardening notes"
-    assert "Composting" in titles and "Pests" in titles
+    assert "Gardening notes › Composting" in titles and "Gardening notes › Pests" in titles
     pests = next(c for c in chunks if "Ladybirds" in c.text)
-    assert pests.title == "Pests"
+    assert pests.title == "Gardening notes › Pests"
     assert [c.location for c in chunks] == [f"/x/notes.md#chunk{i}" for i in range(len(chunks))]
 
 
@@ -215,12 +220,12 @@ def test_headings_are_found_in_linear_time_on_megabyte_lines(tmp_path: Path) -> 
     code = f"""
 from pathlib import Path
 from indexers.loaders import load_file
-print(json.dumps([[h for _, h in d.headings] for name in ("a.md", "b.rst")
+print(json.dumps([[h for _, _, h in d.headings] for name in ("a.md", "b.rst")
                   for d in load_file(Path({str(tmp_path)!r}) / name).documents]))
 """
     headings = run_child(code, timeout=60)
     assert headings[0][0] == "Title" and headings[-1] == ["Title"]
-    assert any(h.startswith("a ") and h.endswith(" b") for d in headings for h in d)
+    assert any(h.startswith("a ") and len(h) <= 200 for d in headings for h in d)  # capped
 
 
 def test_heading_titles_strip_closing_hashes_as_before(tmp_path: Path) -> None:
@@ -228,7 +233,7 @@ def test_heading_titles_strip_closing_hashes_as_before(tmp_path: Path) -> None:
         "# One ##\n\ntext\n\n## Two\t#\n\ntext\n\n### ###\n\ntext\n\nSet\n---\n\ntext\n"
     )
     docs = load_file(tmp_path / "h.md").documents
-    assert [h for _, h in docs[0].headings] == ["One", "Two", "#", "Set"]
+    assert [h for _, _, h in docs[0].headings] == ["One", "Two", "#", "Set"]
 
 
 def test_a_deeply_nested_record_costs_only_itself(tmp_path: Path) -> None:
@@ -239,7 +244,7 @@ def test_a_deeply_nested_record_costs_only_itself(tmp_path: Path) -> None:
     lines.write_text(f'{{"text": "otters"}}\n{deep}\n{{"text": "beavers"}}\n')
     loaded = load_file(lines)
     assert [d.text for d in loaded.documents] == ["otters", "beavers"]
-    assert loaded.warnings == ["1 record(s) without a text field or not JSON"]
+    assert loaded.warnings == ["1 record(s) not JSON (or nested too deeply)"]
     (tmp_path / "d.json").write_text(deep)
     with pytest.raises(LoadError, match="nested too deeply"):
         load_file(tmp_path / "d.json")

@@ -14,8 +14,8 @@ import pytest
 from index_fixtures import cli, docs, settings  # noqa: F401 - fixtures
 
 from indexers.chunking import chunk_documents, embedding_text
+from indexers.documents import Document
 from indexers.embedders import get_embedder
-from indexers.loaders import Document
 from indexers.model_files import packaged_model_dir
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def test_rag_index_and_search_with_minilm(docs: Path) -> None:
     summary = json.loads(result.stdout)
     assert summary["files_read"] == 6 and summary["chunks"] >= 6
     cases = {
-        "Which space probe left the heliosphere?": "voyager.pdf#page1:chunk0",
+        "Which space probe left the heliosphere?": "voyager.pdf#page=1:chunk0",
         "how do I get rid of aphids on my plants": "notes.md#chunk",
         "Who looked after the lamp at Skerry Point?": "page.html#chunk0",
         "code to compute the fibonacci sequence": "fib.py#chunk0",
