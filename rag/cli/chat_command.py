@@ -6,22 +6,37 @@ search query, warnings and errors go to stderr. With `--json`, each turn prints
 one JSON object on its own line (the `rag ask --json` object plus `search_query`).
 A turn whose search fails prints the error and the conversation goes on; the
 exit code is 1 when every turn failed.
+
+Each finished turn is saved as it ends (`rag.cli.chat_saving`; `--no-save` saves
+nothing), so a chat that is killed keeps every turn but the one being answered; at the
+end the conversation's id is printed on stderr. `--resume ID` continues a saved
+conversation: its turns are the history (the last few, as always), new turns are added
+to it. `/reset` starts a new conversation.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Annotated, Any, Optional
 
 import typer
 
 from rag.cli import output
+from rag.cli.chat_saving import Saving
 from rag.cli.options import IndexOption, JsonOption, ModelOption, SearchOption, question_options
 from rag.core.config import load_settings
 from rag.question_options import ASK_OPTIONS
 
 PROMPT = "you> "
+
+ResumeOption = Annotated[
+    Optional[str],  # noqa: UP007, UP045 - typer needs Optional on Python 3.10
+    typer.Option("--resume", help="Continue the saved conversation ID (see `rag history`)."),
+]
+NoSaveOption = Annotated[
+    bool, typer.Option("--no-save", help="Do not save this conversation (`rag history`).")
+]
 
 
 @question_options(*ASK_OPTIONS)
@@ -30,24 +45,38 @@ def chat(
     index: IndexOption = None,
     model: ModelOption = None,
     json_output: JsonOption = False,
+    resume: ResumeOption = None,
+    no_save: NoSaveOption = False,
     options: dict[str, Any] | None = None,
 ) -> None:
     """Talk with a local model; follow-ups are searched as standalone questions."""
     from rag.chat import ChatSession
-    from rag.cli.ask_commands import print_sources
-    from rag.core.errors import PromptTooLong, SearchUnavailable, UsageError
-    from rag.orchestrator import validate_question
     from rag.question_options import overrides
     from rag.sources import source_specs
 
     settings = load_settings(model=model, **overrides(options or {}))
+    saving = Saving(settings, resume, save=not no_save)  # a damaged file stops us here
     session = ChatSession(settings, sources=source_specs(web=search, indexes=index))
     session.model()  # load now: a missing model should stop us before the first question
+    saving.resume(session)
     output.err.print(
         "Ask a question; /reset forgets the conversation, /exit (or Ctrl-D) quits.",
         style="dim",
         markup=False,
     )
+    try:
+        answered, failed = _converse(session, saving, json_output)
+    finally:
+        saving.close()  # says where the conversation was saved
+    if failed and not answered:
+        raise typer.Exit(1)
+
+
+def _converse(session: Any, saving: Saving, json_output: bool) -> tuple[int, int]:
+    """The turns read from stdin, each saved once answered; (answered, failed)."""
+    from rag.cli.ask_commands import print_sources
+    from rag.core.errors import PromptTooLong, SearchUnavailable, UsageError
+    from rag.orchestrator import validate_question
 
     answered = failed = 0
     interactive = sys.stdin.isatty()
@@ -65,6 +94,7 @@ def chat(
             break
         if question == "/reset":
             session.reset()
+            saving.close()  # the next turn starts a new conversation
             output.err.print("(conversation forgotten)", style="dim", markup=False)
             continue
         try:
@@ -98,8 +128,8 @@ def chat(
             sys.stdout.write("\n")
         for warning in result.warnings:
             output.warn(warning)
-    if failed and not answered:
-        raise typer.Exit(1)
+        saving.add(question, turn.search_query, result.as_dict())
+    return answered, failed
 
 
 def _read_line() -> str | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 
 from rag.cli import output
@@ -35,9 +38,22 @@ def serve(
         "address and localhost, e.g. a reverse proxy's (repeatable). Env: "
         "RAG_SERVE_ALLOWED_HOSTS, comma-separated.",
     ),
+    runs: Path | None = typer.Option(
+        None,
+        "--runs",
+        exists=True,
+        file_okay=False,
+        resolve_path=True,
+        help="Show the eval runs in DIR (one `rag eval run` folder, or a folder of them) at "
+        "GET /v1/runs.",
+    ),
+    open_page: bool = typer.Option(
+        False, "--open", help="Open the research desk (the page at /) in a browser once serving."
+    ),
 ) -> None:
     """Serve questions over HTTP with the model and indexes kept loaded: /v1/ask,
-    /v1/search, /v1/indexes, /healthz and OpenAI's /v1/chat/completions."""
+    /v1/search, /v1/indexes, /healthz and OpenAI's /v1/chat/completions; the research desk
+    (a page for the browser) at /."""
     from rag.serve import ServeConfig
     from rag.serve.app import build_server
 
@@ -50,6 +66,7 @@ def serve(
         token=token or "",
         max_in_flight=max_in_flight,
         allowed_hosts=_names(allowed_host),
+        runs_dir=runs,
     )
     config.check()  # before loading anything
     settings = load_settings(model=model)
@@ -62,7 +79,35 @@ def serve(
         f"Serving on http://{_url_host(host)}:{port}/v1 "
         f"({'token required' if config.token else 'no token'}); Ctrl-C stops."
     )
+    output.note(f"The research desk: {page_url(host, port)}")
+    if open_page:
+        open_when_serving(server, page_url(host, port))
     server.run()
+
+
+def page_url(host: str, port: int) -> str:
+    """The page's address as a browser on this machine reaches it (every-address hosts
+    through loopback)."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(host, host)
+    return f"http://{_url_host(local)}:{port}/"
+
+
+def open_when_serving(server: Any, url: str) -> None:
+    """Open `url` with `webbrowser.open` (patched in tests) once `server` accepts
+    connections, from a thread: a browser that takes its time never holds the server."""
+    import threading
+    import time
+    import webbrowser
+
+    def run() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.05)
+        if not webbrowser.open(url):
+            output.note(f"No browser could be opened here; open {url} yourself.")
+
+    threading.Thread(target=run, name="rag-serve-open", daemon=True).start()
 
 
 def _names(given: list[str] | None) -> tuple[str, ...]:
