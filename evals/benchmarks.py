@@ -5,15 +5,15 @@ string (TriviaQA aliases, PopQA possible answers), since scoring takes the best
 match over them. A known benchmark name (`nq_open`, `triviaqa`, `popqa`,
 `simpleqa`) is looked for in `<cache>/benchmarks/`, then downloaded there;
 anything else is a path whose format is sniffed from its name and columns.
+
+Each format's rows and the question in a row are `evals.benchmark_rows`'s.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
-import json
 import os
 import random
 import zlib
@@ -22,19 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from evals.benchmark_rows import Question, questions_from, read_rows
 from rag.core.config import Settings
 from rag.core.errors import RagError, UsageError
 from rag.core.files import storage_error
-
-
-@dataclass(frozen=True)
-class Question:
-    id: str
-    question: str
-    answers: tuple[str, ...]
-    #: (title, text) of the passages known to hold the answer, when the benchmark has them
-    #: (the NQ oracle file's `ctxs` with `isgold`, or `gold_passages`): the `oracle` condition
-    gold: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -216,15 +207,8 @@ def _load_path(path: Path, *, name: str, kind: str | None) -> Benchmark:
                 f"{path} is not a readable gzip file ({type(exc).__name__}: {exc or 'cut short'}"
                 "). Download it again, or pass the uncompressed file."
             ) from None
-    if lower.endswith(".parquet"):
-        rows = _parquet_rows(data, path)
-    elif lower.endswith((".jsonl", ".ndjson")):
-        rows = _jsonl_rows(data, path)
-    elif lower.endswith(".json"):
-        rows = _json_rows(data, path)
-    else:
-        rows = _csv_rows(data, path, delimiter="\t" if lower.endswith(".tsv") else ",")
-    questions = [q for i, row in enumerate(rows) if (q := question_from_row(row, i)) is not None]
+    rows = read_rows(data, path, lower)
+    questions = questions_from(rows, path)
     if not questions:
         raise UsageError(
             f"{path} has no usable questions: each row needs a question (`question`, `problem` "
@@ -257,147 +241,6 @@ def _gunzip(data: bytes, path: Path) -> bytes:
             "uncompressed."
         )
     return out
-
-
-def _text(data: bytes, path: Path) -> str:
-    """The file as text; invalid UTF-8 is bad input, named with where it is."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UsageError(
-            f"{path} is not UTF-8 text (an invalid byte on line {line}). Save it as UTF-8."
-        ) from None
-
-
-def _jsonl_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for number, line in enumerate(_text(data, path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path} line {number} is not JSON ({exc.msg}).") from None
-        except RecursionError:
-            raise UsageError(f"{path} line {number} is nested too deeply to read.") from None
-    return rows
-
-
-def _json_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
-    try:
-        doc = json.loads(_text(data, path))
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path} is not JSON ({exc.msg} at line {exc.lineno}).") from None
-    except RecursionError:
-        raise UsageError(f"{path} is nested too deeply to read.") from None
-    if isinstance(doc, dict) and isinstance(doc.get("Data"), list):  # official TriviaQA
-        return doc["Data"]
-    if isinstance(doc, dict) and isinstance(doc.get("data"), list):
-        return doc["data"]
-    if isinstance(doc, list):
-        return doc
-    raise UsageError(f"{path}: expected a list of questions or an object with `Data`.")
-
-
-def _csv_rows(data: bytes, path: Path, *, delimiter: str) -> list[dict[str, Any]]:
-    csv.field_size_limit(10_000_000)
-    reader = csv.DictReader(io.StringIO(_text(data, path), newline=""), delimiter=delimiter)
-    try:
-        return list(reader)
-    except csv.Error as exc:
-        raise UsageError(f"{path} line {reader.line_num} is not valid CSV/TSV ({exc}).") from None
-
-
-def _parquet_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
-    try:
-        import pyarrow
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UsageError(
-            f"Reading {path} needs pyarrow: pip install pyarrow (or convert it to JSONL)."
-        ) from None
-    try:
-        return pq.read_table(pyarrow.BufferReader(data)).to_pylist()
-    except (pyarrow.ArrowException, OSError, ValueError) as exc:
-        cause = " ".join(str(exc).split())[:200]
-        raise UsageError(
-            f"{path} is not a readable parquet file ({cause}). Download it again, or convert "
-            "it to JSONL."
-        ) from None
-
-
-def _answers_value(value: Any) -> list[str]:
-    """Gold answers from a list, a JSON list in a string (PopQA), TriviaQA answer object, str."""
-    if value is None:
-        return []
-    if isinstance(value, dict):  # TriviaQA: official `Answer` or HF `answer`
-        found: list[str] = []
-        for key in (
-            "Value",
-            "value",
-            "Aliases",
-            "aliases",
-            "NormalizedAliases",
-            "normalized_aliases",
-        ):
-            found.extend(_answers_value(value.get(key)))
-        return found
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value if str(v).strip()]
-    text = str(value).strip()
-    if text.startswith("["):
-        try:
-            parsed = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            try:
-                import ast
-
-                parsed = ast.literal_eval(text)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                parsed = None  # not a list after all: the text is the answer
-        if isinstance(parsed, list):
-            return _answers_value(parsed)
-    return [text] if text else []
-
-
-_QUESTION_KEYS = ("question", "Question", "problem", "query")
-_ANSWER_KEYS = ("answers", "answer", "possible_answers", "Answer", "golds", "gold_answers")
-_ID_KEYS = ("id", "question_id", "QuestionId", "qid")
-
-
-def question_from_row(row: Any, index: int) -> Question | None:
-    """One benchmark row -> Question, or None when it has no question or no answer."""
-    if not isinstance(row, dict):
-        return None
-    text = next((str(row[k]).strip() for k in _QUESTION_KEYS if row.get(k)), "")
-    answers: list[str] = []
-    for key in _ANSWER_KEYS:
-        if key in row:
-            answers = _answers_value(row[key])
-            if answers:
-                break
-    if not text or not answers:
-        return None
-    qid = next((str(row[k]) for k in _ID_KEYS if row.get(k) not in (None, "")), f"q{index}")
-    unique = tuple(dict.fromkeys(a.strip() for a in answers if a.strip()))
-    return Question(id=qid, question=text, answers=unique, gold=gold_passages(row))
-
-
-def gold_passages(row: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """`gold_passages` (texts or {title, text}), else the `ctxs` marked `isgold` (the NQ
-    oracle format); anything else in them is ignored."""
-    found: list[tuple[str, str]] = []
-    listed = row.get("gold_passages")
-    items = listed if isinstance(listed, list) else []
-    if not items and isinstance(row.get("ctxs"), list):
-        items = [c for c in row["ctxs"] if isinstance(c, dict) and c.get("isgold")]
-    for item in items:
-        if isinstance(item, str) and item.strip():
-            found.append(("", item.strip()))
-        elif isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"].strip():
-            found.append((str(item.get("title") or ""), item["text"].strip()))
-    return tuple(dict.fromkeys(found))
 
 
 def _dedupe_ids(questions: list[Question]) -> None:

@@ -8,14 +8,18 @@ Why it is built this way:
   half a line;
 - the writer ends every line with a newline, so a last line without one is the only
   trace an interrupted write (a kill, a power cut) can leave. Only that line may be
-  dropped, and only by a run about to append; any other bad line is damage.
+  dropped, and only by a run about to append; any other bad line is damage;
+- a run's files are opened only if they are regular files (`open_regular`): one replaced
+  by a FIFO or a device would block the read or the append for ever, or never end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,47 @@ class JsonlFile:
     rows: list[tuple[int, Any]] = field(default_factory=list)
     #: line number of a last line cut short by an interrupted write (not in `rows`)
     cut_short: int | None = None
+
+
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+}
+_FLAGS = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(path: Path, flags: int, fix: str) -> int:
+    """`os.open(path, flags)`, only for a regular file: anything else is a UsageError
+    ending with `fix`. Opened non-blocking and checked with fstat (as
+    `indexers.discovery.open_regular` does), so a FIFO can neither hold up the open nor
+    the reads after it; a missing file raises FileNotFoundError as `os.open` would."""
+    try:
+        fd = os.open(path, flags | _FLAGS, 0o666)
+    except OSError as exc:
+        if exc.errno not in (errno.ENXIO, errno.EISDIR):  # ENXIO: a FIFO nobody reads
+            raise
+        mode = os.stat(path).st_mode
+    else:
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode):
+                os.set_blocking(fd, True)  # a regular file: plain reads from here on
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    raise UsageError(f"{path} is {kind}, not a file pocketrag reads or writes. {fix}")
+
+
+def read_regular(path: Path, fix: str) -> bytes:
+    """The bytes of `path`, a regular file (`open_regular`)."""
+    with os.fdopen(open_regular(path, os.O_RDONLY, fix), "rb") as handle:
+        return handle.read()
 
 
 def bad_line(path: Path, number: int, reason: str, fix: str) -> UsageError:
@@ -63,11 +108,9 @@ def read_jsonl(path: Path, fix: str) -> JsonlFile:
     last line without its newline that does not parse is set apart as `cut_short`.
     """
     try:
-        data = path.read_bytes()
+        data = read_regular(path, fix)
     except FileNotFoundError:
         return JsonlFile(path)
-    except IsADirectoryError:
-        raise UsageError(f"{path} is a folder, not a JSON Lines file. {fix}") from None
     except OSError as exc:
         raise storage_error(path, exc, "read") from None
     lines = data.split(b"\n")
@@ -89,6 +132,9 @@ def read_jsonl(path: Path, fix: str) -> JsonlFile:
     return found
 
 
+_APPEND_FIX = "Move it away, or give the run other paths (--out, --snapshot)."
+
+
 def repair_tail(path: Path) -> int | None:
     """Before appending: make `path` end with a newline, losing no complete line.
 
@@ -97,7 +143,7 @@ def repair_tail(path: Path) -> int | None:
     number of a line cut off, else None.
     """
     try:
-        with path.open("r+b") as fh:
+        with os.fdopen(open_regular(path, os.O_RDWR, _APPEND_FIX), "r+b") as fh:
             data = fh.read()
             start = data.rfind(b"\n") + 1
             tail = data[start:]
@@ -124,7 +170,7 @@ def append_line(path: Path, value: Any) -> None:
     """Append `value` as one JSON line, whole or not at all (see the module docstring)."""
     data = (json.dumps(value, ensure_ascii=False) + "\n").encode("utf-8")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        fd = open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _APPEND_FIX)
     except OSError as exc:
         raise storage_error(path, exc) from None
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import prompts
+from evals.jsonl import read_regular
 from rag.core.config import Settings
 from rag.core.errors import RagError, StorageError, UsageError
 from rag.core.files import sha256_of, storage_error, write_atomic
@@ -212,10 +213,10 @@ def manifest_problem(data: Any) -> str | None:
 def read_manifest(out_dir: Path) -> dict[str, Any] | None:
     """The manifest of the run in `out_dir`, checked; None when there is none."""
     path = out_dir / MANIFEST
-    if not path.is_file():
-        return None
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, MANIFEST_FIX)  # a FIFO would block for ever
+    except (FileNotFoundError, NotADirectoryError):
+        return None
     except OSError as exc:
         raise storage_error(path, exc, "read") from None
     if not raw.strip():

@@ -25,6 +25,8 @@ from rag.core.errors import UsageError
 from rag.core.files import write_atomic
 
 ALPHA = 0.05
+#: The chart `write_reports` draws into the run folder.
+PLOT = "report.png"
 
 
 def load_run(
@@ -78,10 +80,17 @@ def rescore(row: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     return {**row, **scores}, stored_hit
 
 
-def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """results.json: per-condition metrics with 95% intervals, and paired comparisons."""
+#: Each condition's rescored answers, by question id, in the manifest's condition order.
+ByCondition = dict[str, dict[str, dict[str, Any]]]
+
+
+def rescored(
+    manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]
+) -> tuple[ByCondition, int]:
+    """The run's answers to its sampled questions, rescored (`rescore`), per condition; and
+    how many kept their stored hit@k. What every summary of a run counts."""
     wanted = set(manifest["question_ids"])
-    by_condition: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in manifest["conditions"]}
+    by_condition: ByCondition = {c: {} for c in manifest["conditions"]}
     for row in predictions:
         if row["qid"] in wanted and row["condition"] in by_condition:
             by_condition[row["condition"]][row["qid"]] = row
@@ -90,6 +99,28 @@ def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -
         for qid, row in rows.items():
             rows[qid], stored = rescore(row)
             stored_hits += stored
+    return by_condition, stored_hits
+
+
+def baseline_of(conditions: Sequence[str]) -> str | None:
+    """What every other condition is compared with: `closed`, or else the first one."""
+    return CLOSED if CLOSED in conditions else (conditions[0] if conditions else None)
+
+
+def paired(by_condition: ByCondition) -> list[tuple[str, str, list[str]]]:
+    """(condition, baseline, the question ids both answered) for each other condition."""
+    names = list(by_condition)
+    baseline = baseline_of(names)
+    return [
+        (name, baseline, [q for q in by_condition[baseline] if q in by_condition[name]])
+        for name in names
+        if baseline is not None and name != baseline
+    ]
+
+
+def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """results.json: per-condition metrics with 95% intervals, and paired comparisons."""
+    by_condition, stored_hits = rescored(manifest, predictions)
     conditions: dict[str, Any] = {}
     for name, rows in by_condition.items():
         values = list(rows.values())
@@ -111,13 +142,8 @@ def summarize(manifest: dict[str, Any], predictions: Sequence[dict[str, Any]]) -
                 _r(mean(chosen), 4) if (chosen := _numbers(values, "selection_s")) else None
             ),
         }
-    names = list(by_condition)
-    baseline = "closed" if "closed" in by_condition else (names[0] if names else None)
     comparisons = []
-    for name in names:
-        if name == baseline or baseline is None:
-            continue
-        shared = [q for q in by_condition[baseline] if q in by_condition[name]]
+    for name, baseline, shared in paired(by_condition):
         base = [float(by_condition[baseline][q]["correct"]) for q in shared]
         other = [float(by_condition[name][q]["correct"]) for q in shared]
         test = mcnemar_exact(base, other)
@@ -328,16 +354,14 @@ def png(results: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def write_reports(
+def recompute(
     out_dir: Path,
     *,
     manifest: dict[str, Any] | None = None,
     warn: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Recompute and write results.json, report.md and report.png; return the results.
-
-    Each is replaced atomically; the inputs (manifest.json, predictions.jsonl) are only read.
-    """
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """The run's manifest, predictions and results (results.json), recomputed; nothing is
+    written, so a reader (`rag serve --runs`) sees what `rag eval report` would write."""
     uncounted: list[str] = []
 
     def note(message: str) -> None:
@@ -349,7 +373,21 @@ def write_reports(
     manifest = manifest or loaded_manifest
     results = summarize(manifest, predictions)
     results["notes"] += uncounted  # the report says what it did not count
+    return manifest, predictions, results
+
+
+def write_reports(
+    out_dir: Path,
+    *,
+    manifest: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Recompute and write results.json, report.md and report.png; return the results.
+
+    Each is replaced atomically; the inputs (manifest.json, predictions.jsonl) are only read.
+    """
+    manifest, _, results = recompute(out_dir, manifest=manifest, warn=warn)
     write_atomic(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
     write_atomic(out_dir / "report.md", markdown(results, manifest))
-    plot(results, out_dir / "report.png")
+    plot(results, out_dir / PLOT)
     return results

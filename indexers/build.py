@@ -23,7 +23,8 @@ import numpy as np
 
 from indexers import stores
 from indexers.chunking import Chunk, embedding_text, iter_chunks
-from indexers.discovery import Skip, discover, open_regular
+from indexers.discovery import Skip, check_given, discover, one_line, open_regular
+from indexers.documents import LoadError
 from indexers.embedders import (
     Embedder,
     check_embedder,
@@ -31,11 +32,11 @@ from indexers.embedders import (
     runtime_for_index,
     runtime_for_new_index,
 )
-from indexers.loaders import LoadError, iter_documents
+from indexers.loaders import iter_documents
 from indexers.model_files import canonical_name
 from indexers.stores import local_layout
 from indexers.stores.base import damaged
-from rag.core.config import Settings
+from rag.core.config import Settings, expand_path
 from rag.core.errors import IndexCorrupt, RagError, UsageError
 from rag.core.files import sha256_of, storage_error
 
@@ -64,6 +65,14 @@ class BuildReport:
     generation: int = 0
     changed: bool = False
     created: bool = False  # the first build of this index
+    formats: dict[str, int] = field(default_factory=dict)  # files read, by suffix
+
+    def count_format(self, path: Path) -> None:
+        """One more file read (embedded or unchanged), counted by its suffix: `.docx`,
+        `.jsonl.gz`, "(none)"."""
+        suffixes = [s.lower() for s in path.suffixes[-2:]]
+        key = "".join(suffixes) if suffixes[-1:] == [".gz"] else "".join(suffixes[-1:])
+        self.formats[key or "(none)"] = self.formats.get(key or "(none)", 0) + 1
 
     def skip_reasons(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -89,6 +98,7 @@ class BuildReport:
             "generation": self.generation,
             "changed": self.changed,
             "created": self.created,
+            "formats": dict(sorted(self.formats.items(), key=lambda kv: (-kv[1], kv[0]))),
         }
 
 
@@ -131,9 +141,8 @@ def build_index(
     progress = progress or _noop
     index = stores.open_store(name, settings, store_kind)
     for p in paths:  # fail on a bad path before creating anything
-        if not Path(p).expanduser().exists():
-            raise UsageError(f"No such file or folder: {p}. Check the path and try again.")
-    roots = [Path(p).expanduser().resolve() for p in paths]
+        check_given(p)
+    roots = [expand_path(p).resolve() for p in paths]
     try:
         with index.writing(roots, wait):
             report = _build_locked(
@@ -186,7 +195,7 @@ def _build_locked(
     wanted = canonical_name(settings.embedder)
     if prev is not None:
         check_embedder(name, prev.params, wanted, building=True)
-    roots = [str(Path(p).expanduser().resolve()) for p in paths]
+    roots = [str(expand_path(p).resolve()) for p in paths]
     if not roots:
         if prev is None:
             raise UsageError(f"Give at least one PATH to build index {name!r}.")
@@ -212,6 +221,7 @@ def _build_locked(
             # coarse-mtime filesystem within one tick); `--rebuild` re-reads every file.
             if old and old[1] == stat.st_size and old[2] == stat.st_mtime_ns:
                 report.files_unchanged += 1
+                report.count_format(path)
                 continue
             digest = file_sha256(path)
         except OSError as exc:
@@ -219,6 +229,7 @@ def _build_locked(
             continue
         if old and old[0] == digest:
             report.files_unchanged += 1
+            report.count_format(path)
             continue
         changed.append(_Changed(path, digest, stat.st_size, stat.st_mtime_ns))
     present = {str(p) for p in found.files}
@@ -226,7 +237,7 @@ def _build_locked(
 
     if not found.files:
         raise UsageError(
-            f"No indexable files in {', '.join(roots)}"
+            f"No indexable files in {', '.join(map(one_line, roots))}"
             + (f" ({_reasons(report)})" if report.skipped else " (empty)")
             + ". Point `rag index` at documents (txt, md, rst, html, pdf, json/jsonl, code)."
         )
@@ -247,6 +258,7 @@ def _build_locked(
             added = _add_file(item, run, report)
             if added:
                 report.files_embedded += 1
+                report.count_format(item.path)
                 report.chunks_added += added
             elif item.path_key in old_files:
                 removed.add(item.path_key)  # it was indexed, and now fails to load
@@ -261,7 +273,8 @@ def _build_locked(
             return report
         if prev is None and not report.chunks_added:
             raise UsageError(
-                f"No text found in {', '.join(roots)} ({_reasons(report)}): nothing to index."
+                f"No text found in {', '.join(map(one_line, roots))} ({_reasons(report)}): "
+                "nothing to index."
             )
         writer = run.writer()
         writer.remove_paths(sorted(removed))
@@ -341,7 +354,7 @@ class _Run:
     def flush(self) -> None:
         if self.pending:
             writer = self.writer()
-            vectors = _embed([c for _, c in self.pending], self.embedder())
+            vectors = _embed([c for _, c in self.pending], self.embedder(), self.embedder_name)
             start = 0
             for path, group in itertools.groupby(self.pending, key=lambda pc: pc[0]):
                 chunks = [c for _, c in group]
@@ -381,6 +394,11 @@ def _add_file(item: _Changed, run: _Run, report: BuildReport) -> int:
         for chunk in chunks:
             run.add(path, chunk)
             added += 1
+        if _changed_since(item):
+            warnings.append(
+                "changed while it was read: indexed as it was when the read began (reads "
+                "stop at the size a file has when opened); the next `rag index` reads it again"
+            )
     except Exception as exc:
         if isinstance(exc, RagError) or _is_storage_failure(exc):
             raise
@@ -397,6 +415,16 @@ def _add_file(item: _Changed, run: _Run, report: BuildReport) -> int:
     run.file_read(item)
     report.warnings.extend(f"{path}: {w}" for w in warnings)
     return added
+
+
+def _changed_since(item: _Changed) -> bool:
+    """Whether the file is no longer as it was when looked at (grown, rewritten): the size
+    and mtime recorded stay those, so the next run sees the change and reads it again."""
+    try:
+        now = item.path.stat()
+    except OSError:
+        return True
+    return (now.st_size, now.st_mtime_ns) != (item.size, item.mtime_ns)
 
 
 def _is_storage_failure(exc: BaseException) -> bool:
@@ -423,15 +451,39 @@ def _reasons(report: BuildReport) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in report.skip_reasons().items())
 
 
-def _embed(chunks: list[Chunk], embedder: Embedder) -> np.ndarray:
-    """Embed in length-sorted batches (less padding); rows come back in `chunks` order."""
+def _embed(chunks: list[Chunk], embedder: Embedder, name: str) -> np.ndarray:
+    """Embed in length-sorted batches (less padding); rows come back in `chunks` order.
+
+    The batch holds chunks of many files, so an embedder that fails (a server that drops
+    the connection, out of memory) fails the run, not the file whose chunk filled the
+    batch: a RagError, the run's generation is dropped and the live one stays as it was.
+    """
     texts = [embedding_text(c.title, c.text) for c in chunks]
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     for start in range(0, len(order), EMBED_BATCH):
         rows = order[start : start + EMBED_BATCH]
-        vectors = embedder.embed([texts[i] for i in rows])
+        try:
+            vectors = np.asarray(embedder.embed([texts[i] for i in rows]))
+        except RagError:
+            raise
+        except Exception as exc:
+            raise _embedder_failed(name, f"{type(exc).__name__}: {_first_line(exc)}") from None
         if vectors.shape != (len(rows), embedder.dim):
-            raise ValueError(f"embedder returned shape {vectors.shape}")
+            raise _embedder_failed(
+                name, f"it returned vectors of shape {vectors.shape} for {len(rows)} texts"
+            )
         out[rows] = vectors
     return out
+
+
+def _embedder_failed(name: str, why: str) -> RagError:
+    return RagError(
+        f"The embedder {name!r} failed ({why}); nothing was written and the index is as it "
+        "was. Run `rag index` again."
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else "no message"

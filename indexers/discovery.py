@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import io
 import os
 import re
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from indexers.formats import BINARY as FORMATS_BINARY
+from rag.core.config import expand_path
 from rag.core.errors import UsageError
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -55,7 +58,7 @@ SECRET_GLOBS = (
 SECRET_DIRS = {".ssh", ".gnupg", ".aws", ".kube", ".docker", ".password-store"}
 PUBLIC_KEY_SUFFIX = ".pub"
 # Formats that are binary on disk but that a loader reads.
-BINARY_READABLE = (".pdf", ".gz")
+BINARY_READABLE = (".pdf", ".gz", *sorted(FORMATS_BINARY))  # indexers.formats reads these
 BINARY_SUFFIXES = {
     ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".ico", ".webp", ".tif", ".tiff",
     ".zip", ".tar", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst",
@@ -94,6 +97,17 @@ def shown(path: str | Path) -> str:
         return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
     return _SURROGATE.sub(escape, str(path))
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(path: str | Path) -> str:
+    """`path` for a one-line message: `shown`, and control characters (a newline, a
+    terminal escape) written as `\\n`, `\\x1b`, so a name cannot break the line or drive
+    the terminal."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), shown(path))
 
 
 def is_utf8(text: str) -> bool:
@@ -161,7 +175,7 @@ _FOLDER = getattr(os, "O_PATH", 0) | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW |
 
 def open_regular(path: Path) -> BinaryIO:
     """`path` opened for reading in binary, only if it is (still) a regular file reached
-    without a symlink.
+    without a symlink, and read only up to the size it has when opened.
 
     Opened non-blocking and checked with fstat, so a file swapped for a FIFO or a
     device since it was looked at raises OSError instead of blocking or never ending;
@@ -169,18 +183,67 @@ def open_regular(path: Path) -> BinaryIO:
     or a folder swapped for a symlink since the walk raises OSError instead of reading
     what the link leads to. Every read of a file being indexed (sniff, hash, load)
     goes through here, and discovery only hands on paths without links.
+
+    A file that grows while it is read (an active log) ends, for this reader, where it
+    ended when it was opened, and never past MAX_FILE_BYTES: the size cap discovery
+    checked holds however the file grows (`rag index` then warns that it changed).
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
     fd = _open_no_links(Path(os.path.abspath(path)), flags)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EINVAL, f"replaced by a {_kind(mode)} while read")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"replaced by a {_kind(info.st_mode)} while read")
         os.set_blocking(fd, True)  # a regular file: plain reads from here on
-        return os.fdopen(fd, "rb")
+        raw = _Bounded(fd, min(info.st_size, MAX_FILE_BYTES))
     except BaseException:
         os.close(fd)
         raise
+    return io.BufferedReader(raw, buffer_size=1 << 16)  # type: ignore[return-value]
+
+
+class _Bounded(io.RawIOBase):
+    """The first `limit` bytes of the file open at `fd`, seekable, read with pread: what
+    is appended later is past its end."""
+
+    def __init__(self, fd: int, limit: int) -> None:
+        super().__init__()
+        self._fd, self._limit, self._pos = fd, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self._limit - self._pos)
+        if want <= 0:
+            return 0
+        data = os.pread(self._fd, want, self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._limit}[whence]
+        if base + offset < 0:
+            raise OSError(errno.EINVAL, "seek before the start of the file")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                os.close(self._fd)
+            finally:
+                super().close()
 
 
 def _open_no_links(path: Path, flags: int) -> int:
@@ -284,7 +347,7 @@ def check_file(path: Path, walked: Sequence[Path] = ()) -> str | None:
     if link and walked:  # decided before anything is opened through the link
         inside = any(target.is_relative_to(root) for root in walked)
         return LINK_INSIDE if inside else LINK_OUTSIDE
-    if path.suffix.lower() in BINARY_SUFFIXES:
+    if path.suffix.lower() in BINARY_SUFFIXES and not path.name.lower().endswith(BINARY_READABLE):
         return "binary"
     if info.st_size > MAX_FILE_BYTES:
         return f"too large ({info.st_size // (1024 * 1024)} MiB)"
@@ -307,17 +370,20 @@ LINK_SKIPPED = f"{LINK_INSIDE} (its target is skipped)"
 
 
 def check_given(raw: str | Path) -> Path:
-    """A path named on the command line, expanded; UsageError if it is not there or unreachable."""
-    given = Path(raw).expanduser()
+    """A path named on the command line, expanded; UsageError if it is empty (not the
+    current folder), not there or unreachable."""
+    if not str(raw):
+        raise UsageError("An empty path was given: name a file or folder to index.")
+    given = expand_path(raw)
     try:
         os.stat(given)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
             raise UsageError(
-                f"No such file or folder: {shown(raw)}. Check the path and try again."
+                f"No such file or folder: {one_line(raw)}. Check the path and try again."
             ) from None
         raise UsageError(
-            f"Cannot read {shown(raw)}: {_why(exc)}. Check the path and its permissions."
+            f"Cannot read {one_line(raw)}: {_why(exc)}. Check the path and its permissions."
         ) from None
     return given
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from indexers.checked_embedder import checked
 from indexers.model_files import canonical_name
 from rag.core import plugins
 from rag.core.config import Settings
@@ -125,14 +126,15 @@ def get_embedder(
 ) -> Embedder:
     """The embedder `name` names (`rag.core.plugins.create("embedder", ...)`), made once per
     process: loading a model takes seconds. A registered embedder part (a plugin's) runs
-    however it likes; any other name is a sentence-transformers model or folder (the
-    fallback part, `load_model`), run by the first of `runtime`'s `|`-separated runtimes
-    that can load it."""
+    however it likes, its outputs checked (`indexers.checked_embedder`); any other name is
+    a sentence-transformers model or folder (the fallback part, `load_model`), run by the
+    first of `runtime`'s `|`-separated runtimes that can load it."""
     part, argument = plugins.resolve("embedder", canonical_name(name))
     key = (part, canonical_name(argument), runtime if part.fallback else "")
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = plugins.create("embedder", canonical_name(name), settings, runtime)
+            made = plugins.create("embedder", canonical_name(name), settings, runtime)
+            _CACHE[key] = checked(made, part.name)  # a plugin's: every call and output checked
         return _CACHE[key]
 
 

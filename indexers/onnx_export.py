@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 import tempfile
 import time
 import warnings
@@ -23,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.core.errors import ModelUnavailable
+from rag.core.errors import ModelUnavailable, RagError
+from rag.core.files import read_small, read_small_text, write_atomic
 
 # Bump when the exported graph or the files beside it change meaning.
 EXPORT_FORMAT = 2  # 2: the graphs carry their position table's size (POSITIONS_KEY)
@@ -54,10 +54,10 @@ class ExportedModel:
 
 def export_root() -> Path:
     """`$RAG_ONNX_CACHE`, else `$RAG_HOME/cache/onnx` (tests share one across homes)."""
-    from rag.core.config import rag_home
+    from rag.core.config import expand_path, rag_home
 
     override = os.environ.get("RAG_ONNX_CACHE")
-    return Path(override).expanduser() if override else rag_home() / "cache" / "onnx"
+    return expand_path(override, "RAG_ONNX_CACHE") if override else rag_home() / "cache" / "onnx"
 
 
 def hub_snapshot(name: str) -> Path | None:
@@ -74,8 +74,8 @@ def hub_snapshot(name: str) -> Path | None:
         cache = os.path.join(hf_home, "hub")
     repo_dir = Path(cache) / f"models--{repo.replace('/', '--')}"
     try:
-        commit = (repo_dir / "refs" / "main").read_text().strip()
-    except OSError:
+        commit = read_small_text(repo_dir / "refs" / "main", MAX_META_BYTES).strip()
+    except (OSError, ValueError):  # none, or a FIFO or garbage in its place
         return None
     snapshot = repo_dir / "snapshots" / commit
     return snapshot if (snapshot / "config.json").is_file() else None
@@ -109,20 +109,24 @@ def failure_marker(folder: Path) -> Path:
 
 
 def recent_failure(folder: Path) -> str | None:
-    """Why exporting into `folder` failed within the last RETRY_AFTER_S, if it did."""
+    """Why exporting into `folder` failed within the last RETRY_AFTER_S, if it did. Only a
+    small regular file is such a note (`read_small`): a FIFO in its place would block the
+    query forever; it, or any other file that is no note, is no failure."""
     marker = failure_marker(folder)
     try:
-        if time.time() - marker.stat().st_mtime < RETRY_AFTER_S:
-            return marker.read_text(encoding="utf-8").strip() or "an earlier export failed"
-    except OSError:
-        pass
-    return None
+        if time.time() - marker.stat().st_mtime >= RETRY_AFTER_S:
+            return None
+        text = read_small_text(marker, MAX_META_BYTES)
+    except (OSError, ValueError):
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "an earlier export failed"
 
 
 def remember_failure(folder: Path, reason: str) -> None:
-    with contextlib.suppress(OSError):  # a cache that cannot be written cannot keep this
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        failure_marker(folder).write_text(reason, encoding="utf-8")
+    with contextlib.suppress(OSError, RagError):  # a cache that cannot be written cannot
+        folder.parent.mkdir(parents=True, exist_ok=True)  # keep this
+        write_atomic(failure_marker(folder), reason)  # replaces whatever is there
 
 
 def check_writable(root: Path) -> None:
@@ -192,15 +196,8 @@ def load_export(folder: Path) -> ExportedModel | None:
 
 def _read_meta(path: Path) -> bytes:
     """export.json's bytes, if it is a small regular file: a FIFO in its place would block
-    a plain read forever, a device never end."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"{path} is not a regular file")
-        data = handle.read(MAX_META_BYTES + 1)
-    if len(data) > MAX_META_BYTES:
-        raise ValueError(f"{path} is larger than an export's metadata")
-    return data
+    a plain read forever, a device never end (`read_small` raises ValueError for both)."""
+    return read_small(path, MAX_META_BYTES)
 
 
 def _no_constant(name: str) -> None:

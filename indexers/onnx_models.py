@@ -69,9 +69,25 @@ def onnx_session(kind: Callable[..., Any], name: str, exported: Any, int8: bool)
         return kind(name, exported, int8=int8, threads=pool_size())
     except Exception as exc:  # a truncated graph file, an op this ONNX Runtime lacks
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if not _tokenizer_loads(exported.tokenizer):  # the damage is there, not the graph's
+            raise ModelUnavailable(
+                f"Cannot read the tokenizer {exported.tokenizer}: {type(exc).__name__}: {first}."
+            ) from None
         raise ModelUnavailable(
             f"ONNX Runtime cannot run {exported.graph(int8)}: {type(exc).__name__}: {first}."
         ) from None
+
+
+def _tokenizer_loads(path: Any) -> bool:
+    """Whether `tokenizers` reads the export's tokenizer file: asked only once a session
+    failed, to name the file that is damaged."""
+    try:
+        from tokenizers import Tokenizer
+
+        Tokenizer.from_file(str(path))
+    except Exception:
+        return False
+    return True
 
 
 def load_onnx_embedder(name: str, int8: bool) -> Any:

@@ -145,6 +145,7 @@ def register(registry: Registry) -> None:
             argument="MODEL",
             fallback=True,
             help="any sentence-transformers model, on ONNX Runtime or torch",
+            reserves=(Settings.embedder,),  # the default: no plugin part may take its name
         ),
         Part("reranker", "hybrid", _hybrid, help="embedder cosine + BM25"),
         Part("reranker", "embedder", _embedder, help="embedder cosine"),

@@ -211,15 +211,50 @@ def run_tool(call: Callable[[], ToolOutput]) -> Any:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
+def argument_errors(tool: str, error: Any) -> str:
+    """A pydantic ValidationError of a tool's arguments as one line (the SDK's own text
+    spans lines and ends with a documentation URL): `Invalid arguments for search_index:
+    query: Input should be a valid string (got a number).`"""
+    problems = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item.get("loc", ())) or "arguments"
+        message = " ".join(str(item.get("msg", "")).split())
+        if item.get("type") != "missing" and "got" not in message:
+            message += f" (got {_json_type(item.get('input'))})"
+        problems.append(f"{where}: {message}")
+    return f"Invalid arguments for {tool}: {'; '.join(problems) or 'rejected'}."
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    names = {str: "a string", int: "a number", float: "a number", list: "an array"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), "an object")
+
+
 def build_server(assistant: Assistant) -> Any:
     """The MCP server with the four tools, over `assistant`."""
     from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
     from mcp.types import CallToolResult
-    from pydantic import Field
+    from pydantic import Field, ValidationError
 
     from rag import __version__
 
-    server = MCPServer(
+    class Server(MCPServer):
+        async def call_tool(self, name: str, arguments: dict, context: Any = None) -> Any:
+            try:
+                return await super().call_tool(name, arguments, context)
+            except UnexpectedToolError:
+                raise
+            except ToolError as exc:  # arguments that do not fit the tool's schema: one line
+                if not isinstance(exc.__cause__, ValidationError):
+                    raise
+                raise ToolError(argument_errors(name, exc.__cause__)) from exc.__cause__
+
+    server = Server(
         "pocketrag", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
     )
     default_indexes = ", ".join(assistant.indexes)

@@ -20,8 +20,11 @@ answered as JSON-RPC 2.0 says when it is wrong:
 Malformed notifications and responses get no reply (JSON-RPC allows none): a line on
 stderr. Blank lines are skipped. On the way out a lone surrogate is written as
 `rag search --json` writes it (`\\xff` for an undecodable byte), so every message can be
-encoded. While serving, descriptor 0 reads the null device and descriptor 1 points at
-stderr (`rag.core.streams`), so neither a child process nor a stray print touches the wire.
+encoded. When stdin ends (a client that pipes its requests in, then closes), the requests
+still being answered are finished and their replies written before the server stops
+(`_InFlight`): the SDK alone would cancel them unanswered. While serving, descriptor 0
+reads the null device and descriptor 1 points at stderr (`rag.core.streams`), so neither a
+child process nor a stray print touches the wire.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import os
 import sys
 import threading
 import traceback
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, BinaryIO
 
@@ -97,23 +101,27 @@ async def transport(wire_in: BinaryIO, wire_out: BinaryIO) -> AsyncIterator[tupl
     read_send, read_receive = anyio.create_memory_object_stream[Any](0)
     write_send, write_receive = anyio.create_memory_object_stream[Any](0)
     wire = _Wire(wire_out)
+    in_flight = _InFlight()
 
     async def read_loop() -> None:
         async with read_send:
             while True:
                 line = await anyio.to_thread.run_sync(read_line, wire_in, abandon_on_cancel=True)
                 if line is None:
+                    await in_flight.drained(wire)  # then closing the stream ends the session
                     return
                 message, reply = parse_line(line)
                 if reply is not None:
                     await wire.send(reply)
                 if message is not None:
+                    in_flight.received(message)
                     await read_send.send(SessionMessage(message))
 
     async def write_loop() -> None:
         async with write_receive:
             async for session_message in write_receive:
                 await wire.send(session_message.message)
+                in_flight.answered(session_message.message)
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(read_loop)
@@ -122,6 +130,43 @@ async def transport(wire_in: BinaryIO, wire_out: BinaryIO) -> AsyncIterator[tupl
             yield read_receive, write_send
         finally:
             write_send.close()  # the writer ends once what was sent is out
+
+
+class _InFlight:
+    """The client's requests passed to the SDK and not answered yet, by id; a request the
+    client cancels (`notifications/cancelled`) is never answered, so it is let go."""
+
+    def __init__(self) -> None:
+        self.ids: Counter[Any] = Counter()
+        self.changed: Any = None  # an anyio.Event, made in the event loop
+
+    def received(self, message: Any) -> None:
+        method = getattr(message, "method", None)
+        if method is None:  # a response to a request of ours
+            return
+        if getattr(message, "id", None) is not None:  # a request
+            self.ids[message.id] += 1
+        elif method == "notifications/cancelled":
+            self._done((getattr(message, "params", None) or {}).get("requestId"))
+
+    def answered(self, message: Any) -> None:
+        if getattr(message, "method", None) is None:  # a result or an error
+            self._done(getattr(message, "id", None))
+
+    def _done(self, request_id: Any) -> None:
+        if isinstance(request_id, (str, int)) and self.ids[request_id] > 0:
+            self.ids[request_id] -= 1
+            self.ids += Counter()  # drops ids at zero
+            if self.changed is not None:
+                self.changed.set()
+
+    async def drained(self, wire: _Wire) -> None:
+        """Wait until every request in flight is answered (or the client stopped reading)."""
+        import anyio
+
+        while self.ids and not wire.broken:
+            self.changed = anyio.Event()
+            await self.changed.wait()
 
 
 def read_line(stream: BinaryIO) -> bytes | None:
@@ -218,8 +263,9 @@ def _request_problem(data: dict[str, Any]) -> tuple[int, str] | None:
     if params is not None and not isinstance(params, dict):
         return INVALID_PARAMS, f"params must be an object, got {_JSON_TYPES[type(params)]}"
     where = _bad_text(data)
-    if where is not None:
-        code = INVALID_PARAMS if where.startswith("params") else INVALID_REQUEST
+    if where is not None:  # in params (a value or a key there): the params are invalid
+        inside = where.removeprefix(_KEY_IN)
+        code = INVALID_PARAMS if inside.split(".")[0].split("[")[0] == "params" else INVALID_REQUEST
         return code, (
             f"{where} is not valid Unicode text (a lone surrogate, or bytes that are not UTF-8)"
         )
@@ -254,8 +300,12 @@ def _response(data: dict[str, Any]) -> Any | None:
         return None
 
 
+_KEY_IN = "a key in "
+
+
 def _bad_text(value: Any) -> str | None:
-    """Where the first string (or key) holding a lone surrogate is: `params.arguments.query`."""
+    """Where the first string (or key) holding a lone surrogate is: `params.arguments.query`,
+    or `a key in params.arguments`."""
     stack: list[tuple[str, Any]] = [("", value)]
     while stack:
         path, item = stack.pop()
@@ -266,7 +316,7 @@ def _bad_text(value: Any) -> str | None:
             for key, child in reversed(item.items()):
                 here = f"{path}.{key}" if path else str(key)
                 if SURROGATE.search(key):
-                    return f"a key in {path or 'the message'}"
+                    return f"{_KEY_IN}{path or 'the message'}"
                 stack.append((here, child))
         elif isinstance(item, list):
             stack.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(item))))

@@ -20,12 +20,14 @@ import prompts
 from rag.core.config import Settings
 from rag.core.errors import PromptTooLong, SearchUnavailable, UsageError
 from rag.core.ranking import merge_ranked
-from rag.core.types import Message, Passage, Source
+from rag.core.types import Dropped, Message, Passage, Source
 from rag.evidence import candidates_wanted, choose_evidence
 from rag.generators import Generator
 from rag.packing import format_sources, pack_passages
 from rag.sources import Retriever
 
+#: Why a source chosen for the prompt is not in it after all.
+NO_ROOM = "did not fit the model's context"
 #: Tokens kept free besides the answer, for template joins the per-part counts cannot see.
 SAFETY_MARGIN_TOKENS = 16
 
@@ -39,6 +41,8 @@ class Answer:
     timings: dict[str, float | int]
     warnings: list[str] = field(default_factory=list)
     prompt: list[Message] = field(default_factory=list, repr=False)
+    #: Candidates the model did not read, best first, each with why.
+    dropped: list[Dropped] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The `rag ask --json` object (README, "Asking")."""
@@ -47,6 +51,7 @@ class Answer:
             "answer": self.answer,
             "model": self.model,
             "sources": [s.as_dict() for s in self.sources],
+            "dropped": [d.as_dict() for d in self.dropped],
             "timings": self.timings,
             "warnings": self.warnings,
         }
@@ -68,11 +73,17 @@ class Retrieved:
 def validate_question(question: str, *, what: str = "question") -> str:
     """The question (or search query) stripped; a UsageError when it is empty or not text.
 
+    Empty is nothing visible: separators (Z*), control (Cc) and format characters (Cf:
+    NUL, zero-width spaces, a byte-order mark) only, which a model would be asked as
+    nothing at all; a lone surrogate counts as visible, to be refused as itself below.
     Bytes that are not UTF-8 (a terminal in another encoding) reach Python as lone
     surrogates, which no tokenizer, cache key or JSON output can encode.
     """
+    import unicodedata
+
     text = question.strip()
-    if not text:
+    hidden = ("Cc", "Cf", "Zs", "Zl", "Zp")
+    if all(unicodedata.category(ch) in hidden for ch in text):
         example = (
             'rag search "compost" --index notes'
             if what == "query"
@@ -193,6 +204,7 @@ def answer(
         warnings.append("No passages were found; answering without sources.")
 
     candidates: list[Passage] = []
+    dropped: list[Dropped] = []
     selecting_s = 0.0
     room = None
     if retrieved.passages:
@@ -208,6 +220,7 @@ def answer(
             count_tokens=generator.count_tokens,
         )
         candidates, selecting_s = selection.passages, selection.seconds
+        dropped = [Dropped.from_passage(p) for p in selection.dropped]
     while True:
         messages, packed = build_prompt(
             question,
@@ -227,6 +240,7 @@ def answer(
             if not packed:
                 raise
             candidates = packed[:-1]  # the per-block estimate was off by a few tokens
+            dropped.append(Dropped.from_passage(packed[-1], NO_ROOM))
     if retrieved.passages and not packed:
         warnings.append(
             f"None of the {len(retrieved.passages)} passages fit in {generator.model_name}'s "
@@ -237,6 +251,7 @@ def answer(
         if on_text:
             on_text(chunk)
     text = generation.text.strip()
+    in_prompt = {p.location for p in packed}
     t = generation.timings
     timings = {
         "retrieval_s": round(retrieved.seconds, 4),
@@ -257,4 +272,6 @@ def answer(
         timings=timings,
         warnings=warnings,
         prompt=messages,
+        dropped=dropped
+        + [Dropped.from_passage(p, NO_ROOM) for p in candidates if p.location not in in_prompt],
     )

@@ -128,7 +128,7 @@ def test_an_index_kept_elsewhere_through_a_link_is_built_and_removed(
     assert (docs / "a.txt").is_file()
 
 
-_SEGMENT = {"file": "seg-000001.faiss", "count": 11, "kind": "flat", "min_id": 1, "max_id": 11}
+_SEGMENT = {"file": "seg-000001.faiss", "count": 12, "kind": "flat", "min_id": 1, "max_id": 12}
 DAMAGED_PARAMS = [
     {"embedder": 5},
     {"embedder": None},
@@ -157,7 +157,7 @@ def test_a_damaged_params_file_is_a_damaged_index_for_every_command(
     assert cli("index", str(docs), "--name", "p").exit_code == 0
     gen = settings().indexes_dir / "p" / "gen-000001"
     params = json.loads((gen / "params.json").read_text())
-    assert params["segments"] == [_SEGMENT]  # the fixture docs: 11 chunks in one segment
+    assert params["segments"] == [_SEGMENT]  # the fixture docs: 12 chunks in one segment
     (gen / "params.json").write_text(json.dumps({**params, **change}))
     for args in (
         ["search", "lake", "--index", "p"],

@@ -46,6 +46,9 @@ MALFORMED = [
     (b'{"jsonrpc": "2.0", "id": "text", "method": "tools/call", "params": "q"}', "text", -32602),
     (b'{"jsonrpc": "2.0", "id": "lone", ' + SEARCH + b'{"query": "caf\\ud800"}}}', "lone", -32602),
     (b'{"jsonrpc": "2.0", "id": "bytes", ' + SEARCH + b'{"query": "caf\xe9"}}}', "bytes", -32602),
+    # a lone surrogate in a key: inside params, the params are invalid; outside, the request
+    (b'{"jsonrpc": "2.0", "id": "key", ' + SEARCH + b'{"qu\\ud800ery": "x"}}}', "key", -32602),
+    (b'{"jsonrpc": "2.0", "id": "topkey", "method": "ping", "x\\ud800": 1}', "topkey", -32600),
     (b'{"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}', None, -32600),
     (b'{"jsonrpc": "2.0", "id": null, "method": "tools/list"}', None, -32600),
     (b'{"jsonrpc": "1.0", "id": "old", "method": "tools/list"}', "old", -32600),
@@ -130,3 +133,80 @@ def register(registry):
         assert server.close() == 0
     finally:
         server.kill()
+
+
+#: A web engine `slow` whose search takes a second: a call still in flight when stdin ends.
+SLOW_ENGINE = """
+import time
+
+
+class Engine:
+    name = "slow"
+
+    def search(self, query, max_results):
+        from rag.web.base import WebResult
+
+        time.sleep(1.0)
+        return [WebResult(title="A slow result", url="https://slow.example/", snippet="Hi.")]
+
+    def cache_identity(self):
+        return {}
+
+
+def register(registry):
+    registry.register(registry.Part("engine", "slow", lambda argument, settings, options: Engine()))
+"""
+
+
+def test_requests_in_flight_when_stdin_closes_are_answered_before_the_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that pipes its requests in and closes stdin (`printf ... | rag mcp`): before,
+    the SDK cancelled the calls still running at EOF and exited 0 without answering them.
+    A request the client cancelled stays unanswered, and does not hold the exit."""
+    folder = plugin_package(tmp_path / "plugins", "slow", SLOW_ENGINE)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), str(REPO)]))
+    monkeypatch.setenv("RAG_ENGINE", "slow")
+    server = RawServer(tmp_path, "--search")
+    try:
+        server.initialize()
+        server.write({"jsonrpc": "2.0", "id": "p1", "method": "ping"})
+        server.write(call("web", "search_web", {"query": "hello"}))
+        server.write(call("gone", "search_web", {"query": "never mind"}))
+        cancel = {"requestId": "gone", "reason": "the user moved on"}
+        server.write({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancel})
+        server.write(call("list", "list_indexes", {}))
+        assert server.close() == 0
+    finally:
+        server.kill()
+    answered = Counter(r.get("id") for r in server.replies)
+    assert answered == Counter({"init": 1, "p1": 1, "web": 1, "list": 1}), answered
+    [web] = [r for r in server.replies if r.get("id") == "web"]
+    assert web["result"]["content"][0]["text"].startswith("[1] A slow result — https://slow")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        ({"query": "compost", "k": "five"}, "k: Input should be a valid integer"),
+        ({"query": "compost", "k": 5.5}, "k: Input should be a valid integer"),
+        ({"query": ["compost"]}, "query: Input should be a valid string (got an array)"),
+        ({"k": 3}, "query: Field required"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_one_line(
+    notes: Path, tmp_path: Path, arguments: dict, problem: str
+) -> None:
+    """Before: the SDK's pydantic text, several lines ending with a documentation URL."""
+    server = RawServer(tmp_path, "--index", "notes")
+    try:
+        server.initialize()
+        server.write(call("bad", "search_index", arguments))
+        result = server.until("bad")["bad"]["result"]
+        assert server.close() == 0
+    finally:
+        server.kill()
+    assert result["isError"] is True
+    [text] = [c["text"] for c in result["content"]]
+    assert "\n" not in text and "https://" not in text, text
+    assert text.startswith("Invalid arguments for search_index: ") and problem in text, text

@@ -273,7 +273,7 @@ def test_search_warnings_come_through_the_server(
     monkeypatch.setattr(web, "build_web_retriever", lambda settings: down)
     args = ("search", "aphids", "--index", "notes", "--web")
     local = rag(*args)
-    with running() as url:
+    with running(search=True) as url:  # a server without --search refuses the web (403)
         monkeypatch.setenv("RAG_SERVER", url)
         remote = rag(*args)
     assert served == ["search"]

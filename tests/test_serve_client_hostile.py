@@ -252,22 +252,28 @@ def replaced(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 # --- 5: a server that never answers -------------------------------------------------------
+NOTHING = "sent nothing for 1 s"
+
+
 @pytest.mark.parametrize(
-    ("reply", "args"),
+    ("reply", "args", "said"),
     [
-        (waits, SEARCH),
-        (waits, ASK),
-        (waits, ASK_JSON),
-        (sends(head(Content_Length="100"), waits), SEARCH),  # the head, then no body
-        (sends(head("text/event-stream"), waits), ASK),
-        (sends(head(), waits), ASK_JSON),
+        (waits, SEARCH, NOTHING),
+        (waits, ASK, NOTHING),
+        (waits, ASK_JSON, NOTHING),
+        # the head, then no body: a search's wait is for all of its answer
+        (sends(head(Content_Length="100"), waits), SEARCH, "did not send its answer within 1 s"),
+        (sends(head("text/event-stream"), waits), ASK, NOTHING),
+        (sends(head(), waits), ASK_JSON, NOTHING),
     ],
     ids=["search", "ask", "ask-json", "search-head", "ask-head", "ask-json-head"],
 )
-def test_a_server_that_never_answers_is_one_error_line(reply: Reply, args: tuple[str, ...]) -> None:
+def test_a_server_that_never_answers_is_one_error_line(
+    reply: Reply, args: tuple[str, ...], said: str
+) -> None:
     with hostile(reply) as server:
         run = cli(server.url, *args)
-    one_error(run, f"rag serve at {server.url} sent nothing for 1 s", server.url)
+    one_error(run, f"rag serve at {server.url} {said}", server.url)
     assert "RAG_SERVER_TIMEOUT" in run.err[0]
 
 
@@ -339,8 +345,8 @@ MAX_RSS_MIB = 256
 def test_an_answer_over_the_limit_is_one_error_line_in_bounded_memory(
     reply: Reply, args: tuple[str, ...]
 ) -> None:
-    with hostile(reply) as server:
-        run = cli(server.url, *args)
+    with hostile(reply) as server:  # the size ends these, before the deadline would
+        run = cli(server.url, *args, RAG_SERVER_TIMEOUT="30")
     one_error(run, f"rag serve at {server.url} sent an answer over 64 MiB", server.url)
     assert 0 < run.maxrss_mib < MAX_RSS_MIB, run.maxrss_mib
 
@@ -458,7 +464,7 @@ def test_fields_a_newer_server_adds_are_left_out_and_terminal_escapes_shown() ->
 
 def test_the_source_shape_is_the_source_dataclass() -> None:
     from rag.core.types import Source
-    from rag.serve.client import SOURCE_SHAPE
+    from rag.serve.client_shapes import SOURCE_SHAPE
 
     assert list(SOURCE_SHAPE) == [f.name for f in fields(Source)]
 
@@ -553,3 +559,131 @@ def test_the_requests_name_this_host_and_their_type() -> None:
     assert (
         f"Host: 127.0.0.1:{port}".encode() in ask and b"Authorization: Bearer s3cret-token" in ask
     )
+
+
+# --- a server that is never silent and never done ---------------------------------------
+def drips(raw: bytes, piece: bytes = b" ", every_s: float = 0.2) -> Reply:
+    """Sends `raw`, then `piece` every `every_s` seconds (the guard at most): never silent
+    for the 1 s timeout, never done."""
+
+    def reply(connection: socket.socket, request: bytes) -> None:
+        connection.sendall(raw)
+        for _ in range(int(GUARD_S / every_s)):
+            connection.sendall(piece)
+            threading.Event().wait(every_s)
+
+    return reply
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+DRIPS = {
+    "search-body": (drips(head(Content_Length="1000000")), SEARCH, "its answer"),
+    "search-chunked": (
+        drips(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1\r\n \r\n"),
+        SEARCH,
+        "its answer",
+    ),
+    "search-head": (drips(b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a"), SEARCH, "its answer"),
+    "ask-head": (drips(b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a"), ASK, "the head of its answer"),
+    "ask-json-head": (
+        drips(b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a"),
+        ASK_JSON,
+        "the head of its answer",
+    ),
+    "ask-json-body": (drips(head(Content_Length="1000000")), ASK_JSON, "its answer"),
+    "ask-stream-comments": (
+        drips(head("text/event-stream"), b": keepalive\n\n"),
+        ASK,
+        "the next part of its answer",
+    ),
+    "ask-stream-one-event": (
+        drips(head("text/event-stream") + b"event: text\ndata: ", b" "),
+        ASK,
+        "the next part of its answer",
+    ),
+}
+
+
+@pytest.mark.parametrize(("reply", "args", "what"), DRIPS.values(), ids=DRIPS)
+def test_a_server_sending_a_byte_at_a_time_is_one_error_line(
+    reply: Reply, args: tuple[str, ...], what: str
+) -> None:
+    """The timeout is a deadline for the answer (a search's in all; an ask's head, then its
+    body or each event), not a silence, which a byte every 0.2 s never is."""
+    with hostile(reply) as server:
+        run = cli(server.url, *args)
+    one_error(run, f"rag serve at {server.url} did not send {what} within 1 s", server.url)
+    assert "RAG_SERVER_TIMEOUT" in run.err[0]
+
+
+@pytest.mark.parametrize("args", [SEARCH, ASK, ASK_JSON], ids=["search", "ask", "ask-json"])
+def test_endless_100_continue_is_one_error_line(args: tuple[str, ...]) -> None:
+    with hostile(drips(CONTINUE, CONTINUE)) as server:
+        run = cli(server.url, *args, RAG_SERVER_TIMEOUT="30")  # not the deadline: the count
+    one_error(run, "sent more than 5 `100 Continue` and no answer", server.url)
+
+
+def test_a_few_100_continue_are_taken() -> None:
+    with hostile(sends(CONTINUE * 3 + body({"results": [SOURCE]}))) as server:
+        run = cli(server.url, *SEARCH)
+    assert run.code == 0, run
+    assert run.out.startswith("[1] Aphids")
+
+
+# --- numbers JSON has not -----------------------------------------------------------------
+NOT_FINITE = {
+    "ask-nan": (
+        body(json.dumps(ANSWER).replace('"ttft_s": 0.1', '"ttft_s": NaN').encode()),
+        ASK_JSON,
+    ),
+    "ask-minus-infinity": (
+        body(json.dumps(ANSWER).replace('"total_s": 0.2', '"total_s": -Infinity').encode()),
+        ASK_JSON,
+    ),
+    "search-infinity": (
+        body(json.dumps({"results": [SOURCE]}).replace("0.5", "Infinity").encode()),
+        (*SEARCH, "--json"),
+    ),
+    "search-overflow": (
+        body(json.dumps({"results": [SOURCE]}).replace("0.5", "1e999").encode()),
+        (*SEARCH, "--json"),
+    ),
+    "stream-answer-nan": (
+        events(("answer", json.dumps(ANSWER).replace("30.0", "NaN").encode())),
+        ASK,
+    ),
+}
+
+
+@pytest.mark.parametrize(("raw", "args"), NOT_FINITE.values(), ids=NOT_FINITE)
+def test_nan_and_infinity_are_refused_so_json_output_stays_json(
+    raw: bytes, args: tuple[str, ...]
+) -> None:
+    with hostile(sends(raw)) as server:
+        run = cli(server.url, *args)
+    one_error(run, "sent a number that is not finite (NaN or Infinity)", server.url)
+    assert run.out == ""
+
+
+# --- a decline after part of the answer -----------------------------------------------------
+def declined(kind: str = "Forbidden") -> dict[str, Any]:
+    return {"error": {"message": "no", "type": kind, "exit_code": 2}}
+
+
+@pytest.mark.parametrize("kind", ["Forbidden", "ModelMismatch"])
+def test_a_decline_after_streamed_text_is_an_error_not_a_local_answer(kind: str) -> None:
+    """The server's part of an answer is on stdout already: a local answer after it would
+    be two answers in one."""
+    raw = events(("text", {"text": "PARTIAL-FROM-SERVER "}), ("error", declined(kind)))
+    with hostile(sends(raw)) as server:
+        run = cli(server.url, *ASK)
+    one_error(run, "declined the question after it had begun to answer it", server.url)
+    assert run.out == "PARTIAL-FROM-SERVER "
+
+
+def test_a_decline_before_any_text_still_answers_in_this_process() -> None:
+    with hostile(sends(events(("error", declined())))) as server:
+        run = cli(server.url, *ASK)
+    assert run.err[0] == (
+        f"Warning: rag serve at {server.url} does not serve that index; answering in this process"
+    ), run.err

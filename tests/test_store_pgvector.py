@@ -645,3 +645,57 @@ def test_a_second_first_build_in_one_home_finds_the_first(
     assert count <= 1
     report = build_index([docs], "notes", settings(), wait=10)
     assert report.created and texts("notes", "deepest lake Siberia")
+
+
+# -- a marker naming a schema pocketrag did not make ----------------------------------------
+
+
+def _tables(url: str, schema: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
+            (schema,),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+@pytest.mark.parametrize("schema", ["public", "myapp", "rag_myapp"])
+def test_a_marker_naming_a_schema_pocketrag_did_not_make_never_drops_or_writes_it(
+    docs: Path, tmp_path: Path, pg: str, schema: str
+) -> None:
+    """Before: a marker (hand-edited, or a folder from elsewhere) naming `public` made
+    `rag indexes remove` and a failed first `rag index` run DROP SCHEMA "public" CASCADE:
+    the database's own tables went, and with the vector extension every index's
+    embedding column; a `rag index` that succeeded wrote its tables into `public`."""
+    home_a, home_c = _homes(tmp_path)
+    built = rag(home_a, "index", str(docs), "--name", "team", "--store", "pgvector")
+    assert built.returncode == 0, built.stderr
+    with psycopg.connect(pg, autocommit=True) as conn:  # another application's data
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        conn.execute(f'CREATE TABLE "{schema}".important (v text)')
+        conn.execute(f"INSERT INTO \"{schema}\".important VALUES ('precious')")
+    folder = home_c / "indexes" / "x"
+    folder.mkdir(parents=True)
+    marker = {"format": "pocketrag-index", "created_at": 1, "store": "pgvector", "schema": schema}
+    (folder / "pocketrag-index.json").write_text(json.dumps(marker))
+    binary = tmp_path / "binary"  # a first build that fails: nothing to index
+    binary.mkdir()
+    (binary / "image.png").write_bytes(b"\x89PNG")
+    for args in (
+        ("indexes", "remove", "x"),
+        ("index", str(binary), "--name", "x"),
+        ("index", str(docs), "--name", "x"),
+    ):
+        done = rag(home_c, *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and f"schema {schema}" in lines[0], (args, done.stderr)
+        assert "not one pocketrag made" in lines[0], lines[0]
+        assert _tables(pg, schema) == ["important"], args
+    with psycopg.connect(pg) as conn:
+        assert conn.execute(f'SELECT v FROM "{schema}".important').fetchall() == [("precious",)]
+        extensions = [r[0] for r in conn.execute("SELECT extname FROM pg_extension")]
+    assert "vector" in extensions
+    found = rag(home_a, "search", "deepest lake Siberia", "--index", "team")
+    assert found.returncode == 0 and "Baikal" in found.stdout, found.stderr
+    assert (folder / "pocketrag-index.json").is_file()  # the marker is the user's to fix

@@ -3,20 +3,32 @@ against a real HTTP server on 127.0.0.1 (allowed explicitly, as loopback is refu
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import socket
 import ssl
 import threading
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
 import trustme
+from hostile_pages import RawServer, Reply, drips, html, raw_server, redirect, sends, slow_redirects
 from web_servers import html_reply, local_server, slow
 
-from rag.web.fetch import FetchError, check_url, fetch_page, fetch_pages, select_relevant
+from rag.web.fetch import (
+    FetchedPage,
+    FetchError,
+    check_url,
+    fetch_page,
+    fetch_pages,
+    select_relevant,
+)
 
 ARTICLE = """<!doctype html><html><head><title>Emma (novel)</title>
 <script>var tracking = "SCRIPT-SECRET";</script><style>.x { color: red }</style></head>
@@ -330,3 +342,188 @@ def test_https_to_the_checked_address_still_verifies_the_name(
         assert "Jane Austen" in outcome.text
     else:
         assert isinstance(outcome, FetchError) and "certificate" in str(outcome).lower()
+
+
+# --- hostile public pages: time, memory, and anything else that goes wrong ------------------
+PUBLIC = "93.184.216.34"
+
+
+def hostile_page(
+    monkeypatch: pytest.MonkeyPatch, reply: Reply, url: str = "http://public.example/", **kw: Any
+) -> tuple[FetchedPage | FetchError, RawServer]:
+    """`fetch_page(url)` as a public page that `reply` writes; the outcome, never another
+    exception (the test fails with it)."""
+    dns = RebindingDns(PUBLIC)
+    with raw_server(reply) as server:
+        fake_internet(monkeypatch, dns, hosts={PUBLIC: server.port})
+        try:
+            outcome: FetchedPage | FetchError = fetch_page(url, resolver=dns, **kw)
+        except FetchError as exc:
+            outcome = exc
+    return outcome, server
+
+
+OK_HTML = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+DRIPPING = {
+    "body": drips(OK_HTML + b"Content-Length: 100000\r\n\r\n"),
+    "chunked": drips(OK_HTML + b"Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n"),
+    "headers": drips(b"HTTP/1.1 200 OK\r\nX-Slow: "),
+    "redirects": slow_redirects(0.6),
+}
+
+
+@pytest.mark.parametrize("reply", DRIPPING.values(), ids=DRIPPING)
+def test_a_page_sent_a_byte_at_a_time_ends_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch, reply: Reply
+) -> None:
+    """httpx's timeout bounds each read, which a byte every 0.2 s never exceeds (nor each
+    hop of a slow redirect chain): the page's time is bounded in all, its connection shut."""
+    outcome, _ = hostile_page(monkeypatch, reply, timeout_s=1.0)
+    assert isinstance(outcome, FetchError), outcome
+    assert str(outcome) == "http://public.example/ did not answer within 1s" or (
+        str(outcome).endswith("/again did not answer within 1s")
+    ), outcome
+
+
+def test_an_https_page_sent_a_byte_at_a_time_ends_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The TLS socket is shut as well (at the descriptor: no TLS goodbye to wait for)."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("secure.example").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    dns = RebindingDns(PUBLIC)
+    with raw_server(DRIPPING["body"], tls=server_context) as server:
+        fake_internet(monkeypatch, dns, hosts={PUBLIC: server.port})
+        with (
+            httpx.Client(verify=client_context) as client,
+            pytest.raises(FetchError, match="did not answer within 1s"),
+        ):
+            fetch_page("https://secure.example/", client=client, resolver=dns, timeout_s=1.0)
+    assert server.requests and server.requests[0].startswith(b"GET / HTTP/1.1")
+
+
+def gzipped(size: int, layers: int = 1) -> bytes:
+    """`size` bytes of one HTML paragraph, gzipped `layers` times."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [squeeze.compress(b"<html><body><p>")]
+    block = b"compost " * (1 << 17)  # 1 MiB
+    parts += [squeeze.compress(block) for _ in range(size // len(block))]
+    body = b"".join([*parts, squeeze.compress(b"</p></body></html>"), squeeze.flush()])
+    for _ in range(layers - 1):
+        body = gzip.compress(body, 9)
+    return body
+
+
+def encoded(body: bytes, coding: str) -> Reply:
+    return sends(html(body, f"Content-Encoding: {coding}"))
+
+
+def test_a_gzip_bomb_is_read_within_the_size_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """64 MB of HTML in 64 KB of gzip: httpx inflated each piece whole before the cap saw
+    it; inflated here, at most the cap (and a piece) is ever held."""
+    bomb = gzipped(64 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        outcome, server = hostile_page(monkeypatch, encoded(bomb, "gzip"), max_bytes=100_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(outcome, FetchedPage), outcome
+    assert outcome.text.startswith("compost compost") and len(outcome.text) <= 100_000
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+    assert b"\r\naccept-encoding: gzip\r\n" in server.requests[0].lower()
+
+
+@pytest.mark.parametrize("coding", ["gzip, gzip", "br", "deflate", "gzip, br", "zstd"])
+def test_stacked_and_unasked_encodings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, coding: str
+) -> None:
+    """Only gzip is asked for; `gzip, gzip` made 4 GB of 6.8 KB, so nothing else is read."""
+    outcome, _ = hostile_page(monkeypatch, encoded(gzipped(4 * 1024 * 1024, 2), coding))
+    assert isinstance(outcome, FetchError), outcome
+    assert f"is sent as {coding!r}; only gzip is read" in str(outcome)
+
+
+def test_gzip_and_identity_pages_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    page = ARTICLE.encode()
+    for reply in (encoded(gzip.compress(page), "gzip"), encoded(page, "identity")):
+        outcome, _ = hostile_page(monkeypatch, reply)
+        assert isinstance(outcome, FetchedPage) and "Jane Austen" in outcome.text, outcome
+
+
+def test_a_body_that_is_not_gzip_is_a_fetch_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome, _ = hostile_page(monkeypatch, encoded(b"not gzip at all", "gzip"))
+    assert isinstance(outcome, FetchError) and "not gzip" in str(outcome), outcome
+
+
+UNREADABLE = {
+    "location-http-colon": (redirect(b"http:x"), "http://public.example/"),
+    "location-idna": (redirect(b"http://xn--a.example/"), "http://public.example/"),
+    "location-too-long": (redirect(b"/" + b"a" * 70_000), "http://public.example/"),
+    "location-control": (redirect(b"/a\x01b"), "http://public.example/"),
+    "url-control": (sends(html(ARTICLE.encode())), f"http://{PUBLIC}/a\x01b"),
+    "url-too-long": (sends(html(ARTICLE.encode())), f"http://{PUBLIC}/" + "a" * 70_000),
+}
+
+
+@pytest.mark.parametrize(("reply", "url"), UNREADABLE.values(), ids=UNREADABLE)
+def test_whatever_goes_wrong_with_a_page_is_a_fetch_error(
+    monkeypatch: pytest.MonkeyPatch, reply: Reply, url: str
+) -> None:
+    """httpx's InvalidURL is no HTTPError, an IDNA error no OSError: each escaped before,
+    and took the whole command with it."""
+    outcome, _ = hostile_page(monkeypatch, reply, url)
+    assert isinstance(outcome, FetchError), outcome
+    assert len(str(outcome)) < 600 and "\n" not in str(outcome)
+
+
+@pytest.mark.parametrize("charset", ["rot13", "no-such-charset", "idna", "utf-7"])
+def test_a_page_in_a_charset_python_cannot_read_is_read_as_utf8(
+    monkeypatch: pytest.MonkeyPatch, charset: str
+) -> None:
+    raw = html(ARTICLE.encode()).replace(b"text/html", f"text/html; charset={charset}".encode())
+    reply = sends(raw)
+    outcome, _ = hostile_page(monkeypatch, reply)
+    assert isinstance(outcome, FetchedPage), outcome
+    assert "Jane Austen" in outcome.text or charset == "utf-7"
+
+
+def test_fetch_pages_never_raises_for_a_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any exception of a page's fetch is that page's FetchError; the others are read."""
+    dns = RebindingDns(PUBLIC)
+    with raw_server(sends(html(ARTICLE.encode()))) as server:
+        fake_internet(monkeypatch, dns, hosts={PUBLIC: server.port})
+
+        def fetcher(url: str, **kw: Any) -> FetchedPage:
+            if "boom" in url:
+                raise LookupError("a bug in a page's reading")
+            return fetch_page(url, resolver=dns, **kw)
+
+        outcomes = fetch_pages(
+            [f"http://{PUBLIC}/a\x01b", "http://boom.example/", "http://public.example/"],
+            fetcher=fetcher,
+        )
+    assert [type(o) for o in outcomes] == [FetchError, FetchError, FetchedPage], outcomes
+    assert "LookupError: a bug in a page's reading" in str(outcomes[1])
+
+
+def test_the_fetch_step_is_bounded_as_a_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twelve dripping pages, more than are read at once: each ends by the step's deadline
+    (a page that waits for a worker gets what is left of it, not a time of its own)."""
+    dns = RebindingDns(PUBLIC)
+    with raw_server(DRIPPING["body"]) as server:
+        fake_internet(monkeypatch, dns, hosts={PUBLIC: server.port})
+        seen: list[float] = []
+
+        def fetcher(url: str, **kw: Any) -> FetchedPage:
+            seen.append(kw["timeout_s"])
+            return fetch_page(url, resolver=dns, **kw)
+
+        urls = [f"http://public.example/{i}" for i in range(12)]
+        outcomes = fetch_pages(urls, timeout_s=1.0, fetcher=fetcher)
+    assert all(isinstance(o, FetchError) for o in outcomes), outcomes
+    assert all("within 1s" in str(o) or "within 0." in str(o) for o in outcomes), outcomes
+    assert len(seen) <= 12 and all(t <= 1.0 for t in seen)

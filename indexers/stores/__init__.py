@@ -24,6 +24,7 @@ from indexers.stores.base import (
 from rag.core import plugins
 from rag.core.config import Settings
 from rag.core.errors import StoreUnavailable, UsageError
+from rag.core.files import read_small_text
 
 
 def recorded_store(index_dir: Path) -> str | None:
@@ -32,8 +33,8 @@ def recorded_store(index_dir: Path) -> str | None:
     from indexers.stores import ownership
 
     try:
-        data = json.loads((index_dir / ownership.MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_small_text(index_dir / ownership.MARKER, ownership.MARKER_BYTES))
+    except (OSError, ValueError, RecursionError):  # a FIFO, a device, garbage: no marker
         data = None
     if isinstance(data, dict) and isinstance(data.get("store"), str):
         return data["store"]

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from indexers.chunking import Chunk
-from rag.core.config import Settings
+from rag.core.config import Settings, expand_path
 from rag.core.errors import IndexCorrupt, UsageError
 from rag.core.names import NAME, is_path_name
 
@@ -142,7 +142,7 @@ def iter_rows(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, ChunkRow]]:
 def resolve_index_dir(name: str, settings: Settings) -> Path:
     """A plain name lives under `settings.indexes_dir`; anything with a slash is a folder path."""
     if is_path_name(name):
-        return Path(name).expanduser().resolve()
+        return expand_path(name).resolve()
     if not NAME.match(name):
         raise UsageError(
             f"Invalid index name {name!r}: use letters, digits, '.', '_' or '-' "

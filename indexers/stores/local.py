@@ -23,7 +23,7 @@ from indexers.stores.base import ChunkRow, FileTable, IndexState, OldFormat, dam
 from indexers.stores.local_writer import GenerationWriter
 from rag.core.config import Settings
 from rag.core.errors import IndexBusy, IndexCorrupt
-from rag.core.files import storage_error
+from rag.core.files import read_small, read_small_text, storage_error
 from rag.core.names import is_path_name
 
 
@@ -43,20 +43,34 @@ class LocalStore:
         return str(self.index_dir)
 
     def state(self, *, allow_outdated: bool = False) -> IndexState | None:
-        gen_dir = (
-            local_layout.current_generation_dir(self.index_dir) if self.index_dir.is_dir() else None
-        )
-        if gen_dir is None:
-            return None
-        try:
-            return _state(local_layout.Generation.open(gen_dir))
-        except OldFormat:
-            if not allow_outdated:
-                raise
-            return _state(_old_format(gen_dir), outdated=True)
+        with self._reading():
+            gen_dir = (
+                local_layout.current_generation_dir(self.index_dir)
+                if self.index_dir.is_dir()
+                else None
+            )
+            if gen_dir is None:
+                return None
+            try:
+                return _state(local_layout.Generation.open(gen_dir))
+            except OldFormat:
+                if not allow_outdated:
+                    raise
+                return _state(_old_format(gen_dir), outdated=True)
 
     def file_table(self, state: IndexState) -> FileTable:
-        return state.handle.file_table()
+        with self._reading():
+            return state.handle.file_table()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """An OSError reading the index (a folder or file it may not read) as a
+        StorageError that says reading, naming the file: never the CLI's "Cannot write
+        the output", never "Cannot write" a file that is only read."""
+        try:
+            yield
+        except OSError as exc:
+            raise storage_error(exc.filename or self.index_dir, exc, "read") from None
 
     @contextlib.contextmanager
     def writing(self, roots: Sequence[Path], wait: float) -> Iterator[None]:
@@ -70,6 +84,11 @@ class LocalStore:
             # so a link into the documents never puts an index among them.
             where = index_dir.resolve()
             target.check_target(where, f"{name} (a link to {where})", roots)
+        else:
+            try:
+                ownership.refuse_foreign(index_dir, name)
+            except OSError as exc:
+                raise storage_error(index_dir, exc, "read") from None
         made = target.make_index_dir(index_dir)
         lock_path = index_dir / "write.lock"
         try:
@@ -109,23 +128,24 @@ class LocalStore:
             raise damaged(self.label, exc) from None
 
     def reader(self) -> LocalReader:
-        return LocalReader(self.label, self._live())
+        with self._reading():
+            return LocalReader(self.label, self._live())
 
     def fingerprint(self) -> dict[str, Any] | None:
-        gen_dir = local_layout.current_generation_dir(self.index_dir)
+        with self._reading():
+            gen_dir = local_layout.current_generation_dir(self.index_dir)
         return generation_fingerprint(gen_dir) if gen_dir is not None else None
 
     def verify(self) -> IndexState:
-        generation = local_layout.open_current(self.index_dir, self.label)
-        generation.verify()
-        return _state(generation)
+        with self._reading():
+            generation = local_layout.open_current(self.index_dir, self.label)
+            generation.verify()
+            return _state(generation)
 
     def stats(self) -> dict[str, Any]:
-        return {
-            "store": self.kind,
-            "where": self.where(),
-            "bytes": local_layout.disk_size(self.index_dir),
-        }
+        with self._reading():
+            size = local_layout.disk_size(self.index_dir)
+        return {"store": self.kind, "where": self.where(), "bytes": size}
 
     def remove(self) -> list[str]:
         return ownership.remove_index(self.index_dir, self.label)
@@ -187,7 +207,7 @@ class LocalReader:
 def generation_fingerprint(gen_dir: Path) -> dict[str, Any]:
     """The folder, generation and embedder of a generation, and the SHA-256 of its
     params.json (counts, roots, update time). OSError/ValueError when it cannot be read."""
-    raw = (gen_dir / "params.json").read_bytes()
+    raw = read_small(gen_dir / "params.json")
     params = json.loads(raw)
     return {
         "store": "local",
@@ -202,7 +222,11 @@ def generation_fingerprint(gen_dir: Path) -> dict[str, Any]:
 
 def _old_format(gen_dir: Path) -> local_layout.Generation:
     """An older generation's params, for its roots and embedder only."""
-    params = json.loads((gen_dir / "params.json").read_text(encoding="utf-8"))
+    path = gen_dir / "params.json"
+    try:
+        params = json.loads(read_small_text(path))
+    except (OSError, ValueError) as exc:
+        raise local_layout.unreadable(path, exc) from None
     roots = params.get("roots", [])
     if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
         raise IndexCorrupt(f"{gen_dir / 'params.json'} holds roots of the wrong kind: {roots!r}.")

@@ -32,8 +32,8 @@ from typing import Any
 from indexers.stores.base import OldFormat, check_params
 from indexers.stores.local_segments import Segment, read_segment
 from rag.core.config import Settings
-from rag.core.errors import IndexCorrupt, IndexNotFound
-from rag.core.files import fsync_dir
+from rag.core.errors import IndexCorrupt, IndexNotFound, RagError
+from rag.core.files import fsync_dir, read_small_text, storage_error
 
 FORMAT = "pocketrag-index"
 FORMAT_VERSION = 2
@@ -43,6 +43,12 @@ APPROX_THRESHOLD = 100_000
 KEEP_GENERATIONS = 2
 
 GENERATION = re.compile(r"gen-\d{6}")
+#: What a generation folder holds (committed, or `.tmp` while written): nothing else.
+GENERATION_FILES = re.compile(
+    r"chunks\.sqlite(-journal)?|params\.json|\.params\.json\.\d+\.tmp|seg-\d{6,}\.faiss"
+)
+#: CURRENT holds a generation's name: anything longer is not a pointer pocketrag wrote.
+POINTER_BYTES = 4096
 #: BM25 over the chunks lives in SQLite's FTS5, kept in step with `chunks` by triggers: it
 #: is updated per chunk (no rebuild of the whole index per change) and stays on disk.
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
@@ -88,15 +94,25 @@ def list_index_dirs(settings: Settings) -> list[Path]:
     return [p for p in entries if holds_index(p)]
 
 
+def unreadable(path: Path, exc: OSError | ValueError) -> RagError:
+    """Why a file of an index cannot be read: no permission is the user's to fix (a
+    StorageError saying read, never write); anything else (a FIFO, a device, a huge or
+    undecodable file in its place) is damage, IndexCorrupt."""
+    if isinstance(exc, PermissionError):
+        return storage_error(path, exc, "read")
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    return IndexCorrupt(f"Cannot read {path}: {reason}.")
+
+
 def current_generation_dir(index_dir: Path) -> Path | None:
     """The live generation folder, or None when the index was never completed."""
     pointer = index_dir / "CURRENT"
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
+        name = read_small_text(pointer, POINTER_BYTES).strip()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IndexCorrupt(f"Cannot read {pointer}: {exc}.") from None
+    except (OSError, ValueError) as exc:
+        raise unreadable(pointer, exc) from None
     if not GENERATION.fullmatch(name) or not (index_dir / name).is_dir():
         raise IndexCorrupt(f"{pointer} points to a missing generation ({name!r}).")
     return index_dir / name
@@ -121,9 +137,11 @@ class Generation:
     def open(cls, gen_dir: Path) -> Generation:
         path = gen_dir / "params.json"
         try:
-            params = json.loads(path.read_text(encoding="utf-8"))
+            params = json.loads(read_small_text(path))
+        except RecursionError:
+            raise IndexCorrupt(f"Cannot read {path}: nested too deeply.") from None
         except (OSError, ValueError) as exc:
-            raise IndexCorrupt(f"Cannot read {path}: {exc}.") from None
+            raise unreadable(path, exc) from None
         if not isinstance(params, dict) or params.get("format") != FORMAT:
             raise IndexCorrupt(f"{path} is not a pocketrag index params file.")
         version = params.get("format_version")
@@ -152,9 +170,12 @@ class Generation:
     def connect(self) -> sqlite3.Connection:
         """Read-only; `immutable=1` because a committed generation never changes."""
         path = self.dir / "chunks.sqlite"
-        if not path.is_file():
-            raise IndexCorrupt(f"Missing {path}.")
-        _check_not_truncated(path)
+        try:
+            if not path.is_file():
+                raise IndexCorrupt(f"Missing {path}.")
+            _check_not_truncated(path)
+        except OSError as exc:
+            raise unreadable(path, exc) from None
         conn = sqlite3.connect(
             f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
         )
@@ -284,12 +305,45 @@ def next_generation_name(index_dir: Path) -> str:
     return f"gen-{max(numbers, default=0) + 1:06d}"
 
 
+def is_generation_dir(folder: Path) -> bool:
+    """Whether `folder` (named `gen-N` or `gen-N.tmp`) is one pocketrag wrote: a real
+    folder whose params.json is pocketrag's, or (unfinished, or damaged: a FIFO or a link
+    in place of a file) one that holds nothing but entries named as a generation's files,
+    none a folder. A user's folder that only has the name is not, and nothing deletes it."""
+    try:
+        if folder.is_symlink() or not folder.is_dir():
+            return False
+        try:
+            params = json.loads(read_small_text(folder / "params.json"))
+        except (OSError, ValueError, RecursionError):
+            params = None
+        if isinstance(params, dict) and params.get("format") == FORMAT:
+            return True
+        return all(
+            GENERATION_FILES.fullmatch(p.name) and (p.is_symlink() or not p.is_dir())
+            for p in folder.iterdir()
+        )
+    except OSError:
+        return False
+
+
+def foreign_generations(index_dir: Path) -> list[str]:
+    """The entries of `index_dir` named like a generation that are not one."""
+    return sorted(
+        p.name
+        for p in index_dir.iterdir()
+        if re.fullmatch(r"gen-\d{6}(\.tmp)?", p.name) and not is_generation_dir(p)
+    )
+
+
 def clean_stale(index_dir: Path) -> None:
     """Remove unfinished generations left by a killed writer (call only while holding the lock)."""
     for p in index_dir.glob("gen-*.tmp"):
-        shutil.rmtree(p, ignore_errors=True)
+        if is_generation_dir(p):
+            shutil.rmtree(p, ignore_errors=True)
     for p in index_dir.glob("CURRENT.*.tmp"):
-        p.unlink(missing_ok=True)
+        if p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
 
 
 def commit_generation(index_dir: Path, tmp_dir: Path) -> Path:
@@ -306,7 +360,8 @@ def commit_generation(index_dir: Path, tmp_dir: Path) -> Path:
     fsync_dir(index_dir)
     gens = sorted(p for p in index_dir.iterdir() if GENERATION.fullmatch(p.name))
     for old in gens[:-KEEP_GENERATIONS]:  # the previous one stays for readers still on it
-        shutil.rmtree(old, ignore_errors=True)
+        if is_generation_dir(old):  # a folder only named like one is never pruned
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -23,8 +24,42 @@ from indexers.chunking import Chunk
 from indexers.stores import local_layout
 from indexers.stores import local_segments as seg
 from rag.core.errors import IndexCorrupt
-from rag.core.files import write_atomic
+from rag.core.files import storage_error, write_atomic
 from rag.core.threads import load_faiss
+
+#: Bytes copied per step from the previous generation's SQLite file.
+_COPY_BLOCK = 1 << 20
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """The previous generation's chunks, the new one's starting point. A failure names
+    the file it is about: the live generation's only if reading it failed (a full disk is
+    the new file that cannot be written; shutil.copyfile would name its source)."""
+    try:
+        src = open(source, "rb")  # noqa: SIM115 - closed below, its errors told apart
+    except OSError as exc:
+        raise local_layout.unreadable(source, exc) from None
+    with src:
+        try:
+            out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o644)
+        except OSError as exc:
+            raise storage_error(target, exc) from None
+        try:
+            while True:
+                try:
+                    block = memoryview(src.read(_COPY_BLOCK))
+                except OSError as exc:
+                    raise local_layout.unreadable(source, exc) from None
+                if not block:
+                    return
+                while block:
+                    try:
+                        block = block[os.write(out, block) :]
+                    except OSError as exc:
+                        raise storage_error(target, exc) from None
+        finally:
+            os.close(out)
 
 
 class GenerationWriter:
@@ -47,7 +82,7 @@ class GenerationWriter:
         self.tmp.mkdir()
         db = self.tmp / "chunks.sqlite"
         if prev is not None:
-            shutil.copyfile(prev.dir / "chunks.sqlite", db)
+            _copy_database(prev.dir / "chunks.sqlite", db)
         self.conn = sqlite3.connect(str(db))
         # The file is private to this run until commit fsyncs it: no journal needed, and a
         # crash leaves only a .tmp folder that the next run removes.

@@ -115,6 +115,7 @@ class PgvectorStore:
                         self.pg.identity = owner.identity(self.label, self.index_dir)
             self._lock(conn, wait)
             locked = True
+            self.pg.check_ours(conn)  # never `public` or another application's schema
             if not self.identity.attached:
                 self._create_extension(conn)
             live = self.pg.read_state(conn)  # refuses another home's schema
@@ -159,8 +160,10 @@ class PgvectorStore:
         with contextlib.suppress(Exception):
             conn.rollback()
             conn.autocommit = True
-            if self.pg.read_state(conn) is None:  # never another home's: read_state refuses
-                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+            # Only this index's own schema, never committed: check_ours refuses any other
+            # (`public`, another application's or home's), read_state one with data.
+            if self.pg.check_ours(conn) and self.pg.read_state(conn) is None:
+                conn.execute(f'DROP SCHEMA "{self.schema}" CASCADE')
         if not marker_is_ours:
             return
         if made and made[0] == self.index_dir:
@@ -297,9 +300,8 @@ class PgvectorStore:
                 raise IndexBusy(
                     f"`rag index` is writing {self.label!r} right now; remove it after that."
                 )
-            rows = self.pg.meta(conn) or {}
-            owner.check(self.identity, rows.get("owner"), self.label, self.where())
-            conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+            if self.pg.check_ours(conn):  # this index's schema, provably; else refused
+                conn.execute(f'DROP SCHEMA "{self.schema}" CASCADE')
             conn.execute("SELECT pg_advisory_unlock_all()")
         return ownership.remove_index(self.index_dir, self.label)
 

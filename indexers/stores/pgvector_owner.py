@@ -33,7 +33,7 @@ from typing import Any
 
 from indexers.stores import local_layout, ownership
 from rag.core.errors import UsageError
-from rag.core.files import fsync_dir, storage_error, write_atomic
+from rag.core.files import fsync_dir, read_small_text, storage_error, write_atomic
 from rag.core.names import is_path_name
 
 _SCHEMA = re.compile(r"[a-z0-9_]{1,63}")
@@ -55,6 +55,12 @@ def valid_schema(name: str) -> bool:
     return bool(_SCHEMA.fullmatch(name))
 
 
+def is_pocketrag_name(name: str) -> bool:
+    """A schema name pocketrag gives (new or legacy): `rag_` and more. Any other (`public`,
+    an application's) is never written into or dropped, whatever a marker says."""
+    return valid_schema(name) and name.startswith("rag_") and len(name) > 4
+
+
 def readable(label: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", Path(label).name.lower())[:40]
 
@@ -73,8 +79,8 @@ def legacy_schema_name(label: str, index_dir: Path) -> str:
 
 def _marker(index_dir: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((index_dir / ownership.MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_small_text(index_dir / ownership.MARKER, ownership.MARKER_BYTES))
+    except (OSError, ValueError, RecursionError):  # a FIFO, a device, garbage: no marker
         return None
     return data if isinstance(data, dict) else None
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from indexers.stores import pgvector_owner as owner
 from indexers.stores.base import IndexState, check_params
+from indexers.stores.local_layout import FORMAT
 from indexers.stores.pgvector_common import CONNECT_TIMEOUT_S, URL_ENV, first_line, shown_url
 from rag.core.errors import IndexCorrupt, RagError, StoreUnavailable, UsageError
 
@@ -90,6 +91,42 @@ class PgSchema:
         if not exists:
             return None
         return dict(conn.execute(f"SELECT key, value FROM {self.table('meta')}").fetchall())
+
+    def exists(self, conn: Any) -> bool:
+        found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.name,))
+        return found.fetchone() is not None
+
+    def check_ours(self, conn: Any) -> bool:
+        """Whether the schema exists, after making sure that, if it does, it is provably
+        this home's pocketrag index: named `rag_...`, with pocketrag's meta table whose
+        owner row is this index's (or, a legacy schema without one, whose params are
+        pocketrag's). Anything else (`public`, another application's schema, named by a
+        hand-edited or foreign marker) is a UsageError: pocketrag never writes into it,
+        nor drops it."""
+        if not owner.is_pocketrag_name(self.name):
+            raise self._not_ours("pocketrag's schemas are named rag_...")
+        if not self.exists(conn):
+            return False
+        try:
+            rows = self.meta(conn)
+        except Exception:  # a `meta` table of another shape: not pocketrag's
+            rows = None
+        if rows is None:
+            raise self._not_ours("it has no pocketrag meta table")
+        owner.check(self.identity, rows.get("owner"), self.label, self.where())
+        theirs = owner.owner_id(rows.get("owner"))
+        params = rows.get("params")
+        legacy = theirs is None and isinstance(params, dict) and params.get("format") == FORMAT
+        if theirs is None and not legacy:
+            raise self._not_ours("its meta table has no pocketrag owner or params")
+        return True
+
+    def _not_ours(self, why: str) -> UsageError:
+        return UsageError(
+            f"Index {self.label!r} names schema {self.name} at {shown_url(self.url)}, which "
+            f"is not one pocketrag made ({why}): not writing into it or dropping it. Fix or "
+            "delete the index's pocketrag-index.json that names it."
+        )
 
     def read_state(self, conn: Any) -> IndexState | None:
         """The committed version, after checking the schema is this home's to use."""

@@ -1,10 +1,11 @@
 """Where `rag index` may write, and how a failed run leaves the disk as it found it.
 
 A `--name` that is a folder path must not be, lie inside, or contain a path being
-indexed, and must be new, empty, or already a pocketrag index: never someone's
-folder of files. A run that fails or is interrupted (Ctrl-C included) removes only
-what it created itself: its unfinished generation and, while the index was never
-completed, its lock file and the folders it made. A folder that existed before the
+indexed, and must be new, empty, or proven a pocketrag index
+(`ownership.refuse_foreign`): never someone's folder of files, nor one holding a folder
+merely named like a generation. A run that fails or is interrupted (Ctrl-C included)
+removes only what it created itself: its unfinished generation and, while the index was
+never completed, its lock file and the folders it made. A folder that existed before the
 run is never removed.
 """
 
@@ -46,11 +47,7 @@ def check_target(index_dir: Path, name: str, roots: Sequence[Path]) -> None:
     try:
         if index_dir.exists() and not index_dir.is_dir():
             raise UsageError(f"--name {name} is a file, not a folder. {_ELSEWHERE}")
-        if index_dir.is_dir() and not ownership.holds_only_index_files(index_dir):
-            raise UsageError(
-                f"--name {name}: {index_dir} already holds files that are not a pocketrag "
-                f"index; not writing an index into it. {_ELSEWHERE}"
-            )
+        ownership.refuse_foreign(index_dir, name)  # proven an index, or new or empty
     except OSError as exc:
         raise UsageError(f"Cannot use {index_dir} as an index folder: {exc}.") from None
 

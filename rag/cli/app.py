@@ -72,6 +72,7 @@ from rag.cli import (  # noqa: E402
     ask_commands,
     attach_command,
     chat_command,
+    history_commands,
     index_commands,
     mcp_command,
     model_commands,
@@ -88,6 +89,7 @@ app.command("index")(index_commands.index)
 attach_command.register(index_commands.indexes_app)
 app.add_typer(index_commands.indexes_app, name="indexes")
 app.add_typer(model_commands.app, name="models")
+app.add_typer(history_commands.app, name="history")
 
 
 def command() -> click.Command:

@@ -7,14 +7,13 @@ Thin on purpose: parse options, call `indexers.build.build_index` or the index's
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from rag.cli import output
 from rag.cli.options import JsonOption
-from rag.core.config import check_value, load_settings
+from rag.core.config import load_settings, parse_value
 from rag.core.errors import IndexCorrupt
 
 #: The longest `--wait`: a day covers any run queued behind another.
@@ -32,7 +31,7 @@ EmbedderOption = Annotated[
 
 def index(
     paths: Annotated[
-        Optional[list[Path]],  # noqa: UP007, UP045
+        Optional[list[str]],  # noqa: UP007, UP045 - text: click makes "" a Path(".")
         typer.Argument(help="Files or folders to index (default: the ones indexed last time)."),
     ] = None,
     name: Annotated[str, typer.Option("--name", "-n", help="Index name, or a folder path.")] = ...,  # type: ignore[assignment]
@@ -44,13 +43,13 @@ def index(
         typer.Option("--exclude", "-x", help="Skip files/folders matching this glob (repeatable)."),
     ] = None,
     wait: Annotated[
-        float,
+        str,
         typer.Option(
             "--wait",
             help="If another run is writing this index, wait up "
             f"to this many seconds (at most {MAX_WAIT_S}) instead of refusing.",
         ),
-    ] = 0.0,  # fmt: skip
+    ] = "0",  # fmt: skip
     embedder: EmbedderOption = None,
     store: Annotated[
         Optional[str],  # noqa: UP007, UP045
@@ -66,20 +65,20 @@ def index(
     from indexers.build import build_index
     from indexers.discovery import check_given
 
-    # click's own range check let nan and inf through (to a filelock traceback) and
-    # printed a usage block for -1: one check, one line, exit 2.
-    check_value("wait", wait, "--wait", low=0, high=MAX_WAIT_S)
-    for path in paths or []:  # a missing or unreachable path: one clear line, exit 2
+    # Read as text and checked here: click's own float let nan and inf through (to a
+    # filelock traceback) and printed a usage block for -1 or `5s`. One line, exit 2.
+    seconds = parse_value("wait", wait, float, "--wait", low=0, high=MAX_WAIT_S)
+    for path in paths or []:  # empty, missing or unreachable: one clear line, exit 2
         check_given(path)
     settings = load_settings(embedder=embedder)
     with _Progress() as progress:
         report = build_index(
-            [str(p) for p in paths or []],
+            list(paths or []),
             name,
             settings,
             rebuild=rebuild,
             exclude=exclude or [],
-            wait=wait,
+            wait=seconds,
             progress=progress.update,
             store_kind=store,
         )
@@ -97,6 +96,9 @@ def index(
         f"{report.chunks_total} chunks in all, {report.seconds:.1f}s.",
         markup=False,
     )
+    if data["formats"]:
+        kinds = ", ".join(f"{n} {suffix}" for suffix, n in data["formats"].items())
+        output.out.print(f"Read by format: {kinds}.", markup=False)
     if report.skipped:
         reasons = ", ".join(f"{n} {r}" for r, n in report.skip_reasons().items())
         output.out.print(f"Skipped {len(report.skipped)}: {reasons}.", markup=False)
@@ -234,7 +236,8 @@ def info(
         f"format v{p.get('format_version')})",
         f"size:        {row['bytes'] / 1e6:.1f} MB",
     ]
-    output.out.print("\n".join(lines), markup=False)
+    # A root, a name or an embedder is anyone's text: shown, never obeyed by the terminal.
+    output.out.print("\n".join(output.printable(line) for line in lines), markup=False)
 
 
 @indexes_app.command("remove")

@@ -36,11 +36,20 @@ def model_flag(argv: list[str]) -> str | None:
     return value
 
 
+def json_output(argv: list[str]) -> bool:
+    """Whether `--json` is given (before a `--`): stdout is then for JSON alone."""
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+
+
 def main() -> None:
     from rag.cli.output import ensure_streams
 
     ensure_streams()
     argv = sys.argv[1:]
+    if json_output(argv):  # a plugin's thread or C code writing to descriptor 1: to stderr
+        from rag.core.streams import hold_stdout
+
+        hold_stdout()
     answering = argv and argv[0] in ANSWERING and not {"--help", "-h"} & set(argv)
     if not answering or (argv[0] in SERVED and server_configured()):
         from rag.cli.app import main as run

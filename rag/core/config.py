@@ -28,7 +28,25 @@ CONFIG_FILE = "config.toml"
 
 def rag_home() -> Path:
     """Where pocketrag keeps its state: `$RAG_HOME`, else `~/.pocketrag`."""
-    return Path(os.environ.get("RAG_HOME") or Path.home() / ".pocketrag").expanduser()
+    raw = os.environ.get("RAG_HOME")
+    return expand_path(raw, "RAG_HOME") if raw else expand_path("~/.pocketrag")
+
+
+def expand_path(raw: str | Path, what: str = "") -> Path:
+    """`raw` with a leading `~` or `~user` expanded: the one place every path a user gives
+    (a folder to index, an index folder, RAG_HOME) is expanded. A `~user` that names no
+    user on this machine (or a `~` without a home) is a UsageError naming `what` (the
+    setting or option it came from), not pathlib's RuntimeError traceback."""
+    try:
+        return Path(raw).expanduser()
+    except RuntimeError:
+        text = str(raw)
+        user = text[1:].split("/", 1)[0]
+        who = f"there is no user {user!r} on this machine" if user else "there is no home folder"
+        where = f"{what}=" if what else ""
+        raise UsageError(
+            f"Cannot expand {where}{text!r}: {who}. Give the path in full, without `~`."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,7 @@ PART_TABLES: dict[str, str] = {
     "embedders": "embedder",
     "rerankers": "reranker",
     "commands": "command",
+    "routes": "route",
 }
 
 
@@ -171,7 +190,7 @@ def parse_value(
 
 def load_settings(**flags: Any) -> Settings:
     """Resolve every setting through the four layers; `flags` are the top layer."""
-    home = Path(flags.pop("home", None) or rag_home()).expanduser()
+    home = expand_path(flags.pop("home", None) or rag_home(), "RAG_HOME")
     file_values = read_config_file(home / CONFIG_FILE)
     values: dict[str, Any] = {}
     for name in _TYPES:

@@ -24,6 +24,7 @@ LABELS = {
     "embedder": "embedder",
     "reranker": "reranker",
     "command": "command",
+    "route": "server route",
 }
 #: Kinds whose every part takes an argument, declared or not (a model prefix:
 #: `openai:URL#MODEL`): a spec without `:` names none of them, so it goes to the kind's
@@ -68,7 +69,12 @@ class Part:
     `openai:http://127.0.0.1:8080/v1#phi3`. A `fallback` part takes every spec of its
     kind that names no part, whole, as its argument: a GGUF path or alias for `generator`,
     a sentence-transformers model for `embedder`. See `rag.core.plugins` for how `factory`
-    is called."""
+    is called.
+
+    `reserves` are names this part answers to without registering them, which no later part
+    may take: the default embedder `all-MiniLM-L6-v2` is an argument of the
+    sentence-transformers fallback, and a plugin part by that name would otherwise take
+    every index built without `--embedder`."""
 
     kind: str
     name: str
@@ -77,6 +83,7 @@ class Part:
     help: str = ""
     argument: str = ""
     fallback: bool = False
+    reserves: tuple[str, ...] = ()
 
     def check(self) -> None:
         """A plugin's mistake shows here, when it registers, not when a user picks the part."""
@@ -87,6 +94,8 @@ class Part:
             raise ValueError(f"a {self.kind} part needs a name of letters, digits, . _ -")
         if not callable(self.factory):
             raise ValueError(f"{where}: factory {self.factory!r} is not callable")
+        if not all(isinstance(n, str) and _NAME.fullmatch(n) for n in self.reserves):
+            raise ValueError(f"{where}: reserves {self.reserves!r} are not all part names")
         seen: set[str] = set()
         for option in self.options:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", option.name) or option.name in seen:

@@ -7,10 +7,13 @@ their parts like anyone else. They load on the first lookup of a part, apart fro
 entry points, which load only when a lookup needs them: a closed-book `rag ask` with a
 local model names no plugin and never scans the installed packages (about 30 ms).
 
-A plugin whose import or `register` fails (even by `sys.exit`) costs one warning line
-naming it. While it is imported and registers, whatever it prints goes to stderr. A name
-belongs to whoever registers it first (the built-ins, then the entry points by name): a
-plugin that registers a taken name gets a warning, and that part is left out.
+A plugin whose import or `register` fails (even by `sys.exit`, or any exception but
+Ctrl-C's KeyboardInterrupt) costs one warning line naming it. While it is imported and
+registers, whatever it prints goes to stderr. A name belongs to whoever registers it first
+(the built-ins, then the entry points by name), and so do the names a part `reserves`: a
+plugin that registers a taken name gets a warning, and that part is left out. That holds
+for a plugin that calls the module-level `rag.core.plugins.register` while it loads too
+(its parts join its own registry, `divert`); `unregister` is refused then.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ FAILED: list[str] = []
 LOCK = threading.RLock()
 _stage = 0  # 0: nothing loaded, 1: the built-ins, 2: the entry points too
 _loading = False  # this thread is running plugins (the lock is reentrant)
+#: The plugin whose register is running, innermost last: (name, value, its registry).
+_running: list[tuple[str, str, Registry]] = []
+#: What stops a command at once, even inside someone else's code: never caught here.
+STOPPING = (KeyboardInterrupt, GeneratorExit)
 
 
 def ensure_loaded(*, entry_points: bool = True) -> None:
@@ -91,30 +98,74 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__ + (f": {text.splitlines()[0]}" if text else "")
 
 
+def divert(part: Part) -> bool:
+    """Whether `part`, given to the module-level `register` while a plugin's `register`
+    runs on this thread (the caller holds LOCK), joined that plugin's own registry instead:
+    then it is checked like the plugin's other parts, and a taken name is refused."""
+    if not _running:
+        return False
+    _running[-1][2].register(part)
+    return True
+
+
+def refuse_removal(kind: str, name: str) -> bool:
+    """Whether `unregister(kind, name)` comes from a plugin while it loads (the caller holds
+    LOCK): refused with a warning, as a plugin cannot take a part from another."""
+    if not _running:
+        return False
+    plugin, value, _ = _running[-1]
+    log.warning(
+        "Warning: plugin %r (%s) tried to remove the %s %r while it loaded: refused.",
+        plugin,
+        value,
+        LABELS.get(kind, kind),
+        name,
+    )
+    return True
+
+
 def run_plugin(name: str, value: str, load: Callable[[], Any]) -> None:
     """Load one plugin and run its `register` into a `Registry`, with stdout sent to
     stderr; keep its parts only when it all worked, else one warning and nothing of it.
     A part whose name is taken already is left out, with a warning."""
     registry = Registry()
-    try:
-        with stdout_to_stderr():
-            target = load()
-            function = target if callable(target) else getattr(target, "register", None)
-            if not callable(function):
-                raise TypeError(f"{value} is neither callable nor a module with register()")
-            function(registry)
-    except (Exception, SystemExit) as exc:  # someone else's code: report and carry on
-        FAILED.append(value)  # (not KeyboardInterrupt: Ctrl-C still stops the command)
-        log.warning(
-            "Warning: plugin %r (%s) failed to load and is skipped: %s",
-            name,
-            value,
-            describe(exc),
-        )
-        return
+    with LOCK:
+        _running.append((name, value, registry))
+        try:
+            with stdout_to_stderr():
+                target = load()
+                function = target if callable(target) else getattr(target, "register", None)
+                if not callable(function):
+                    raise TypeError(f"{value} is neither callable nor a module with register()")
+                function(registry)
+        except STOPPING:  # Ctrl-C still stops the command
+            raise
+        except BaseException as exc:  # someone else's code, even `sys.exit`: report, go on
+            FAILED.append(value)
+            log.warning(
+                "Warning: plugin %r (%s) failed to load and is skipped: %s",
+                name,
+                value,
+                describe(exc),
+            )
+            return
+        finally:
+            _running.pop()
+        _keep(name, value, registry)
+
+
+def _reserved(kind: str) -> dict[str, tuple[str, str]]:
+    """The names the registered parts of `kind` reserve, each with its owner's key."""
+    return {n: (kind, p.name) for p in PARTS[kind].values() for n in p.reserves}
+
+
+def _keep(name: str, value: str, registry: Registry) -> None:
+    """Add a plugin's parts whose names are free; a warning for each one left out."""
     for part in registry.parts:
         key = (part.kind, part.name)
-        if part.name in PARTS[part.kind]:
+        reserved = _reserved(part.kind)
+        if part.name in PARTS[part.kind] or part.name in reserved:
+            owner = key if part.name in PARTS[part.kind] else reserved[part.name]
             log.warning(
                 "Warning: plugin %r (%s) registers the %s %r, which is taken: %s is kept "
                 "and the plugin's left out.",
@@ -122,7 +173,7 @@ def run_plugin(name: str, value: str, load: Callable[[], Any]) -> None:
                 value,
                 LABELS[part.kind],
                 part.name,
-                _owner(key),
+                _owner(owner),
             )
             continue
         if part.fallback and any(p.fallback for p in PARTS[part.kind].values()):

@@ -22,15 +22,18 @@ part's checked option values:
     embedder   --embedder / RAG_EMBEDDER       runtime        indexers.embedders.Embedder
     reranker   --reranker / RAG_RERANKER       -              rag.evidence.rerankers.Reranker
     command    `rag NAME`                      -              a typer.Typer (its subcommands)
+    route      every `rag serve`               ServeConfig    a list of starlette routes
 
 An embedder is made once per process and may get `settings=None` (an index opened for a
 query knows only its own params). A command part's factory takes no arguments: the CLI
 adds the group it returns when that command is asked for (`evals` contributes `rag eval`
 this way, from above the CLI's layer).
 
-A plugin's factory runs with stdout sent to stderr, and its failure is one line naming
-the part and the plugin (a RagError, exit 1); a RagError it raises on purpose passes
-through as it is. A part's options are resolved as: environment
+A plugin's factory runs with stdout sent to stderr, and its failure (any exception but
+Ctrl-C's) is one line naming the part and the plugin (a RagError, exit 1); a RagError it
+raises on purpose passes through as it is. `call_plugin` does the same for the methods
+of what a plugin's factory made (`indexers.checked_embedder` checks a plugin embedder's
+every call and output this way). A part's options are resolved as: environment
 `RAG_<KIND>_<NAME>_<OPTION>` (upper case, any other character than a letter or digit as
 `_`) > its config-file section `[<kind>s.<name>]` in `$RAG_HOME/config.toml` > the
 option's default, each checked by the code that checks settings
@@ -43,6 +46,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +58,12 @@ from rag.core.plugin_loading import (
     LOCK,
     ORIGINS,
     PARTS,
+    STOPPING,
     describe,
+    divert,
     ensure_loaded,
     is_builtin,
+    refuse_removal,
 )
 from rag.core.streams import stdout_to_stderr
 
@@ -65,11 +72,14 @@ __all__ = [
     "Option",
     "Part",
     "Registry",
+    "call_plugin",
     "create",
     "env_name",
     "get_part",
     "part_options",
     "parts",
+    "plugin_failure",
+    "plugin_of",
     "register",
     "resolve",
     "unregister",
@@ -80,9 +90,14 @@ log = logging.getLogger(__name__)
 
 def register(part: Part) -> Part | None:
     """Add `part` in this process, replacing one of the same kind and name (which is
-    returned, so that a caller, such as a test's fixture, can put it back)."""
+    returned, so that a caller, such as a test's fixture, can put it back).
+
+    Called by a plugin while it loads, `part` joins that plugin's parts instead, under
+    the rule they all follow: a taken name is refused, with a warning (returns None)."""
     part.check()
     with LOCK:
+        if divert(part):
+            return None
         ensure_loaded()
         previous = PARTS[part.kind].get(part.name)
         PARTS[part.kind][part.name] = part
@@ -91,8 +106,11 @@ def register(part: Part) -> Part | None:
 
 
 def unregister(kind: str, name: str, *, restore: Part | None = None) -> None:
-    """Remove part `name` of `kind` (or put `restore` back in its place)."""
+    """Remove part `name` of `kind` (or put `restore` back in its place); refused, with a
+    warning, when a plugin asks while it loads."""
     with LOCK:
+        if refuse_removal(kind, name):
+            return
         ensure_loaded()
         PARTS[kind].pop(name, None)
         ORIGINS.pop((kind, name), None)
@@ -146,21 +164,42 @@ def create(kind: str, spec: str, settings: Settings | None, *extra: Any, hint: s
     `hint` goes into the error for an unknown name (see `get_part`)."""
     part, argument = resolve(kind, spec, hint)
     options = part_options(kind, part.name, settings)
-    origin = ORIGINS.get((kind, part.name))
-    if origin is None or is_builtin(origin[1]):
-        return part.factory(argument, settings, *extra, options=options)
+    return call_plugin(kind, part.name, part.factory, argument, settings, *extra, options=options)
+
+
+def plugin_of(kind: str, name: str) -> tuple[str, str] | None:
+    """The plugin that registered part `name` (its entry point's name and value), or None
+    for pocketrag's own parts and those registered in this process (a test's)."""
+    origin = ORIGINS.get((kind, name))
+    return None if origin is None or is_builtin(origin[1]) else origin
+
+
+def call_plugin(kind: str, name: str, function: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """`function(*args, **kw)` for part `name`: its factory, or a method of what the factory
+    made. A plugin's part runs with stdout sent to stderr, and whatever it raises but a
+    RagError (its message for the user) or Ctrl-C is `plugin_failure`; anyone else's part
+    is called as it is."""
+    if plugin_of(kind, name) is None:
+        return function(*args, **kw)
     try:
         with stdout_to_stderr():
-            return part.factory(argument, settings, *extra, options=options)
-    except RagError:  # the plugin's own message for the user
+            return function(*args, **kw)
+    except (RagError, *STOPPING):
         raise
-    except (Exception, SystemExit) as exc:  # not KeyboardInterrupt: Ctrl-C still stops
-        log.debug("%s %r failed", kind, part.name, exc_info=True)
-        label = LABELS[kind]
-        raise RagError(
-            f"{label[0].upper()}{label[1:]} {part.name!r} from plugin {origin[0]!r} "
-            f"({origin[1]}) failed: {describe(exc)}. Update or uninstall that plugin."
-        ) from None
+    except BaseException as exc:  # even SystemExit or a BaseException of its own
+        log.debug("%s %r failed", kind, name, exc_info=True)
+        raise plugin_failure(kind, name, describe(exc)) from None
+
+
+def plugin_failure(kind: str, name: str, what: str) -> RagError:
+    """`Embedder 'x' from plugin 'p' (module:register) failed: WHAT. Update or uninstall
+    that plugin.`: one line that tells the user whose part went wrong."""
+    plugin, value = ORIGINS.get((kind, name)) or ("?", "?")
+    label = LABELS.get(kind, kind)
+    return RagError(
+        f"{label[0].upper()}{label[1:]} {name!r} from plugin {plugin!r} ({value}) failed: "
+        f"{what}. Update or uninstall that plugin."
+    )
 
 
 def env_name(kind: str, part_name: str, option: str) -> str:

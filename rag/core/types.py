@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+from urllib.parse import unquote
 
 Role = Literal["system", "user", "assistant"]
 
@@ -29,6 +31,8 @@ class Passage:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+#: Joins a document's title and the section path of a chunk in its title (indexers.chunking).
+SECTION_MARK = " › "
 #: Joins the pieces of one source in the prompt when sentences between them were left out.
 GAP = " … "
 
@@ -76,6 +80,71 @@ class Source:
     def shown(self) -> str:
         """The text the model read: the spans, or all of it."""
         return shown_text(self.text, self.spans)
+
+    def as_dict(self) -> dict[str, Any]:
+        place = place_of(self.location)
+        document, *section = self.title.split(SECTION_MARK)
+        if section:  # `report.docx › Budget › Q3`: the section path under the document
+            place["section"] = section
+        return {**asdict(self), "place": place}
+
+
+_LEGACY_ANCHOR = re.compile(r"(page|L|item)(\d+)")
+_LEGACY_KEYS = {"page": "page", "L": "line", "item": "item"}
+
+
+def place_of(location: str) -> dict[str, Any]:
+    """Where a location points, as fields: `/d/paper.pdf#page=12:chunk3` -> {"file":
+    "/d/paper.pdf", "page": 12, "chunk": 3}; a URL -> {"url": ...}. Numbers are ints;
+    `sheet=Q3` stays text, percent-escapes decoded (`sheet=P%26L` -> "P&L"). The location
+    string stays the one identity of a passage."""
+    if "://" in location.split("#", 1)[0]:
+        return {"url": location}
+    # A file name may hold a "#", an anchor never does (`sheet=` names are escaped).
+    path, _, fragment = location.rpartition("#") if "#" in location else (location, "", "")
+    place: dict[str, Any] = {"file": path}
+    anchor, _, chunk = fragment.rpartition(":chunk") if ":chunk" in fragment else ("", "", "")
+    if not chunk and fragment.startswith("chunk"):
+        chunk = fragment[len("chunk") :]
+    elif not chunk:
+        anchor = fragment
+    if chunk.isdigit():
+        place["chunk"] = int(chunk)
+    for pair in filter(None, anchor.split("&")):
+        key, eq, value = pair.partition("=")
+        legacy = _LEGACY_ANCHOR.fullmatch(pair) if not eq else None
+        if legacy:
+            key, value = _LEGACY_KEYS[legacy.group(1)], legacy.group(2)
+        if key:
+            place[key] = int(value) if value.isdigit() else unquote(value)
+    return place
+
+
+@dataclass
+class Dropped:
+    """A candidate the model did not read, and why (below the relevance cut, over the
+    budget, past k, not fitting the context): shown apart from the numbered sources."""
+
+    title: str
+    location: str
+    origin: str
+    score: float
+    text: str
+    reason: str
+    rerank_score: float | None = None
+
+    @classmethod
+    def from_passage(cls, passage: Passage, reason: str | None = None) -> Dropped:
+        rerank = passage.meta.get("rerank_score")
+        return cls(
+            title=passage.title,
+            location=passage.location,
+            origin=passage.origin,
+            score=round(float(passage.score), 6),
+            text=passage.meta.get("full_text", passage.text),
+            reason=reason or str(passage.meta.get("dropped", "")),
+            rerank_score=None if rerank is None else round(float(rerank), 4),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,11 +11,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from rag.core.config import Settings
 from rag.core.types import Passage
 from rag.evidence.rerankers import NO_RERANK, Reranker, get_reranker
-from rag.evidence.selection import Selection, SelectionPolicy, budget_for, select_evidence
+from rag.evidence.selection import (
+    OVER_BUDGET,
+    OVER_K,
+    Selection,
+    SelectionPolicy,
+    budget_for,
+    select_evidence,
+)
 from rag.packing import pack_passages
 
 __all__ = ["RERANK_DEPTH", "Selection", "candidates_wanted", "choose_evidence", "load_reranker"]
@@ -64,7 +72,13 @@ def choose_evidence(
     if reranker is None:
         started = time.perf_counter()
         packed = pack_passages(candidates[: settings.k], budget=budget, count_tokens=count_tokens)
-        return Selection(packed, list(candidates), time.perf_counter() - started)
+        kept = {p.location for p in packed}
+        dropped = [
+            replace(p, meta={**p.meta, "dropped": OVER_K if n >= settings.k else OVER_BUDGET})
+            for n, p in enumerate(candidates)
+            if p.location not in kept
+        ]
+        return Selection(packed, list(candidates), time.perf_counter() - started, dropped)
     policy = SelectionPolicy(
         budget=budget,
         cut=settings.relevance_cut,

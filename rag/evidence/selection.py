@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -77,11 +77,20 @@ class _Unit:
     text: str
 
 
+#: Why a candidate the reranker read is not in the prompt (`Selection.dropped`).
+BELOW_CUT = "below the relevance cut"
+OVER_BUDGET = "over the evidence budget"
+OVER_K = "past the most sources (k)"
+NOTHING_READ = "no sentence of it was scored"
+
+
 @dataclass
 class Selection:
     passages: list[Passage]  # what goes into the prompt, numbered 1..n in this order
     ranked: list[Passage]  # every candidate read, reranked, with `meta["rerank_score"]`
     seconds: float
+    #: Candidates read but left out, best first, each with `meta["dropped"]`: why.
+    dropped: list[Passage] = field(default_factory=list)
 
 
 def select_evidence(
@@ -128,15 +137,22 @@ def select_evidence(
     ]
     cost = [count_tokens(u.text) + 1 for u in units]
     pick = _windows if policy.mode == WINDOWS else _sentences
-    chosen = pick(_Scored(units, z, ranked, best_of, header, cost), policy)
+    chosen, why = pick(_Scored(units, z, ranked, best_of, header, cost), policy)
     order = [i for i in ranked if i in chosen]
     if policy.order == BEST_LAST:
         order.reverse()
     kept = [_excerpt(sources[i], chosen[i], best_of[i]) for i in order]
-    return Selection(kept, reranked, time.perf_counter() - started)
+    dropped = [
+        replace(reranked[n], meta={**reranked[n].meta, "dropped": why.get(i, NOTHING_READ)})
+        for n, i in enumerate(ranked)
+        if i not in chosen
+    ]
+    return Selection(kept, reranked, time.perf_counter() - started, dropped)
 
 
 Chosen = dict[int, list[_Unit]]
+#: Why each source left out was left out (source index -> one of the reasons above).
+Reasons = dict[int, str]
 
 
 @dataclass
@@ -151,29 +167,34 @@ class _Scored:
     cost: list[int]  # tokens of each sentence
 
 
-def _sentences(scored: _Scored, policy: SelectionPolicy) -> Chosen:
+def _sentences(scored: _Scored, policy: SelectionPolicy) -> tuple[Chosen, Reasons]:
     """The best sentences anywhere, each on its own, until the budget or the cut."""
     units, z, header, cost = scored.units, scored.z, scored.header, scored.cost
     chosen: Chosen = {}
+    why: Reasons = {}
     spent = 0
     top = float(z.max())
     for position in np.argsort(-z, kind="stable"):
         unit = units[position]
         if policy.cut and top - z[position] > policy.cut:
+            for rest in units:
+                why.setdefault(rest.source, BELOW_CUT)
             break
         extra = cost[position]
         if unit.source not in chosen:
             if len(chosen) >= policy.max_sources:
+                why.setdefault(unit.source, OVER_K)
                 continue
             extra += header[unit.source]
         if spent + extra > policy.budget:
+            why.setdefault(unit.source, OVER_BUDGET)
             continue
         chosen.setdefault(unit.source, []).append(unit)
         spent += extra
-    return chosen
+    return chosen, why
 
 
-def _windows(scored: _Scored, policy: SelectionPolicy) -> Chosen:
+def _windows(scored: _Scored, policy: SelectionPolicy) -> tuple[Chosen, Reasons]:
     """Sources best first; from each, one run of neighbouring sentences grown around its
     best sentence, toward the better neighbour, while the budget lasts. A small model
     reads a coherent stretch of text better than sentences picked from everywhere."""
@@ -183,16 +204,22 @@ def _windows(scored: _Scored, policy: SelectionPolicy) -> Chosen:
     for position, unit in enumerate(units):
         by_source.setdefault(unit.source, []).append(position)
     chosen: Chosen = {}
+    why: Reasons = {}
     left = policy.budget
     top = float(best_of.max())
-    for source in ranked:
+    for place, source in enumerate(ranked):
         positions = by_source.get(source)
-        if not positions or len(chosen) >= policy.max_sources:
+        if not positions:
+            continue
+        if len(chosen) >= policy.max_sources:
+            why[source] = OVER_K
             continue
         if policy.cut and top - best_of[source] > policy.cut:
+            why.update((rest, BELOW_CUT) for rest in ranked[place:] if rest in by_source)
             break
         best = max(range(len(positions)), key=lambda n: z[positions[n]])
         if header[source] + cost[positions[best]] > left:
+            why[source] = OVER_BUDGET
             continue
         left -= header[source] + cost[positions[best]]
         low = high = best
@@ -205,7 +232,7 @@ def _windows(scored: _Scored, policy: SelectionPolicy) -> Chosen:
             left -= cost[positions[step]]
             low, high = min(low, step), max(high, step)
         chosen[source] = [units[positions[n]] for n in range(low, high + 1)]
-    return chosen
+    return chosen, why
 
 
 def _rounded(score: float) -> float | None:

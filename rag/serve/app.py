@@ -1,15 +1,18 @@
 """The Starlette application and the uvicorn server around it.
 
 `Guard` runs before every endpoint, in this order: the request must name this server
-(`Host`) and come from its own pages or from no page at all (`Origin`, `Sec-Fetch-Site`),
-so a hostile web page can neither rebind a name to 127.0.0.1 nor post to it; then the
+(`Host`) and come from its own pages or from no page at all (`Origin`, `Sec-Fetch-Site`;
+a link on another site may open only the page at `/`), so a hostile web page can neither
+rebind a name to 127.0.0.1 nor post to it nor send the browser to an API route; then the
 bearer token (when the server has one); then the body is read whole, bounded in size and
 time; only then does the request count against the cap on requests in flight. Endpoints
-are in `rag.serve.routes` (pocketrag's own) and `rag.serve.openai_compat` (OpenAI's).
+are in `rag.serve.routes` (pocketrag's own) and `rag.serve.openai_compat` (OpenAI's); the
+connections under them (deadlines, a cap, the open-file limit) in `rag.serve.transport`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hmac
 import socket
@@ -26,9 +29,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from rag.core import plugins
 from rag.core.config import Settings
 from rag.core.errors import RagError, UsageError
-from rag.serve import openai_compat, routes
+from rag.serve import conversation_routes, openai_compat, page_routes, routes, session
 from rag.serve.config import ServeConfig
 from rag.serve.errors import (
     ForbiddenHost,
@@ -41,10 +45,24 @@ from rag.serve.errors import (
     error_body,
     status_for,
 )
+from rag.serve.transport import (
+    BACKLOG,
+    KEEP_ALIVE_S,
+    AcceptErrors,
+    Connections,
+    connection_limits,
+    protocol_class,
+    raise_fd_limit,
+)
 from rag.serve.warm import Warm
 
 #: The port an origin without one has, by scheme.
 DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Paths a link on another site may open (a top-level navigation, `Sec-Fetch-Site:
+#: cross-site`): the page, which holds no data. Every API route refuses one, as a link
+#: to `/v1/search?q=...&fetch=10` would otherwise make this server search and fetch for
+#: that site, and leave the results in the user's browser history.
+NAVIGABLE = frozenset({"/"})
 
 
 class Guard:
@@ -72,7 +90,7 @@ class Guard:
         if foreign is not None:
             await _refuse(scope, receive, send, foreign)
             return
-        if self.token and not self._authorized(scope):
+        if self.token and not session.is_public(scope["path"]) and not self._authorized(scope):
             await _refuse(scope, receive, send, Unauthorized(
                 "This server needs `Authorization: Bearer TOKEN` (the token `rag serve` was "
                 "started with: --token or RAG_SERVE_TOKEN)."
@@ -121,10 +139,11 @@ class Guard:
         site = _header(scope, b"sec-fetch-site")
         navigating = _header(scope, b"sec-fetch-mode") == "navigate"
         if site in ("cross-site", "same-site") and not (
-            navigating and scope["method"] in ("GET", "HEAD")
+            navigating and scope["method"] in ("GET", "HEAD") and scope["path"] in NAVIGABLE
         ):
             return ForbiddenHost(
-                f"Requests from another site's web page are refused (Sec-Fetch-Site: {site})."
+                f"Requests from another site's web page are refused (Sec-Fetch-Site: {site}); "
+                "a link from another site opens only the page, at /."
             )
         return None
 
@@ -153,6 +172,8 @@ class Guard:
         )
 
     def _authorized(self, scope: Scope) -> bool:
+        if session.has_cookie(scope, self.config.token):  # the page's sign-in
+            return True
         for name, value in scope.get("headers", []):
             if name == b"authorization":
                 scheme, _, given = value.partition(b" ")
@@ -238,6 +259,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(warm: Warm) -> Any:
     """The ASGI application serving `warm` (the Guard around the Starlette app)."""
+    mounted: list[Any] = []  # every route part: evals' GET /v1/runs, any plugin's
+    for name in plugins.parts("route"):
+        mounted += plugins.create("route", name, warm.settings, warm.config)
     app = Starlette(
         routes=[
             Route("/v1/ask", routes.ask, methods=["POST"]),
@@ -246,6 +270,9 @@ def create_app(warm: Warm) -> Any:
             Route("/healthz", routes.healthz, methods=["GET"]),
             Route("/v1/models", openai_compat.models, methods=["GET"]),
             Route("/v1/chat/completions", openai_compat.chat_completions, methods=["POST"]),
+            *page_routes.routes(),  # the research desk: /, /static/*, /v1/session
+            *conversation_routes.routes(),  # the desk's /v1/conversations
+            *mounted,
         ],
         exception_handlers={HTTPException: _http_error},
     )
@@ -267,12 +294,17 @@ def build_server(
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn on the socket bound here, not one it binds after saying it serves."""
+        """uvicorn on the socket bound here, not one it binds after saying it serves;
+        failed accepts said in one line now and then (`transport.AcceptErrors`)."""
 
         async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            asyncio.get_running_loop().set_exception_handler(accept_errors)
             await super().serve(sockets=sockets or [bound])
 
     config.check()
+    cap, backlog = connection_limits(config, raise_fd_limit())
+    connections = Connections(cap)
+    accept_errors = AcceptErrors(connections)
     bound = bind(config)
     try:
         if loading is not None:
@@ -280,7 +312,7 @@ def build_server(
         warm = Warm(config, settings)
         if warm_up:
             warm.warm_up()
-        listen(bound, config)
+        listen(bound, config, backlog)
     except BaseException:
         bound.close()
         raise
@@ -293,64 +325,12 @@ def build_server(
         lifespan="off",
         timeout_graceful_shutdown=5,
         timeout_keep_alive=KEEP_ALIVE_S,
-        http=head_deadline(config.read_timeout_s),
+        backlog=backlog,  # asyncio listens with it again, and tries as many accepts a turn
+        http=protocol_class(config, connections),
     )
     server = Server(server_config)
     server.warm = warm  # type: ignore[attr-defined]
     return server
-
-
-#: Seconds an idle kept-alive connection stays open (uvicorn's default, said here).
-KEEP_ALIVE_S = 5
-
-
-def head_deadline(seconds: float) -> type[Any]:
-    """uvicorn's h11 protocol with a deadline on each request's head: a connection that
-    sends nothing, or its headers a byte at a time, is closed after `seconds` (uvicorn
-    itself times out only idle kept-alive connections). The body's deadline is the Guard's."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class HeadDeadline(H11Protocol):
-        _timer: Any = None
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._arm()
-
-        def data_received(self, data: bytes) -> None:
-            if self._between_requests():
-                self._arm()  # the first bytes of a request: its head must follow in time
-            super().data_received(data)
-            if not self._between_requests():
-                self._disarm()  # the head is in: the app has the request
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def _between_requests(self) -> bool:
-            cycle = getattr(self, "cycle", None)
-            return cycle is None or cycle.response_complete
-
-        def _arm(self) -> None:
-            if self._timer is None:
-                self._timer = self.loop.call_later(seconds, self._too_slow)
-
-        def _disarm(self) -> None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-
-        def _too_slow(self) -> None:
-            self._timer = None
-            if self._between_requests() and not self.transport.is_closing():
-                self.transport.close()
-
-    return HeadDeadline
-
-
-#: Connections the kernel queues before they are accepted (uvicorn's default).
-BACKLOG = 2048
 
 
 def bind(config: ServeConfig) -> socket.socket:
@@ -367,9 +347,9 @@ def bind(config: ServeConfig) -> socket.socket:
     return sock
 
 
-def listen(sock: socket.socket, config: ServeConfig) -> None:
+def listen(sock: socket.socket, config: ServeConfig, backlog: int = BACKLOG) -> None:
     try:
-        sock.listen(BACKLOG)
+        sock.listen(backlog)
     except OSError as exc:  # another server bound the same port meanwhile
         sock.close()
         raise cannot_listen(config, exc) from None

@@ -15,14 +15,19 @@ when the server is not reachable (connection refused, no connection within
 serve, an index given as a folder path, a question longer than a server takes): the
 command then works in its own process.
 
-Every read is bounded, so a peer that is stuck or is not `rag serve` cannot hang the
-command or fill its memory: a silence longer than the timeout, or an answer (a JSON body,
-one server-sent event) over `MAX_ANSWER_BYTES`, is one error line; and an answer is checked
-to have the fields the commands print, of their types, before they print it.
+Every wait and every read is bounded, so a peer that is stuck or is not `rag serve` cannot
+hang the command or fill its memory. The waits are deadlines, not silences (a server that
+sends a byte a second is never silent): a search's whole answer within `SEARCH_TIMEOUT_S`
+(or the lower timeout); an ask's head within the timeout, then its JSON body, or each event
+of its stream, within the timeout again; a few `100 Continue` at most. A wait that ends,
+or an answer (a JSON body, one server-sent event) over `MAX_ANSWER_BYTES`, is one error
+line; and an answer is checked to have the fields the commands print, of their types and
+finite, before they print it.
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import urllib.parse
@@ -33,6 +38,8 @@ from rag.core.config import Settings
 from rag.core.errors import RagError, UsageError
 from rag.core.names import is_path_name
 from rag.question_options import ASK_SETTINGS, SEARCH_SETTINGS
+from rag.serve.client_shapes import ASK_SHAPE, SEARCH_SHAPE, TEXT, lacks
+from rag.serve.client_wire import NotFinite, TimedResponse, Wait, loads
 from rag.serve.config import (
     MAX_BODY_BYTES,
     MAX_QUESTION_CHARS,
@@ -40,12 +47,13 @@ from rag.serve.config import (
 
 #: Seconds to wait for the connection.
 CONNECT_TIMEOUT_S = 3.0
-#: Longest silence of the server an ask waits through (seconds), before the first byte and
-#: between the pieces of a stream: the `server_timeout` setting's default. Generous: a
+#: Longest wait of an ask (seconds) for the head of the answer, then for its JSON body or
+#: for each event of its stream: the `server_timeout` setting's default. Generous: a
 #: queued ask hears nothing until the asks before it on the one model are done (and a
 #: `--json` ask nothing until its whole answer is), and the server sends no heartbeat.
 ASK_TIMEOUT_S = 300.0
-#: ... and a search, at most (the setting may be lower): a search never queues on the model.
+#: ... and a search's whole answer, at most (the setting may be lower): a search never
+#: queues on the model.
 SEARCH_TIMEOUT_S = 60.0
 #: Largest answer read: a JSON body, or one server-sent event (its `data:` lines). The
 #: biggest real one, an answer citing the whole texts of 10 fetched pages (at most 2 MB of
@@ -54,7 +62,11 @@ MAX_ANSWER_BYTES = 64 * 1024 * 1024
 #: `GET /v1/search`'s warnings (a source that failed while others answered): a JSON list.
 WARNINGS_HEADER = "X-Pocketrag-Warnings"
 #: Error types that mean "this server cannot do that", not "that is wrong": answer locally.
-DECLINED = {"ModelMismatch": "runs another model", "Forbidden": "does not serve that index"}
+DECLINED = {
+    "ModelMismatch": "runs another model",
+    "Forbidden": "does not serve that index",
+    "SearchNotServed": "does not search the web (started without --search)",
+}
 #: The exit codes a server's error may carry; any other (77, -1, "2") becomes 1.
 EXIT_CODES = (1, 2)
 #: Longest error message of a server's shown, as the server cuts its own (`one_line`).
@@ -66,59 +78,6 @@ MAX_TARGET_BYTES = 8 * 1024
 NOT_RAG_SERVE = "not as rag serve does: is RAG_SERVER the address of `rag serve`?"
 #: What ends a connection midway, as `http.client` reports it.
 _LOST = (OSError, http.client.HTTPException)
-
-# --- the shapes of the answers ------------------------------------------------------------
-Check = Callable[[Any], bool]
-
-
-def _is(*kinds: type) -> Check:
-    """isinstance, where a boolean is not a number (JSON tells them apart)."""
-    return lambda value: isinstance(value, kinds) and not isinstance(value, bool)
-
-
-def _optional(check: Check) -> Check:
-    return lambda value: value is None or check(value)
-
-
-def _list_of(check: Check) -> Check:
-    return lambda value: isinstance(value, list) and all(check(item) for item in value)
-
-
-class Items(dict[str, Any]):
-    """A shape for a list whose items are objects of this shape."""
-
-
-WHOLE, NUMBER, TEXT = _is(int), _is(int, float), _is(str)
-SPAN = _list_of(WHOLE)  # [start, end), checked for two below
-#: `rag.core.types.Source`'s fields (the commands print each result and source as one), with
-#: their types; `spans` and `rerank_score` may be null or left out.
-SOURCE_SHAPE: dict[str, Any] = {
-    "id": WHOLE,
-    "title": TEXT,
-    "location": TEXT,
-    "origin": TEXT,
-    "score": NUMBER,
-    "text": TEXT,
-    "spans": _optional(_list_of(lambda span: SPAN(span) and len(span) == 2)),
-    "rerank_score": _optional(NUMBER),
-}
-#: The timings `rag ask` prints on its last line.
-TIMINGS_SHAPE: dict[str, Any] = {
-    "prompt_tokens": WHOLE,
-    "ttft_s": NUMBER,
-    "completion_tokens": WHOLE,
-    "tokens_per_s": NUMBER,
-    "total_s": NUMBER,
-}
-#: The fields of `rag search --json`'s and `rag ask --json`'s objects that the commands print.
-SEARCH_SHAPE: dict[str, Any] = {"results": Items(SOURCE_SHAPE)}
-ASK_SHAPE: dict[str, Any] = {
-    "answer": TEXT,
-    "model": TEXT,
-    "sources": Items(SOURCE_SHAPE),
-    "warnings": _list_of(TEXT),
-    "timings": TIMINGS_SHAPE,
-}
 
 
 class Fallback(Exception):  # noqa: N818 - a signal to the command, never shown as an error
@@ -169,7 +128,8 @@ class Client:
         target = _sendable(
             query, lambda: "/v1/search?" + urllib.parse.urlencode(params), MAX_TARGET_BYTES
         )
-        with self._request("GET", target, idle=min(self.timeout, SEARCH_TIMEOUT_S)) as response:
+        wait = Wait(min(self.timeout, SEARCH_TIMEOUT_S), "its answer")  # all of it
+        with self._request("GET", target, wait=wait) as response:
             body = self._shaped(self._json(response), SEARCH_SHAPE)
             raw = response.getheader(WARNINGS_HEADER)
         try:
@@ -202,20 +162,25 @@ class Client:
         payload = _sendable(
             question, lambda: json.dumps(body, ensure_ascii=False).encode("utf-8"), MAX_BODY_BYTES
         )
-        with self._request("POST", "/v1/ask", payload, idle=self.timeout) as response:
-            if on_text is None:
-                return self._shaped(self._json(response), ASK_SHAPE)
-            if response.status != 200:
-                self._json(response)  # raises the server's error
+        wait = Wait(self.timeout, "the head of its answer")
+        with self._request("POST", "/v1/ask", payload, wait=wait) as response:
+            if on_text is None or response.status != 200:
+                wait.start("its answer")
+                data = self._json(response)  # raises the server's error, if it is one
+                return self._shaped(data, ASK_SHAPE)
+            streamed = False
+            wait.start("the next part of its answer")
             for event, data in _events(response, self.url):
+                wait.start()  # each event within the timeout: a stream lasts as the model
                 if event == "text":
                     if not TEXT(data.get("text")):
                         raise self._unlike("text in a text event")
                     on_text(data["text"])
+                    streamed = streamed or bool(data["text"])
                 elif event == "answer":
                     return self._shaped(data, ASK_SHAPE)
                 elif event == "error":
-                    raise _error(data, self.url)
+                    raise self._stream_error(data, streamed)
         raise self._incomplete()
 
     # --- plumbing ----------------------------------------------------------------------
@@ -246,21 +211,23 @@ class Client:
         return parts
 
     def _request(
-        self, method: str, target: str, body: bytes | None = None, *, idle: float
+        self, method: str, target: str, body: bytes | None = None, *, wait: Wait
     ) -> _Streamed:
         """The response as a context manager; `Fallback` when the server is not reachable.
-        Every read after the connection waits at most `idle` seconds for a byte."""
-        connection, path = self._connect(idle)
+        Every read after the connection ends by `wait`'s deadline."""
+        connection, path = self._connect(wait.seconds)
+        connection.response_class = functools.partial(TimedResponse, wait=wait)  # type: ignore[assignment]
         headers: dict[str, str | bytes] = dict(self.headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
             connection.request(method, path + target, body=body, headers=headers)
+            wait.start()  # the request is sent: the wait for its answer begins
             response = connection.getresponse()
         except _LOST as exc:
             connection.close()
-            raise self._lost(exc, idle, began=False) from None
-        return _Streamed(connection, response, self, idle)
+            raise self._lost(exc, wait, began=False) from None
+        return _Streamed(connection, response, self, wait)
 
     def _connect(self, idle: float) -> tuple[http.client.HTTPConnection, str]:
         """An open connection to the server and the URL's path prefix."""
@@ -286,13 +253,13 @@ class Client:
                 f"rag serve at {self.url} is not reachable; answering in this process"
             ) from None
         if connection.sock is not None:
-            connection.sock.settimeout(idle)  # an answer may take long, never forever
+            connection.sock.settimeout(idle)  # sending the request; `Wait` for the answer
         return connection, parts.path.rstrip("/")
 
     def _shaped(self, data: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
         """`data` when it has the fields the commands print, of their types; else one
         error line, not a KeyError or TypeError from deep in the printing."""
-        missing = _lacks(data, shape)
+        missing = lacks(data, shape)
         if missing:
             raise self._unlike(", ".join(missing))
         return data
@@ -303,12 +270,23 @@ class Client:
     def _incomplete(self) -> RagError:
         return RagError(f"rag serve at {self.url} ended the answer before it was complete.")
 
-    def _lost(self, exc: BaseException, idle: float, began: bool = True) -> RagError:
+    def _stream_error(self, data: dict[str, Any], streamed: bool) -> Exception:
+        """The error event of a stream: a decline (`Fallback`) only before any text came,
+        since the command would print a local answer after the server's part of one."""
+        error = _error(data, self.url)
+        if isinstance(error, Fallback) and streamed:
+            return RagError(
+                f"rag serve at {self.url} declined the question after it had begun to "
+                "answer it, " + NOT_RAG_SERVE
+            )
+        return error
+
+    def _lost(self, exc: BaseException, wait: Wait, began: bool = True) -> RagError:
         """A connection that failed (before the answer `began`, or midway) as one line."""
         if isinstance(exc, TimeoutError):
             return RagError(
-                f"rag serve at {self.url} sent nothing for {idle:g} s; gave up waiting (the "
-                "server_timeout setting, RAG_SERVER_TIMEOUT, sets how long; a search waits "
+                f"rag serve at {self.url} {wait.why()}; gave up waiting (the server_timeout "
+                "setting, RAG_SERVER_TIMEOUT, sets how long; a search waits "
                 f"{SEARCH_TIMEOUT_S:g} s at most)."
             )
         if not began:
@@ -329,7 +307,9 @@ class Client:
         if response.length:  # a Content-Length longer than what came
             raise self._incomplete()
         try:
-            data = json.loads(raw)
+            data = loads(raw)
+        except NotFinite:
+            raise _not_finite(self.url) from None
         except (ValueError, RecursionError):  # RecursionError: nested deeper than json goes
             data = None
         if response.status == 200 and isinstance(data, dict):
@@ -340,17 +320,17 @@ class Client:
 
 
 class _Streamed:
-    """Closes the connection, and turns one lost midway, or silent for longer than `idle`
-    seconds, into one RagError."""
+    """Closes the connection, and turns one lost midway, or a wait that ended, into one
+    RagError."""
 
     def __init__(
         self,
         connection: http.client.HTTPConnection,
         response: http.client.HTTPResponse,
         client: Client,
-        idle: float,
+        wait: Wait,
     ) -> None:
-        self.connection, self.response, self.client, self.idle = connection, response, client, idle
+        self.connection, self.response, self.client, self.wait = connection, response, client, wait
 
     def __enter__(self) -> http.client.HTTPResponse:
         return self.response
@@ -359,7 +339,7 @@ class _Streamed:
         self.response.close()
         self.connection.close()
         if isinstance(exc, _LOST):
-            raise self.client._lost(exc, self.idle) from None
+            raise self.client._lost(exc, self.wait) from None
 
 
 Encoded = TypeVar("Encoded", str, bytes)
@@ -397,32 +377,10 @@ def _too_big(url: str) -> RagError:
     )
 
 
-def _lacks(data: Any, shape: dict[str, Any]) -> list[str]:
-    """What `data` lacks of `shape`, as the error names it: a field missing or of another
-    type (`results`), items that are not objects (`sources as objects`), fields of the
-    items or of a nested object (`id, score in results`, `ttft_s in timings`)."""
-    if not isinstance(data, dict):
-        return ["an object"]
-    missing: list[str] = []
-    for name, kind in shape.items():
-        value = data.get(name)
-        if isinstance(kind, Items):
-            if not isinstance(value, list):
-                missing.append(name)
-            elif not all(isinstance(item, dict) for item in value):
-                missing.append(f"{name} as objects")
-            else:
-                inner = {field for item in value for field in _lacks(item, kind)}
-                if inner:
-                    missing.append(f"{', '.join(f for f in kind if f in inner)} in {name}")
-        elif isinstance(kind, dict):
-            if not isinstance(value, dict):
-                missing.append(name)
-            elif inner := _lacks(value, kind):
-                missing.append(f"{', '.join(inner)} in {name}")
-        elif not kind(value):
-            missing.append(name)
-    return missing
+def _not_finite(url: str) -> RagError:
+    return RagError(
+        f"rag serve at {url} sent a number that is not finite (NaN or Infinity), " + NOT_RAG_SERVE
+    )
 
 
 def _error(data: dict[str, Any], url: str) -> Exception:
@@ -462,7 +420,9 @@ def _events(
         elif not line.strip():
             if data:
                 try:
-                    payload = json.loads(b"\n".join(data))
+                    payload = loads(b"\n".join(data))
+                except NotFinite:
+                    raise _not_finite(url) from None
                 except (ValueError, RecursionError):
                     raise RagError(f"rag serve at {url} sent an event that is not JSON.") from None
                 if not isinstance(payload, dict):

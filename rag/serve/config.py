@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 from rag.core.errors import UsageError
 
@@ -24,6 +26,15 @@ MAX_IN_FLIGHT = 64
 #: that stops midway is let go (the body's: with a 408) instead of holding a connection
 #: forever. A 64 KB body takes well under a second on any link.
 REQUEST_READ_S = 20.0
+#: Seconds a response may wait for its client to take bytes (its send buffers full): a
+#: client that stops reading is cut off, and its generation stopped, instead of holding a
+#: slot (and the model) for as long as it keeps the connection open.
+SEND_DEADLINE_S = 30.0
+#: Longest `model` a chat completion request may name: it is echoed in every chunk of a
+#: stream, so a 60 KB name would make each token a 60 KB write.
+MAX_MODEL_CHARS = 256
+#: Most connections open at once, whatever the open-file limit (`connection_cap`).
+MAX_CONNECTIONS = 4096
 #: What the server answers to without being told: the loopback name (any loopback address
 #: is taken too, as any IP literal is when listening on every address).
 LOOPBACK_NAMES = ("localhost",)
@@ -47,6 +58,13 @@ class ServeConfig:
     #: names a reverse proxy or a DNS entry gives it (`--allowed-host`).
     allowed_hosts: tuple[str, ...] = ()
     read_timeout_s: float = REQUEST_READ_S
+    send_timeout_s: float = SEND_DEADLINE_S
+    #: Connections open at once; None: half the process's open-file limit (at most
+    #: MAX_CONNECTIONS), the rest left for the model, the indexes and web fetches.
+    max_connections: int | None = None
+    #: A run folder of `rag eval run`, or a folder of them, that GET /v1/runs shows
+    #: (`--runs DIR`); None: those routes say how to start the server with one.
+    runs_dir: Path | None = None
 
     def check(self) -> None:
         """Refuse a configuration that would expose the server: a UsageError (exit 2)."""
@@ -62,8 +80,12 @@ class ServeConfig:
             raise UsageError(
                 f"--max-in-flight must be between 1 and 1024, got {self.max_in_flight}."
             )
-        if self.token and (len(self.token) < 8 or any(c.isspace() for c in self.token)):
-            raise UsageError("The token must be at least 8 characters, without spaces.")
+        if self.token and (len(self.token) < 8 or not all(map(_visible, self.token))):
+            raise UsageError(
+                "The token must be at least 8 visible characters, without spaces, control "
+                "or invisible characters (no HTTP client sends those in `Authorization: "
+                "Bearer TOKEN`); e.g. openssl rand -hex 16."
+            )
         for name in self.allowed_hosts:
             if not _plain_host(name):
                 raise UsageError(
@@ -93,7 +115,7 @@ class ServeConfig:
         address = _address(host)
         if address is None:
             return False
-        if address.is_loopback:
+        if address.is_loopback:  # ::ffff:127.0.0.1 too: it is 127.0.0.1
             return True
         own = _address(self.host)
         if own is None:  # a name off loopback: which addresses it has is not known here
@@ -102,10 +124,15 @@ class ServeConfig:
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`host` as an address; an IPv4-mapped IPv6 one (`::ffff:127.0.0.1`) as its IPv4
+    address, which is what it reaches (Python < 3.13 calls it neither loopback nor private)."""
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def _plain_host(name: str) -> bool:
@@ -116,12 +143,22 @@ def _plain_host(name: str) -> bool:
 _HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
 
 
+def _visible(char: str) -> bool:
+    """Whether a token may hold `char`: not whitespace, not a control, format (zero-width)
+    or separator character (a header value cannot carry a control character, and a client
+    strips or splits at whitespace), and not a lone surrogate (an undecodable byte, which
+    cannot be sent as UTF-8). Other non-ASCII text is sent as UTF-8 by `rag`'s client."""
+    return not char.isspace() and unicodedata.category(char) not in _INVISIBLE
+
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+
+
 def is_loopback(host: str) -> bool:
-    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1); any other name or
-    address (0.0.0.0, ::, a LAN address, a host name) may be reached from elsewhere."""
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1, ::ffff:127.0.0.1);
+    any other name or address (0.0.0.0, ::, a LAN address, a host name) may be reached
+    from elsewhere."""
     if host.strip().lower() == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    address = _address(host)
+    return address is not None and address.is_loopback

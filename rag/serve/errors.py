@@ -32,6 +32,14 @@ class Forbidden(UsageError):
     status = 403
 
 
+class SearchNotServed(UsageError):
+    """A request for web search (`"search": true`, `web=true`) on a server started without
+    `--search`: it serves its indexes, and any caller would otherwise make it send queries
+    (and fetch pages) to the web."""
+
+    status = 403
+
+
 class ForbiddenHost(UsageError):
     """A `Host` that is not this server's (DNS rebinding: a web page's name pointed at
     127.0.0.1), or an `Origin` that is not its own (another site's page calling it)."""

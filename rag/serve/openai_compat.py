@@ -6,6 +6,7 @@ with the sources in an extra `pocketrag` field."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -14,16 +15,17 @@ from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from rag.core.errors import UsageError
 from rag.core.types import Message
 from rag.orchestrator import Answer
 from rag.serve import answering
+from rag.serve.config import MAX_MODEL_CHARS
 from rag.serve.errors import Stopped, error_body
 from rag.serve.fields import CHAT_FIELDS, check_fields, flag
-from rag.serve.routes import SSE_HEADERS, endpoint, read_json, warm_of
-from rag.serve.streaming import from_thread, run_watched, sse
+from rag.serve.routes import endpoint, read_json, warm_of
+from rag.serve.streaming import EventStream, run_watched, sse
 
 WHERE = "/v1/chat/completions"
 
@@ -109,19 +111,16 @@ async def chat_completions(request: Request) -> Response:
     question = answering.check_question(question, warm.config.max_question_chars)
     fields = request_fields(body)
     settings, specs = answering.request_plan(warm, fields, WHERE)
-    model = body.get("model") if isinstance(body.get("model"), str) else warm.model_name
+    model = echoed_model(body.get("model"), warm.model_name)
     # Open the sources now, so an unknown index is a status code, not an event.
     await anyio.to_thread.run_sync(lambda: warm.retrievers(specs, settings))
     stop = threading.Event()
     ident = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
 
-    def turn(emit: Callable[[Any], None] | None = None) -> tuple[Answer, str]:
-        on_text = None if emit is None else (lambda text: emit(("text", text)))
-        return answering.chat_turn(warm, question, history, settings, specs, stop, on_text)
-
     if not flag(body, "stream", WHERE):
-        answer, query = await run_watched(request, turn, stop)
+        work = lambda: answering.chat_turn(warm, question, history, settings, specs, stop)  # noqa: E731
+        answer, query = await run_watched(request, work, stop)
         return JSONResponse(
             {
                 "id": ident,
@@ -147,23 +146,59 @@ async def chat_completions(request: Request) -> Response:
         return sse({"id": ident, "object": "chat.completion.chunk", "created": created,
                     "model": model, "choices": [choice], **more})  # fmt: skip
 
+    async def turn() -> AsyncIterator[tuple[str, Any]]:
+        """The chat turn as `answering.streamed`'s items; a failure before the answer
+        starts (the rewrite, the search) is an error item too."""
+        try:
+            query, kept = await answering.rewrite(warm, question, history, settings, specs, stop)
+            retrieved = await answering.retrieve(warm, query, settings, specs)
+        except Exception as exc:  # noqa: BLE001 - reported as an event
+            yield "error", exc
+            return
+
+        def work(generator: Any, on_text: Callable[[str], None]) -> tuple[Answer, str]:
+            answer = answering.answer_now(
+                generator, question, retrieved, settings, stop, on_text=on_text, history=kept
+            )
+            return answer, query
+
+        async with contextlib.aclosing(answering.streamed(warm, stop, work)) as items:
+            async for item in items:
+                yield item
+
     async def events() -> AsyncIterator[bytes]:
         yield chunk({"role": "assistant", "content": ""})
-        async for kind, value in from_thread(turn, stop):
-            if kind == "text":
-                yield chunk({"content": value})
-            elif kind == "result":
-                answer, query = value
-                reason = finish_reason(answer, settings.max_tokens)
-                yield chunk({}, reason, pocketrag=extras(answer, query))
-                if include_usage:
-                    yield sse({"id": ident, "object": "chat.completion.chunk", "created": created,
-                               "model": model, "choices": [], "usage": usage(answer)})  # fmt: skip
-            elif not isinstance(value, Stopped):
-                yield sse(error_body(value))
+        async with contextlib.aclosing(turn()) as items:
+            async for kind, value in items:
+                if kind == "text":
+                    yield chunk({"content": value})
+                elif kind == "result":
+                    answer, query = value
+                    reason = finish_reason(answer, settings.max_tokens)
+                    yield chunk({}, reason, pocketrag=extras(answer, query))
+                    if include_usage:
+                        yield sse({"id": ident, "object": "chat.completion.chunk",
+                                   "created": created, "model": model, "choices": [],
+                                   "usage": usage(answer)})  # fmt: skip
+                elif not isinstance(value, Stopped):
+                    yield sse(error_body(value))
         yield sse("[DONE]")
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return EventStream(events())
+
+
+def echoed_model(given: Any, served: str) -> str:
+    """The `model` a response names: the request's (OpenAI echoes it; clients match on
+    it), or the server's own when the request names none. One longer than
+    `MAX_MODEL_CHARS` is a 400: it would be written again with every streamed piece."""
+    if not isinstance(given, str):
+        return served
+    if len(given) > MAX_MODEL_CHARS:
+        raise UsageError(
+            f"{WHERE}: model is {len(given)} characters; this server takes a name of at "
+            f"most {MAX_MODEL_CHARS} (it answers with {served!r} whatever the name)."
+        )
+    return given
 
 
 @endpoint

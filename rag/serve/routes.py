@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import threading
@@ -11,7 +12,7 @@ from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from rag.core.errors import UsageError
 from rag.question_options import SEARCH_OPTIONS
@@ -25,11 +26,11 @@ from rag.serve.errors import (
     status_for,
 )
 from rag.serve.fields import ASK_FIELDS, check_fields, flag
-from rag.serve.streaming import from_thread, run_watched, sse
+from rag.serve.streaming import SSE_HEADERS, EventStream, run_watched, sse
 from rag.serve.warm import Warm
 
 Handler = Callable[[Request], Awaitable[Response]]
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+__all__ = ["SSE_HEADERS", "endpoint", "read_json", "warm_of"]  # what other routes import
 
 
 def error_response(exc: BaseException) -> JSONResponse:
@@ -102,31 +103,28 @@ async def ask(request: Request) -> Response:
     settings, specs = answering.request_plan(warm, fields, where)
     stop = threading.Event()
     if not flag(fields, "stream", where):
-        result = await run_watched(
-            request,
-            lambda: answering.ask_once(warm, question, settings, specs, stop),
-            stop,
-        )
+        work = lambda: answering.ask(warm, question, settings, specs, stop)  # noqa: E731
+        result = await run_watched(request, work, stop)
         return JSONResponse(result.as_dict())
     # Retrieve before the response starts, so a source that fails is a status code.
-    _, retrieved = await run_watched(
+    retrieved = await run_watched(
         request, lambda: answering.retrieve(warm, question, settings, specs), stop
     )
 
-    def work(emit: Callable[[Any], None]) -> Any:
-        on_text = lambda text: emit(("text", text))  # noqa: E731
-        return answering.answer(warm, question, retrieved, settings, stop, on_text=on_text)
+    def work(generator: Any, on_text: Callable[[str], None]) -> Any:
+        return answering.answer_now(generator, question, retrieved, settings, stop, on_text=on_text)
 
     async def events() -> AsyncIterator[bytes]:
-        async for kind, value in from_thread(work, stop):
-            if kind == "text":
-                yield sse({"text": value}, "text")
-            elif kind == "result":
-                yield sse(value.as_dict(), "answer")
-            elif not isinstance(value, Stopped):
-                yield sse(error_body(value), "error")
+        async with contextlib.aclosing(answering.streamed(warm, stop, work)) as items:
+            async for kind, value in items:
+                if kind == "text":
+                    yield sse({"text": value}, "text")
+                elif kind == "result":
+                    yield sse(value.as_dict(), "answer")
+                elif not isinstance(value, Stopped):
+                    yield sse(error_body(value), "error")
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return EventStream(events())
 
 
 #: Query parameters of `GET /v1/search` (the `rag search` options): `q`, `index`
@@ -156,14 +154,34 @@ async def search(request: Request) -> Response:
     if not specs:
         raise UsageError(f"{where}: say where to search: index=NAME (repeatable) and/or web=true.")
 
-    def work() -> Any:
-        return ranked(answering.retrieve(warm, query, settings, specs)[1], settings)
-
-    found = await anyio.to_thread.run_sync(work)
+    retrieved = await answering.retrieve(warm, query, settings, specs)
+    found = await anyio.to_thread.run_sync(lambda: ranked(retrieved, settings))
     # The body is exactly `rag search --json`; its warnings (printed on stderr by the CLI)
-    # ride in a header, as a JSON list in ASCII.
-    headers = {WARNINGS_HEADER: json.dumps(found.warnings)} if found.warnings else None
+    # ride in a header, as a JSON list in ASCII, bounded (`warnings_header`).
+    headers = {WARNINGS_HEADER: warnings_header(found.warnings)} if found.warnings else None
     return JSONResponse(found.as_dict(), headers=headers)
+
+
+#: Most characters of one warning in `X-Pocketrag-Warnings`, and most bytes of the header:
+#: a client reads a header line of at most 64 KiB (http.client), a proxy often 8 KiB in all.
+MAX_WARNING_CHARS = 500
+MAX_WARNINGS_BYTES = 8 * 1024
+
+
+def warnings_header(warnings: list[str]) -> str:
+    """`warnings` as the header's JSON list (ASCII): each cut to `MAX_WARNING_CHARS`, and
+    as many as fit in `MAX_WARNINGS_BYTES`, the last one then saying how many more there
+    were (ten fetch warnings, each naming a 3.5 KB URL twice, used to make a 70 KB line
+    that `rag search` through `RAG_SERVER` could not read)."""
+    cut = [w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 1] + "…" for w in warnings]
+    kept = list(cut)
+    while True:
+        more = len(cut) - len(kept)
+        shown = kept + ([f"… and {more} more warning{'s' if more > 1 else ''}."] if more else [])
+        value = json.dumps(shown)
+        if len(value) <= MAX_WARNINGS_BYTES or not kept:
+            return value
+        kept.pop()
 
 
 @endpoint

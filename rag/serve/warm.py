@@ -4,15 +4,18 @@ Loaded once: the settings, the generator, one retriever per index (each with its
 reopened when the index gets a new version), the embedder and the reranker (cached by
 `indexers.embedders` and `rag.evidence`). Retrieval runs concurrently; generation does not:
 llama.cpp's `Llama` is not thread-safe, so every use of the model, from counting prompt
-tokens to the last generated piece, happens inside `ModelQueue.turn`.
+tokens to the last generated piece, happens in a turn of `ModelQueue`, on one thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio.to_thread
 
 from rag.core.config import Settings
 from rag.generators import Generation, Generator, load_generator
@@ -21,37 +24,36 @@ from rag.serve.config import ServeConfig
 from rag.serve.errors import Stopped
 from rag.sources import Retriever, build_retriever
 
-#: How often a request waiting for the model checks whether its client is still there.
-WAIT_POLL_S = 0.05
+T = TypeVar("T")
 
 
 class ModelQueue:
-    """One request at a time on a local model, in arrival order (roughly: waiters poll)."""
+    """One request at a time on a local model, in arrival order. The wait is on the event
+    loop, not on a thread: a queued request holds none of the worker threads searches run
+    on, and a request cancelled while queued (its client left) leaves the queue at once.
+    `waiting` counts every request queued, whichever endpoint it came through."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._count = threading.Lock()
+        self._lock: asyncio.Lock | None = None
         self.waiting = 0
 
-    @contextlib.contextmanager
-    def turn(self, stop: threading.Event, generator: Any = None) -> Iterator[None]:
-        """Hold the model for the block. Raises `Stopped` when `stop` is set while waiting
-        (the client left). A model server that batches requests (`openai:`) needs no turn."""
+    @contextlib.asynccontextmanager
+    async def turn(self, generator: Any = None) -> AsyncIterator[None]:
+        """Hold the model for the block (on the event loop's thread). A model server that
+        batches requests (`openai:`) needs no turn. Whoever holds the turn must not let
+        the block end while its thread still uses the model (`Warm.generating` and
+        `streaming.from_thread` wait for theirs)."""
         if generator is not None and serves_concurrently(generator):
             yield
             return
-        with self._count:
-            self.waiting += 1
+        if self._lock is None:
+            self._lock = asyncio.Lock()  # made here: it belongs to the server's loop
+        self.waiting += 1
         try:
-            while not self._lock.acquire(timeout=WAIT_POLL_S):
-                if stop.is_set():
-                    raise Stopped()
+            await self._lock.acquire()
         finally:
-            with self._count:
-                self.waiting -= 1
+            self.waiting -= 1
         try:
-            if stop.is_set():
-                raise Stopped()
             yield
         finally:
             self._lock.release()
@@ -88,6 +90,7 @@ class Warm:
         self.config = config
         self.settings = settings
         self.queue = ModelQueue()
+        self._generating: anyio.CapacityLimiter | None = None
         self._generator: Generator | None = None
         self._loading = threading.Lock()
         self._retrievers: dict[tuple[Any, ...], Retriever] = {}
@@ -103,6 +106,21 @@ class Warm:
             if self._generator is None:
                 self._generator = load_generator(self.settings)
             return self._generator
+
+    async def loaded(self) -> Generator:
+        """The model, loading it on a thread if `warm_up` did not."""
+        if self._generator is not None:
+            return self._generator
+        return await anyio.to_thread.run_sync(self.generator)
+
+    async def generating(self, work: Callable[[], T]) -> T:
+        """`work()` (a use of the model, in the caller's turn) on a thread of its own
+        budget, apart from the worker threads retrieval uses: one per request at most, so
+        a model server's concurrent answers (`openai:`) never starve the searches either.
+        Cancelled, it waits for `work` to end (it stops at its next check of `stop`)."""
+        if self._generating is None:
+            self._generating = anyio.CapacityLimiter(self.config.max_in_flight)
+        return await anyio.to_thread.run_sync(work, limiter=self._generating)
 
     def retriever(self, spec: str, settings: Settings) -> Retriever:
         """A web retriever per request (it is light, and its engine options may differ); an

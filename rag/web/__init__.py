@@ -87,8 +87,11 @@ class WebRetriever:
         return passages
 
     def _read_pages(self, passages: list[Passage], query: str) -> None:
-        """Replace each passage's snippet by the relevant part of its page, where readable."""
+        """Replace each passage's snippet by the relevant part of its page, where readable;
+        a page that is not (whyever: `fetch_pages` never raises for one) keeps its snippet
+        and says why in `meta["warning"]`."""
         from rag.web.fetch import FetchedPage, FetchError, fetch_pages, select_relevant
+        from rag.web.fetch_limits import shown_url
 
         pages: list[FetchedPage | FetchError | None] = [None] * len(passages)
         missing: list[int] = []
@@ -119,7 +122,7 @@ class WebRetriever:
             elif isinstance(page, FetchError):
                 passage.meta["fetched"] = False
                 passage.meta["warning"] = (
-                    f"Could not read {passage.location}: {page}; using its snippet."
+                    f"Could not read {shown_url(passage.location)}: {page}; using its snippet."
                 )
 
     @staticmethod

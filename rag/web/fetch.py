@@ -11,6 +11,13 @@ saw (the URL names the address; the Host header, TLS SNI and the certificate
 check keep the name): a DNS-rebinding host that answers a public address for the
 check and 127.0.0.1 a moment later gets no second question.
 
+A page is read within `timeout_s` in all (every hop, its headers and its body),
+however slowly its server sends; the pages of one search are read at once, the
+whole step within the same time. Only gzip is asked for and read, decompressed
+here in bounded steps, so a small compressed bomb costs at most `max_bytes`.
+Whatever goes wrong with one page (its URL, a redirect, its encoding or markup)
+is a `FetchError`: the page keeps its snippet, never the command fails.
+
 Main text comes from trafilatura (drops menus, footers, scripts); when it finds
 no main content, the page is reduced to its visible text instead.
 """
@@ -20,29 +27,31 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from rag.core.errors import RagError
 from rag.packing import html_to_text
+from rag.web.fetch_limits import Deadline, FetchError, decode_text, read_body, shown_url
 
+#: Seconds a page's fetch takes at most, all hops, headers and body; also the whole step's.
 DEFAULT_TIMEOUT_S = 8.0
+#: ... and the seconds the step waits longer for the pages' text to be extracted.
+EXTRACT_GRACE_S = 4.0
 MAX_BYTES = 2_000_000
 MAX_REDIRECTS = 5
+#: Pages read at once: the `fetch` setting's largest value, so all of a search's start together.
+MAX_PARALLEL = 10
 #: How much of a page goes into one passage; packing trims further to the token budget.
 MAX_PAGE_CHARS = 4000
 _READABLE = ("text/html", "application/xhtml+xml", "text/plain")
 _WORD = re.compile(r"\w+")
 
 Resolver = Callable[..., list[tuple[Any, ...]]]
-
-
-class FetchError(RagError):
-    """A page could not be read, or was refused; its snippet is used instead."""
 
 
 @dataclass(frozen=True)
@@ -102,9 +111,11 @@ def fetch_page(
     client: Any = None,
     resolver: Resolver = socket.getaddrinfo,
 ) -> FetchedPage:
-    """Download one page (following checked redirects) and extract its main text."""
+    """Download one page (following checked redirects) within `timeout_s` in all, and
+    extract its main text. Every failure, of whatever kind, is a `FetchError`."""
     import httpx
 
+    deadline = Deadline(timeout_s)
     own_client = client is None
     if own_client:
         client = httpx.Client(
@@ -118,83 +129,87 @@ def fetch_page(
             limits=httpx.Limits(max_keepalive_connections=0),
             headers={"User-Agent": "Mozilla/5.0 (compatible; pocketrag)", "Accept": "text/html"},
         )
+    current = url
     try:
-        current = url
         for _ in range(MAX_REDIRECTS + 1):
+            deadline.check(current)
             addresses = check_url(current, allow_private=allow_private, resolver=resolver)
-            try:
-                with _open(client, current, addresses, timeout_s) as response:
-                    if response.is_redirect and "location" in response.headers:
-                        current = urljoin(current, response.headers["location"])
-                        continue
-                    if response.status_code >= 400:
-                        raise FetchError(f"{current} answered HTTP {response.status_code}")
-                    kind = response.headers.get("content-type", "text/html").split(";")[0]
-                    if kind.strip().lower() not in _READABLE:
-                        raise FetchError(f"{current} is {kind}, not a web page")
-                    body = _read_capped(response, max_bytes)
-                    encoding = response.encoding or "utf-8"
-            except httpx.TimeoutException:
-                raise FetchError(f"{current} did not answer within {timeout_s:g}s") from None
-            except httpx.HTTPError as exc:
-                raise FetchError(f"cannot fetch {current}: {type(exc).__name__}: {exc}") from None
-            markup = body.decode(encoding, errors="replace")
-            if kind.strip().lower() == "text/plain":
+            with _open(client, current, addresses, deadline) as response:
+                if response.is_redirect and "location" in response.headers:
+                    current = urljoin(current, response.headers["location"])
+                    continue
+                if response.status_code >= 400:
+                    raise FetchError(f"{shown_url(current)} answered HTTP {response.status_code}")
+                kind = response.headers.get("content-type", "text/html").split(";")[0]
+                kind = kind.strip().lower()
+                if kind not in _READABLE:
+                    raise FetchError(f"{shown_url(current)} is {kind[:100]}, not a web page")
+                body = read_body(response, max_bytes, deadline, current)
+                markup = decode_text(body, response.charset_encoding)
+            if kind == "text/plain":
                 return FetchedPage(current, "", markup.strip())
             title, text = extract_main_text(markup, current)
             if not text:
-                raise FetchError(f"{current} has no readable text")
+                raise FetchError(f"{shown_url(current)} has no readable text")
             return FetchedPage(current, title, text)
-        raise FetchError(f"{url} redirected more than {MAX_REDIRECTS} times")
+        raise FetchError(f"{shown_url(url)} redirected more than {MAX_REDIRECTS} times")
+    except FetchError:
+        raise
+    except Exception as exc:  # one page's failure, never the command's: it keeps its snippet
+        raise _failure(exc, current, deadline) from None
     finally:
+        deadline.close()
         if own_client:
             client.close()
 
 
-@contextmanager
-def _open(client: Any, url: str, addresses: Sequence[str], timeout_s: float) -> Iterator[Any]:
-    """GET `url` (streamed) from one of the checked `addresses`, in order; the next is
-    tried only when one refuses the connection (an IPv6 address on an IPv4-only network).
-    No addresses: the client resolves the host itself (private fetching is allowed)."""
+def _failure(exc: Exception, url: str, deadline: Deadline) -> FetchError:
+    """What went wrong reading `url` as one line: a deadline that passed (its connection
+    was shut, so the error is a lost connection), a network error, or anything else."""
     import httpx
 
-    if not addresses:
-        with client.stream("GET", url, timeout=timeout_s) as response:
-            yield response
-        return
-    target = httpx.URL(url)
-    host = target.raw_host.decode("ascii")
-    for n, address in enumerate(addresses, 1):
+    if deadline.passed() or isinstance(exc, httpx.TimeoutException):
+        return deadline.error(url)
+    reason = " ".join(str(exc).split())[:300]
+    verb = "fetch" if isinstance(exc, httpx.HTTPError) else "read"
+    return FetchError(f"cannot {verb} {shown_url(url)}: {type(exc).__name__}: {reason}")
+
+
+@contextmanager
+def _open(client: Any, url: str, addresses: Sequence[str], deadline: Deadline) -> Iterator[Any]:
+    """GET `url` (streamed) from one of the checked `addresses`, in order; the next is
+    tried only when one refuses the connection (an IPv6 address on an IPv4-only network).
+    No addresses: the client resolves the host itself (private fetching is allowed).
+    Each request waits at most what is left of `deadline`, which sees its sockets."""
+    import httpx
+
+    def send(target: Any, headers: dict[str, str], extensions: dict[str, Any]) -> Any:
         request = client.build_request(
             "GET",
-            target.copy_with(host=address),
-            headers={"Host": target.netloc.decode("ascii")},
-            extensions={"sni_hostname": host},  # TLS: SNI and the certificate check use it
-            timeout=timeout_s,
+            target,
+            headers={"Accept-Encoding": "gzip", **headers},  # only what `read_body` reads
+            timeout=max(deadline.left(), 0.001),
+            extensions={"trace": deadline.trace, **extensions},
         )
-        try:
-            response = client.send(request, stream=True)
-        except httpx.ConnectError:
-            if n == len(addresses):
-                raise
-            continue
-        try:
-            yield response
-        finally:
-            response.close()
-        return
+        return client.send(request, stream=True)
 
-
-def _read_capped(response: Any, max_bytes: int) -> bytes:
-    """At most `max_bytes` of the body: a huge page is cut, never read whole into memory."""
-    parts: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= max_bytes:
-            break
-    return b"".join(parts)[:max_bytes]
+    if not addresses:
+        response = send(url, {}, {})
+    else:
+        target = httpx.URL(url)
+        name = {"Host": target.netloc.decode("ascii")}
+        sni = {"sni_hostname": target.raw_host.decode("ascii")}  # TLS: SNI, certificate check
+        for n, address in enumerate(addresses, 1):
+            try:
+                response = send(target.copy_with(host=address), name, sni)
+                break
+            except httpx.ConnectError:
+                if n == len(addresses) or deadline.passed():
+                    raise
+    try:
+        yield response
+    finally:
+        response.close()
 
 
 def extract_main_text(markup: str, url: str = "") -> tuple[str, str]:
@@ -243,16 +258,33 @@ def fetch_pages(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     fetcher: Callable[..., FetchedPage] | None = None,
 ) -> list[FetchedPage | FetchError]:
-    """Fetch several pages at once; each slot holds the page or why it could not be read."""
+    """Fetch the pages at once, all within `timeout_s` (and `EXTRACT_GRACE_S` for their
+    text); each slot holds the page or why it could not be read. Never raises for a page."""
     fetch = fetcher or fetch_page
-
-    def one(url: str) -> FetchedPage | FetchError:
-        try:
-            return fetch(url, allow_private=allow_private, timeout_s=timeout_s)
-        except FetchError as exc:
-            return exc
-
     if not urls:
         return []
-    with ThreadPoolExecutor(max_workers=min(len(urls), 8)) as pool:
-        return list(pool.map(one, urls))
+    end = time.monotonic() + timeout_s
+
+    def one(url: str) -> FetchedPage | FetchError:
+        left = end - time.monotonic()
+        if left <= 0:
+            return _late(url, timeout_s)
+        try:
+            return fetch(url, allow_private=allow_private, timeout_s=left)
+        except FetchError as exc:
+            return exc
+        except Exception as exc:  # a fetcher other than `fetch_page`: the same rule
+            return FetchError(f"cannot read {shown_url(url)}: {type(exc).__name__}: {exc}")
+
+    pool = ThreadPoolExecutor(max_workers=min(len(urls), MAX_PARALLEL))
+    futures = [pool.submit(one, url) for url in urls]
+    wait(futures, timeout=timeout_s + EXTRACT_GRACE_S)
+    pool.shutdown(wait=False, cancel_futures=True)  # a page still at work is given up
+    return [
+        future.result() if future.done() and not future.cancelled() else _late(url, timeout_s)
+        for url, future in zip(urls, futures, strict=True)
+    ]
+
+
+def _late(url: str, timeout_s: float) -> FetchError:
+    return FetchError(f"{shown_url(url)} was not read within {round(timeout_s, 1):g}s")
