@@ -16,6 +16,24 @@ from rag.core.plugins import Option, Part, Registry
 
 Options = dict[str, Any]
 
+DDGS_OPTIONS = (
+    Option(
+        "backend",
+        str,
+        "auto",
+        "ddgs backends, comma-separated (duckduckgo, brave, mojeek, wikipedia, ...: checked "
+        "against the installed ddgs), or auto.",
+    ),
+    Option("timeout", int, 10, "Seconds each backend may take.", low=1, high=120),
+    Option(
+        "attempts",
+        int,
+        3,
+        "Tries in all when a search times out or loses its connection (a refusal: one).",
+        low=1,
+        high=10,
+    ),
+)
 SEARXNG_OPTIONS = (
     Option(
         "url",
@@ -40,7 +58,7 @@ PGVECTOR_OPTIONS = (
 def _ddgs(argument: str, settings: Settings, *, options: Options) -> Any:
     from rag.web.ddgs_engine import DdgsEngine
 
-    return DdgsEngine.from_settings(settings)
+    return DdgsEngine.from_settings(settings, options)
 
 
 def _searxng(argument: str, settings: Settings, *, options: Options) -> Any:
@@ -119,7 +137,7 @@ def _no_reranker(argument: str, settings: Settings, *, options: Options) -> None
 
 def register(registry: Registry) -> None:
     for part in (
-        Part("engine", "ddgs", _ddgs, help="ddgs metasearch (no API key)"),
+        Part("engine", "ddgs", _ddgs, DDGS_OPTIONS, help="ddgs metasearch (no API key)"),
         Part("engine", "searxng", _searxng, SEARXNG_OPTIONS, help="a SearxNG instance's JSON API"),
         Part(
             "generator",

@@ -43,6 +43,8 @@ class Answer:
     prompt: list[Message] = field(default_factory=list, repr=False)
     #: Candidates the model did not read, best first, each with why.
     dropped: list[Dropped] = field(default_factory=list)
+    #: The web engine whose results the sources had (None: no web results).
+    web_engine: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The `rag ask --json` object (README, "Asking")."""
@@ -54,6 +56,7 @@ class Answer:
             "dropped": [d.as_dict() for d in self.dropped],
             "timings": self.timings,
             "warnings": self.warnings,
+            "web_engine": self.web_engine,
         }
 
 
@@ -61,13 +64,15 @@ class Answer:
 class Retrieved:
     """What the sources gave for `query` (the question, or a chat follow-up rewritten to
     stand alone): candidates fused best first, warnings from sources that failed while
-    others answered, and how many sources were asked (0: closed-book)."""
+    others answered, how many sources were asked (0: closed-book), and the web engine
+    that answered (of a chain: rag.web.chain; None when no web results came)."""
 
     query: str
     passages: list[Passage]
     warnings: list[str]
     seconds: float
     sources_asked: int = 0
+    web_engine: str | None = None
 
 
 def validate_question(question: str, *, what: str = "question") -> str:
@@ -132,15 +137,18 @@ def retrieve(question: str, sources: Sequence[Retriever], settings: Settings) ->
         raise failures[0]
     lists = [o for o in outcomes if not isinstance(o, SearchUnavailable)]
     warnings = [f"{exc} Answering from the other sources." for exc in failures]
-    # A retriever that degraded without failing (a page that could not be fetched)
-    # says so in `meta["warning"]`.
+    # A retriever that degraded without failing says so: in its list's `warnings` (a web
+    # engine of a chain that failed first: rag.core.types.Passages), or in a passage's
+    # `meta["warning"]` (a page that could not be fetched).
     for passages in lists:
-        for passage in passages:
-            note = passage.meta.get("warning")
+        notes = [*getattr(passages, "warnings", ()), *(p.meta.get("warning") for p in passages)]
+        for note in notes:
             if note and note not in warnings:
                 warnings.append(note)
+    web = (p for passages in lists for p in passages if p.origin == "web")
+    engine = next((p.meta["engine"] for p in web if p.meta.get("engine")), None)
     elapsed = time.perf_counter() - started
-    return Retrieved(query, merge_ranked(lists), warnings, elapsed, len(sources))
+    return Retrieved(query, merge_ranked(lists), warnings, elapsed, len(sources), engine)
 
 
 def evidence_room(
@@ -272,6 +280,7 @@ def answer(
         timings=timings,
         warnings=warnings,
         prompt=messages,
+        web_engine=retrieved.web_engine,
         dropped=dropped
         + [Dropped.from_passage(p, NO_ROOM) for p in candidates if p.location not in in_prompt],
     )

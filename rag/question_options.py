@@ -24,13 +24,16 @@ NO_RERANK = "none"
 class QuestionOption:
     """`name` is the setting (and request field); `flags` its spellings on the command line
     (default `--name-with-dashes`); `generation` marks an option that shapes the answer,
-    not the search, so `rag search` does not take it."""
+    not the search, so `rag search` does not take it. A `repeatable` option (text) may be
+    given several times, or as a list in a request, or as comma-separated text anywhere:
+    its setting holds the values joined by commas."""
 
     name: str
     type: type
     help: str
     flags: tuple[str, ...] = ()
     generation: bool = False
+    repeatable: bool = False
 
     @property
     def spellings(self) -> tuple[str, ...]:
@@ -54,11 +57,22 @@ QUESTION_OPTIONS: tuple[QuestionOption, ...] = (
         generation=True,
     ),
     QuestionOption(
-        "engine", str, "Web search engine: ddgs, searxng or a plugin's. Env: RAG_ENGINE."
+        "engine",
+        str,
+        "Web search engine: ddgs, searxng or a plugin's; several, tried in order: "
+        "ddgs,searxng. Env: RAG_ENGINE.",
     ),
     QuestionOption("fetch", int, "Read the top N result pages, not only snippets."),
     QuestionOption(
-        "region", str, "Search region, e.g. us-en, de-de; wt-wt: none. Env: RAG_REGION."
+        "region",
+        str,
+        "Search region, country-language: us-en, de-de; empty: none. Env: RAG_REGION.",
+    ),
+    QuestionOption(
+        "site",
+        str,
+        "Only results from this domain or its subdomains (repeatable), whatever the engine.",
+        repeatable=True,
     ),
     QuestionOption("safesearch", str, "on, moderate or off. Env: RAG_SAFESEARCH."),
     QuestionOption("timelimit", str, "Results from the last d(ay), w(eek), m(onth), y(ear)."),
@@ -101,6 +115,10 @@ def overrides(values: Mapping[str, Any], origin: Origin = flag_origin) -> dict[s
         raw = values.get(option.name)
         if raw is None:
             continue
+        if option.repeatable and isinstance(raw, list | tuple):
+            if not all(isinstance(item, str) for item in raw):
+                raise UsageError(f"{origin(option)} must be text or a list of text, got {raw!r}.")
+            raw = ",".join(raw)
         if isinstance(raw, dict | list):
             raise UsageError(f"{origin(option)} must be one value, got {raw!r}.")
         if option.name == "no_rerank":

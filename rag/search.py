@@ -17,10 +17,16 @@ class SearchResult:
     query: str
     results: list[Source]
     warnings: list[str] = field(default_factory=list)
+    #: The web engine that answered (of a chain: rag.web.chain); None: no web results.
+    web_engine: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The object `rag search --json` prints."""
-        return {"query": self.query, "results": [r.as_dict() for r in self.results]}
+        return {
+            "query": self.query,
+            "results": [r.as_dict() for r in self.results],
+            "web_engine": self.web_engine,
+        }
 
 
 def approximate_tokens(text: str) -> int:
@@ -45,4 +51,4 @@ def ranked(retrieved: Retrieved, settings: Settings) -> SearchResult:
     kept = {p.location: p for p in selection.passages}
     shown = [kept.get(p.location, p) for p in selection.ranked[: settings.k]]
     results = [Source.from_passage(i, p) for i, p in enumerate(shown, start=1)]
-    return SearchResult(retrieved.query, results, list(retrieved.warnings))
+    return SearchResult(retrieved.query, results, list(retrieved.warnings), retrieved.web_engine)

@@ -70,7 +70,7 @@ def test_ask_streams_a_real_answer_with_smollm2(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert set(payload) == {
-        "question", "answer", "model", "sources", "dropped", "timings", "warnings"
+        "question", "answer", "model", "sources", "dropped", "timings", "warnings", "web_engine"
     }  # fmt: skip
     assert payload["model"] == "smollm2-135m"
     assert payload["answer"].strip()

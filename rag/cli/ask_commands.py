@@ -56,7 +56,7 @@ def ask(
             output.warn(warning)
         return
     sys.stdout.write("\n")
-    print_sources(result["sources"])
+    print_sources(result["sources"], result.get("web_engine"))
     for warning in result["warnings"]:
         output.warn(warning)
     t = result["timings"]
@@ -95,11 +95,15 @@ def remote_answer(
     )
 
 
-def print_sources(sources: list[dict[str, Any]]) -> None:
-    """The numbered sources of a `rag ask --json` object (this process's or a server's)."""
+def print_sources(sources: list[dict[str, Any]], web_engine: Any = None) -> None:
+    """The numbered sources of a `rag ask --json` object (this process's or a server's),
+    under a heading that names the web engine that found the web ones."""
     if not sources:
         return
-    output.out.print("\nSources:", style="bold", markup=False)
+    heading = "Sources"
+    if isinstance(web_engine, str) and web_engine and any(s["origin"] == "web" for s in sources):
+        heading += f" (web: {output.printable(web_engine)})"
+    output.out.print(f"\n{heading}:", style="bold", markup=False)
     for source in sources:
         title, location = output.printable(source["title"]), output.printable(source["location"])
         output.out.print(f"[{source['id']}] {title} — {location}", markup=False)

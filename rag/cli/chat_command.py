@@ -124,7 +124,7 @@ def _converse(session: Any, saving: Saving, json_output: bool) -> tuple[int, int
             sys.stdout.flush()
         else:
             sys.stdout.write("\n")
-            print_sources(result.as_dict()["sources"])
+            print_sources(result.as_dict()["sources"], result.web_engine)
             sys.stdout.write("\n")
         for warning in result.warnings:
             output.warn(warning)

@@ -41,6 +41,11 @@ def question_flag(name: str) -> Any:
     option = next(o for o in QUESTION_OPTIONS if o.name == name)
     if option.type is bool:
         return Annotated[bool, typer.Option(*option.spellings, help=option.help)]
+    if option.repeatable:  # text, given once per value: `--site a.org --site b.org`
+        return Annotated[
+            Optional[list[str]],  # noqa: UP007, UP045 - typer reads Optional
+            typer.Option(*option.spellings, help=option.help),
+        ]
     return Annotated[
         Optional[option.type],  # noqa: UP007, UP045 - typer reads Optional
         typer.Option(*option.spellings, help=option.help),

@@ -51,9 +51,13 @@ def search(
         return
     from rag.core.types import shown_text
 
+    engine = body.get("web_engine")  # which engine of the chain answered (a server's may lack it)
     for r in results:  # titles and texts come from documents and web pages: never raw escapes
         title, location = output.printable(r["title"]), output.printable(r["location"])
-        origin = output.printable(r["origin"])  # a server's, too: `index:NAME` or `web` here
+        origin = r["origin"]  # a server's, too: `index:NAME` or `web` here
+        if origin == "web" and isinstance(engine, str) and engine:
+            origin = f"web via {engine}"
+        origin = output.printable(origin)
         rerank = "" if r["rerank_score"] is None else f", rerank {r['rerank_score']:+.2f}"
         output.out.print(
             f"[{r['id']}] {title}  ({origin}, score {r['score']:.3f}{rerank})",

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from rag.core.domains import domains_text, parse_domains
 from rag.core.errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -64,14 +66,16 @@ class Settings:
     concurrency: int = 1  # questions `rag eval run` sends a model server at once
     # retrieval
     k: int = 5
-    engine: str = "ddgs"
+    engine: str = "ddgs"  # or a chain, tried in order: "ddgs,searxng" (rag.web.chain)
     searxng_url: str = ""
-    region: str = "wt-wt"
+    region: str = ""  # country-language, e.g. us-en; "" (or the old "wt-wt"): none
     safesearch: str = "moderate"
     timelimit: str = ""
     fetch: int = 0
     allow_private_fetch: bool = False
     search_cache_ttl: int = 86400
+    site: str = ""  # only results from these domains, comma-separated (rag.core.domains)
+    exclude_domains: str = ""  # never results from these domains (nor their subdomains)
     embedder: str = "all-MiniLM-L6-v2"
     embedder_runtime: str = "auto"  # onnx-int8 for new indexes, else what the index records
     store: str = "local"  # where a new index keeps chunks and vectors: indexers.stores
@@ -93,6 +97,12 @@ class Settings:
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Files uploaded to `rag serve`, one folder per index: the user's documents,
+        indexed like any folder (the rest of RAG_HOME is pocketrag's own and never is)."""
+        return self.home / "uploads"
 
     def with_overrides(self, **flags: Any) -> Settings:
         """Apply command-line flags; a flag left at None keeps the lower layer's value."""
@@ -165,9 +175,20 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 def parse_setting(name: str, raw: Any, origin: str) -> Any:
     """`raw` (text from the environment, a TOML value, an eval condition's option) as the
-    setting's type, range-checked; a UsageError naming `origin` otherwise."""
-    value = _coerce(name, raw, _TYPES[name], origin)
+    setting's type, range-checked and in its stored form (a region lower-cased, a domain
+    list normalised); a UsageError naming `origin` otherwise."""
+    if name in DOMAIN_SETTINGS and isinstance(raw, list | tuple):
+        raw = domains_text(raw, origin)  # a TOML list: exclude_domains = ["a.org", "b.com"]
+    return stored_setting(name, _coerce(name, raw, _TYPES[name], origin), origin)
+
+
+def stored_setting(name: str, value: Any, origin: str) -> Any:
+    """`value` (of the setting's type) checked, in the form Settings keeps."""
     check_setting(name, value, origin)
+    if name == "region":
+        return "" if is_no_region(value) else value.strip().lower()
+    if name in DOMAIN_SETTINGS:
+        return domains_text(value, origin)
     return value
 
 
@@ -196,8 +217,7 @@ def load_settings(**flags: Any) -> Settings:
     for name in _TYPES:
         env_name = ENV_PREFIX + name.upper()
         if flags.get(name) is not None:
-            values[name] = flags[name]
-            check_setting(name, values[name], f"--{name.replace('_', '-')}")
+            values[name] = stored_setting(name, flags[name], f"--{name.replace('_', '-')}")
         elif env_name in os.environ:
             values[name] = parse_setting(name, os.environ[env_name], env_name)
         elif name in file_values:
@@ -227,6 +247,20 @@ _RANGES: dict[str, tuple[float, float]] = {
 #: limit words: `rag.web.base`).
 SAFESEARCH_LEVELS = ("on", "moderate", "off")
 TIMELIMITS = ("", "d", "w", "m", "y")
+#: Settings that hold domain names, comma-separated (or a TOML list): rag.core.domains.
+DOMAIN_SETTINGS = frozenset({"site", "exclude_domains"})
+#: A search region is country-language, two letters each (`us-en`, `de-de`): ddgs splits it
+#: on `-` into the two and builds host names from them (`en.wikipedia.org`). Empty, or the
+#: old default `wt-wt` (which sent ddgs to `wt.wikipedia.org`, a host that does not
+#: exist), is no region.
+REGION = re.compile(r"[a-z]{2}-[a-z]{2}")
+NO_REGION = ("", "wt-wt")
+
+
+def is_no_region(region: str) -> bool:
+    return region.strip().lower() in NO_REGION
+
+
 _CHOICES: dict[str, tuple[str, ...]] = {
     "weight_repack": ("auto", "on", "off"),
     "evidence_order": ("best-first", "best-last"),
@@ -237,7 +271,19 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 
 def check_setting(name: str, value: Any, origin: str) -> None:
-    """A UsageError naming `origin` when `value` is out of the setting's range or choices."""
+    """A UsageError naming `origin` when `value` is out of the setting's range or choices,
+    or not a region or domain list where one is wanted."""
+    if name == "region" and isinstance(value, str):
+        text = value.strip().lower()
+        if not is_no_region(text) and not REGION.fullmatch(text):
+            raise UsageError(
+                f"{origin}: region must be country-language, two letters each (us-en, "
+                f"de-de, fr-fr), or empty for none; got {value!r}."
+            )
+        return
+    if name in DOMAIN_SETTINGS and isinstance(value, str):
+        parse_domains(value, origin)
+        return
     low, high = _RANGES.get(name, (None, None))
     check_value(name, value, origin, low=low, high=high, choices=_CHOICES.get(name))
 

@@ -38,7 +38,17 @@ class PromptTooLong(UsageError):
 
 
 class SearchUnavailable(RagError):
-    """A web search engine could not be reached or refused to answer."""
+    """A web search engine could not be reached or refused to answer.
+
+    `engine` and `cause` (what went wrong, without the engine's name or advice) let a chain
+    of engines say in one line what each one did (rag.web.chain); `hint` is what to do.
+    An engine that gives only a message is described by the message."""
+
+    def __init__(self, message: str, *, engine: str = "", cause: str = "", hint: str = ""):
+        super().__init__(message)
+        self.engine = engine
+        self.cause = cause
+        self.hint = hint
 
 
 class IndexNotFound(UsageError):

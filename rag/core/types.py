@@ -31,6 +31,16 @@ class Passage:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class Passages(list[Passage]):
+    """A retriever's passages, best first, with what the user should be told about how they
+    were found (`warnings`: an engine that failed before another answered, results that a
+    site rule filtered away), even when the list is empty."""
+
+    def __init__(self, passages: Any = (), warnings: Any = ()) -> None:
+        super().__init__(passages)
+        self.warnings: list[str] = list(warnings)
+
+
 #: Joins a document's title and the section path of a chunk in its title (indexers.chunking).
 SECTION_MARK = " › "
 #: Joins the pieces of one source in the prompt when sentences between them were left out.

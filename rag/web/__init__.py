@@ -1,87 +1,103 @@
-"""Web search as a Retriever: an engine from the registry, a result cache, optional page reading.
+"""Web search as a Retriever: engines from the registry, a result cache, optional page reading.
 
 `build_web_retriever(settings)` is what `build_retriever("web", ...)` calls. The
-engine is chosen by `settings.engine` among the `engine` parts of `rag.core.plugins`
-(`ddgs`, `searxng`, and any plugin's). Results are
-cached in SQLite under `$RAG_HOME/cache` for `search_cache_ttl` seconds, so
-repeated questions and eval runs do not hit the engine again. With
-`settings.fetch = N` the top N result pages are downloaded (see `rag.web.fetch`
-for the safety rules) and their most relevant paragraphs replace the snippet; a
-page that cannot be read keeps its snippet and leaves a warning in
-`meta["warning"]`, which the orchestrator reports.
+engines are named by `settings.engine`, one or a chain tried in order (`ddgs,searxng`:
+rag.web.chain), among the `engine` parts of `rag.core.plugins` (`ddgs`, `searxng`, and
+any plugin's). Results are cached per engine in SQLite under `$RAG_HOME/cache` for
+`search_cache_ttl` seconds, so repeated questions and eval runs do not hit an engine
+again; `--site` and `exclude_domains` (rag.web.sites) decide which results are kept,
+whichever engine answered. With `settings.fetch = N` the top N result pages are
+downloaded (see `rag.web.fetch` for the safety rules) and their most relevant
+paragraphs replace the snippet; a page that cannot be read keeps its snippet and leaves
+a warning in `meta["warning"]`, which the orchestrator reports. Each passage names the
+engine that found it in `meta["engine"]`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from rag.core import plugins
 from rag.core.config import Settings
-from rag.core.types import Passage
+from rag.core.types import Passage, Passages
 from rag.web.base import SearchEngine, WebResult
 from rag.web.cache import SearchCache, cache_key
+from rag.web.chain import ChainAnswer, EngineChain, build_engines
+from rag.web.sites import SiteRules
 
-__all__ = ["SearchEngine", "WebResult", "WebRetriever", "build_engine", "build_web_retriever"]
+__all__ = [
+    "SearchEngine",
+    "WebResult",
+    "WebRetriever",
+    "build_engine",
+    "build_engines",
+    "build_web_retriever",
+]
 
 CACHE_FILE = "web-search.sqlite3"
 
 
 def build_engine(settings: Settings) -> SearchEngine:
-    """The engine `settings.engine` names, made with its options (`[engines.NAME]`)."""
-    return plugins.create("engine", settings.engine, settings, hint=" (--engine or RAG_ENGINE)")
+    """The first engine `settings.engine` names, made with its options (`[engines.NAME]`)."""
+    return build_engines(settings)[0]
 
 
 class WebRetriever:
-    """Passages from a web engine: origin `web`, location the result URL, best first.
+    """Passages from web engines: origin `web`, location the result URL, best first.
 
-    `score` is rank-derived (1/rank: 1.0 for the top hit), since engines give no score.
+    `engine` is one engine or a chain of them, tried in order (rag.web.chain); `rules`
+    the site rules every engine's results go through. `score` is rank-derived (1/rank:
+    1.0 for the top hit), since engines give no score.
     """
 
     name = "web"
 
     def __init__(
         self,
-        engine: SearchEngine,
+        engine: SearchEngine | Sequence[SearchEngine],
         *,
         cache: SearchCache | None = None,
         fetch: int = 0,
         allow_private_fetch: bool = False,
         fetcher: Callable[..., Any] | None = None,
+        rules: SiteRules | None = None,
     ) -> None:
-        self.engine = engine
+        self.engines = list(engine) if isinstance(engine, list | tuple) else [engine]
         self.cache = cache
+        self.rules = rules or SiteRules()
         self.fetch = max(0, fetch)
         self.allow_private_fetch = allow_private_fetch
         self._fetcher = fetcher
+        self._chain = EngineChain(self.engines, cache=cache, rules=self.rules)
+
+    @property
+    def engine(self) -> SearchEngine:
+        """The first engine of the chain (the only one, unless a chain was configured)."""
+        return self.engines[0]
+
+    def search_chain(self, query: str, k: int) -> ChainAnswer:
+        """The first engine's results for `query` that has any, from the cache when fresh."""
+        return self._chain.search(query, k)
 
     def search(self, query: str, k: int) -> list[WebResult]:
-        """The engine's results for `query`, from the cache when fresh."""
-        key = cache_key(
-            "search", engine=self.engine.name, query=query, k=k, **self.engine.cache_identity()
-        )
-        if self.cache is not None:
-            cached = self.cache.get(key)
-            if cached is not None:
-                return [WebResult.from_dict(item) for item in cached]
-        results = self.engine.search(query, k)
-        if self.cache is not None and results:
-            self.cache.put(key, [r.as_dict() for r in results], kind="search")
-        return results
+        return self.search_chain(query, k).results
 
-    def retrieve(self, query: str, k: int) -> list[Passage]:
-        results = self.search(query, k)[:k]
-        passages = [
-            Passage(
-                text=r.snippet,
-                title=r.title or r.url,
-                location=r.url,
-                origin="web",
-                score=round(1.0 / rank, 6),
-                meta={"rank": rank, "engine": self.engine.name},
-            )
-            for rank, r in enumerate(results, start=1)
-        ]
+    def retrieve(self, query: str, k: int) -> Passages:
+        found = self.search_chain(query, k)
+        passages = Passages(
+            [
+                Passage(
+                    text=r.snippet,
+                    title=r.title or r.url,
+                    location=r.url,
+                    origin="web",
+                    score=round(1.0 / rank, 6),
+                    meta={"rank": rank, "engine": found.engine},
+                )
+                for rank, r in enumerate(found.results[:k], start=1)
+            ],
+            found.warnings,
+        )
         if self.fetch and passages:
             self._read_pages(passages[: self.fetch], query)
         return passages
@@ -131,10 +147,12 @@ class WebRetriever:
 
 
 def build_web_retriever(settings: Settings) -> WebRetriever:
-    """The configured engine behind the cache, reading `settings.fetch` pages per search."""
+    """The configured engines behind the cache, under the site rules, reading
+    `settings.fetch` pages per search."""
     return WebRetriever(
-        build_engine(settings),
+        build_engines(settings),
         cache=SearchCache(settings.cache_dir / CACHE_FILE, settings.search_cache_ttl),
         fetch=settings.fetch,
         allow_private_fetch=settings.allow_private_fetch,
+        rules=SiteRules.from_settings(settings),
     )

@@ -54,7 +54,12 @@ class WebResult:
 
 @runtime_checkable
 class SearchEngine(Protocol):
-    """`name` appears in error messages and cache keys; `search` raises `SearchUnavailable`."""
+    """`name` appears in error messages and cache keys; `search` raises `SearchUnavailable`
+    (with `engine=`, `cause=` and `hint=` for a chain's one-line error: rag.web.chain).
+
+    An engine whose queries may carry `site:` operators says so with a class attribute
+    `site_operator = True` (rag.web.sites); without it, `--site` only filters its results.
+    """
 
     name: str
 

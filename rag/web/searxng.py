@@ -41,7 +41,7 @@ def search_endpoint(base_url: str) -> str:
 
 
 def _language(region: str) -> str:
-    """ddgs-style region (`us-en`, `wt-wt`) -> SearxNG language (`en-US`, `all`)."""
+    """ddgs-style region (`us-en`; "" or `wt-wt`: none) -> SearxNG language (`en-US`, `all`)."""
     country, _, lang = region.partition("-")
     if not lang or country in {"wt", "xa", "xl"}:
         return "all"
@@ -52,12 +52,13 @@ class SearxngEngine:
     """`GET {url}/search?q=...&format=json`; `client` is an httpx.Client (tests may pass one)."""
 
     name = "searxng"
+    site_operator = True  # passed on to its engines, which read `site:` (rag.web.sites)
 
     def __init__(
         self,
         base_url: str,
         *,
-        region: str = "wt-wt",
+        region: str = "",
         safesearch: str = "moderate",
         timelimit: str = "",
         timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -128,48 +129,39 @@ class SearxngEngine:
                 ) as client:
                     response = client.get(self.endpoint, params=self.params(query))
         except httpx.TimeoutException:
-            raise SearchUnavailable(
-                f"Web search failed (engine searxng): {where} did not answer within "
-                f"{self.timeout_s:g}s. Check that the instance is running."
+            raise _unavailable(
+                f"{where} did not answer within {self.timeout_s:g}s",
+                "Check that the instance is running.",
             ) from None
         except httpx.HTTPError as exc:
-            raise SearchUnavailable(
-                f"Web search failed (engine searxng): cannot reach {where}: "
-                f"{type(exc).__name__}: {exc}. Check that the instance is running and "
-                f"its URL ({URL_SETTING}) is right."
+            raise _unavailable(
+                f"cannot reach {where}: {type(exc).__name__}: {exc}",
+                f"Check that the instance is running and its URL ({URL_SETTING}) is right.",
             ) from None
         return self._parse(response, where, max_results)
 
     def _parse(self, response: Any, where: str, max_results: int) -> list[WebResult]:
         status = response.status_code
         if status == 403:
-            raise SearchUnavailable(
-                f"Web search failed (engine searxng): {where} refused the request (HTTP 403). "
-                + JSON_HINT
-            )
+            raise _unavailable(f"{where} refused the request (HTTP 403)", JSON_HINT)
         if status == 429:
-            raise SearchUnavailable(
-                f"Web search failed (engine searxng): {where} is rate limiting (HTTP 429). "
-                "Disable its limiter (server.limiter: false) for a private instance."
+            raise _unavailable(
+                f"{where} is rate limiting (HTTP 429)",
+                "Disable its limiter (server.limiter: false) for a private instance.",
             )
         if status >= 400:
-            raise SearchUnavailable(
-                f"Web search failed (engine searxng): {where} answered HTTP {status}."
-            )
+            raise _unavailable(f"{where} answered HTTP {status}")
         try:
             data = response.json()
         except ValueError:
-            raise SearchUnavailable(
-                f"Web search failed (engine searxng): {where} did not return JSON "
-                f"(content type {response.headers.get('content-type', '?')!r}). "
-                "Is the URL the instance's base URL? " + JSON_HINT
+            raise _unavailable(
+                f"{where} did not return JSON "
+                f"(content type {response.headers.get('content-type', '?')!r})",
+                "Is the URL the instance's base URL? " + JSON_HINT,
             ) from None
         raw = data.get("results") if isinstance(data, dict) else None
         if not isinstance(raw, list):
-            raise SearchUnavailable(
-                f"Web search failed (engine searxng): {where} returned JSON without a "
-                "`results` list."
-            )
+            raise _unavailable(f"{where} returned JSON without a `results` list")
         results = []
         for item in raw:
             if not isinstance(item, dict) or not item.get("url"):
@@ -189,8 +181,13 @@ class SearxngEngine:
                     f"{e[0]} ({e[1]})" if isinstance(e, list) and len(e) > 1 else str(e)
                     for e in broken
                 )
-                raise SearchUnavailable(
-                    f"Web search failed (engine searxng): {where} got no results because "
-                    f"its engines did not answer: {names}."
+                raise _unavailable(
+                    f"{where} got no results because its engines did not answer: {names}"
                 )
         return results[:max_results]
+
+
+def _unavailable(cause: str, hint: str = "") -> SearchUnavailable:
+    """`Web search failed (engine searxng): CAUSE. HINT`, with its parts for a chain."""
+    message = f"Web search failed (engine searxng): {cause}." + (f" {hint}" if hint else "")
+    return SearchUnavailable(message, engine="searxng", cause=cause, hint=hint)
