@@ -1,7 +1,8 @@
 """Which files to index: walk the given paths and skip what a user would not want embedded.
 
 Skipped by default, each with a reason the summary reports: hidden files and
-folders, likely secrets (`.env`, private keys, `*.pem`, credential and token files,
+folders, editors' and downloads' temporary files (`~$x.docx`, `*.swp`, `*.tmp`),
+likely secrets (`.env`, private keys, `*.pem`, credential and token files,
 anything in `.ssh`, `.gnupg`, ...), binary files, files over a size cap, anything
 that is not a regular file (FIFO, socket, device), folders that cannot be listed,
 symlinked folders and symlinked files met while walking (never followed, so a walk
@@ -68,6 +69,14 @@ BINARY_SUFFIXES = {
     ".docx", ".xlsx", ".pptx", ".odt", ".woff", ".woff2", ".ttf", ".otf",
 }  # fmt: skip
 SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
+#: Files that stand for another one while it is edited or downloaded, matched against the
+#: lower-cased name of a file met while walking: Office's owner file (`~$report.docx`),
+#: editor swap, lock and backup files, temporary files and unfinished downloads. Hidden
+#: ones (`.#x`, `.x.swp`, `.DS_Store`) are skipped as hidden already.
+TEMPORARY_GLOBS = (
+    "~$*", ".#*", "*.swp", "*.swo", "*~", "*.tmp", "*.temp", ".ds_store",
+    "*.crdownload", "*.part", "*.partial",
+)  # fmt: skip
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -123,6 +132,36 @@ def is_secret(name: str) -> bool:
     if lowered in SECRET_NAMES or any(fnmatch.fnmatch(lowered, g) for g in SECRET_GLOBS):
         return True
     return lowered.startswith("id_") and "." not in lowered  # an SSH key named id_work
+
+
+def is_temporary(name: str) -> bool:
+    """True for an editor's, Office's or a download's stand-in file (`TEMPORARY_GLOBS`)."""
+    lowered = name.lower()
+    return any(fnmatch.fnmatch(lowered, g) for g in TEMPORARY_GLOBS)
+
+
+def skipped_by_name(path: Path, root: Path, exclude: Sequence[str] = ()) -> bool:
+    """Whether a walk of `root` skips `path` for its name or a folder's alone (hidden,
+    tool, excluded, temporary, likely secret), without looking at the file: a change
+    there cannot change what `discover` finds (`rag index --watch` ignores it)."""
+    if path == root:
+        return False
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return False
+    folder = root
+    for name in parts[:-1]:
+        folder = folder / name
+        if _folder_reason(folder, root, exclude):
+            return True
+    name = path.name
+    return (
+        (name.startswith(".") and not is_secret(name))
+        or is_temporary(name)
+        or _excluded(path, root, exclude)
+        or _secret_reason(path) is not None
+    )
 
 
 def _secret_reason(path: Path) -> str | None:
@@ -481,6 +520,8 @@ def _walk(root: Path, exclude: Sequence[str], found: Discovery) -> Iterator[Path
             path = folder / entry.name
             if entry.name.startswith(".") and not is_secret(entry.name):
                 found.skipped.append(Skip(shown(path), "hidden"))
+            elif is_temporary(entry.name):
+                found.skipped.append(Skip(shown(path), "temporary file"))
             else:
                 yield path
         stack.extend(reversed(subfolders))

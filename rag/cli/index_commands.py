@@ -1,12 +1,19 @@
 """`rag index` and `rag indexes`: build, list, inspect and remove local document indexes.
 
-Thin on purpose: parse options, call `indexers.build.build_index` or the index's store
-(`indexers.stores`), print. Progress goes to stderr; the summary (or `--json`) to stdout.
+Thin on purpose: parse options, call `indexers.build.build_index` (with `--watch`,
+`indexers.watch`) or the index's store (`indexers.stores`), print. Progress goes to stderr;
+the summary (or `--json`) to stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from typing import Annotated, Any, Optional
 
 import typer
@@ -59,6 +66,14 @@ def index(
             "the default) or pgvector (PostgreSQL, url in [stores.pgvector]). Env: RAG_STORE.",
         ),
     ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Then keep running: update the index whenever its files change (a burst "
+            "of saves is one update; Ctrl-C stops).",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Index documents under PATH into the index NAME; re-runs re-embed only changed files."""
@@ -71,6 +86,10 @@ def index(
     for path in paths or []:  # empty, missing or unreachable: one clear line, exit 2
         check_given(path)
     settings = load_settings(embedder=embedder)
+    if watch:
+        _watch(list(paths or []), name, settings, rebuild, exclude or [], seconds, store,
+               json_output)  # fmt: skip
+        return
     with _Progress() as progress:
         report = build_index(
             list(paths or []),
@@ -82,6 +101,10 @@ def index(
             progress=progress.update,
             store_kind=store,
         )
+    _print_report(name, report, json_output)
+
+
+def _print_report(name: str, report: Any, json_output: bool) -> None:
     for warning in report.warnings:  # one line each, even for a file name with a newline
         output.warn(output.printable(warning))
     if json_output:
@@ -104,6 +127,80 @@ def index(
         output.out.print(f"Skipped {len(report.skipped)}: {reasons}.", markup=False)
 
 
+def _watch(
+    paths: list[str], name: str, settings: Any, rebuild: bool, exclude: list[str],
+    wait: float, store: str | None, json_output: bool,
+) -> None:  # fmt: skip
+    """`rag index --watch`: the update `rag index` makes, then one more whenever the files
+    change, until Ctrl-C or SIGTERM: an update in progress is finished if its commit has
+    begun, else abandoned (the index as it was). Exit 0, one line, either way. With
+    `--json`, each report is one line of JSON."""
+    from indexers.watch import IndexWatcher, Update, WatchStopped
+
+    stop = threading.Event()
+    watcher = IndexWatcher(name, settings, paths=paths, exclude=exclude, stop=stop,
+                           store_kind=store)  # fmt: skip
+
+    def said(update: Update) -> None:
+        if update.report is None:
+            output.warn(update.line())
+            return
+        for warning in update.report.warnings:
+            output.warn(output.printable(warning))
+        if json_output:
+            _json_line(update.report.as_dict())
+        else:
+            output.out.print(output.printable(update.line()), markup=False)
+
+    with _stop_on_signals(stop):
+        try:
+            with _Progress() as progress:
+                report = watcher.build(wait=wait, rebuild=rebuild, progress=progress.update)
+        except WatchStopped:
+            output.note(f"Stopped: index {name!r} was not updated; it is as it was.")
+            return
+        if json_output:
+            for warning in report.warnings:
+                output.warn(output.printable(warning))
+            _json_line(report.as_dict())
+        else:
+            _print_report(name, report, json_output)
+        where = ", ".join(output.printable(str(r)) for r in watcher.roots())
+        try:
+            watcher.run(
+                said, lambda: output.note(f"Watching {where} for index {name!r}; Ctrl-C stops.")
+            )
+        except WatchStopped:
+            output.note(
+                f"Stopped watching index {name!r}; the update in progress was abandoned, "
+                "the index is as it was before it."
+            )
+            return
+    output.note(f"Stopped watching index {name!r}.")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` instead of interrupting whatever runs: the watcher
+    then stops where it is safe to."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _json_line(payload: dict[str, Any]) -> None:
+    """One report as one line of JSON on stdout (JSON Lines), flushed at once."""
+    from rag.core.safe_text import escape_surrogates
+
+    text = json.dumps(payload, ensure_ascii=False)
+    sys.stdout.write(escape_surrogates(text, backslash="\\\\") + "\n")
+    sys.stdout.flush()
+
+
 class _Progress:
     """A rich progress bar on stderr, one task per phase (read, embed, write).
 
@@ -111,7 +208,12 @@ class _Progress:
     prints just its error (an empty bar would still leave a blank line behind).
     """
 
-    LABELS = {"read": "Reading files", "embed": "Embedding chunks", "write": "Writing index"}
+    LABELS = {
+        "read": "Reading files",
+        "ocr": "Reading scans (OCR)",
+        "embed": "Embedding chunks",
+        "write": "Writing index",
+    }
 
     def __enter__(self) -> _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn

@@ -209,5 +209,6 @@ async def healthz(request: Request) -> Response:
             "indexes": list(warm.config.indexes),
             "search": warm.config.search,
             "waiting": warm.queue.waiting,
+            **({"watching": warm.watching} if warm.config.watch else {}),
         }
     )

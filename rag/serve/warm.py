@@ -95,6 +95,8 @@ class Warm:
         self._loading = threading.Lock()
         self._retrievers: dict[tuple[Any, ...], Retriever] = {}
         self._opening = threading.Lock()
+        #: `--watch`: each watched index's last update, for /healthz (`rag.serve.watching`).
+        self.watching: dict[str, dict[str, Any]] = {}
 
     @property
     def model_name(self) -> str:
