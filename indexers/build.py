@@ -2,7 +2,8 @@
 
 Incremental: a file whose size and mtime match the last run is unchanged; otherwise
 its SHA-256 decides. Changed files are re-read and re-embedded, files that are gone
-(or now unreadable) leave the index, and `rebuild=True` starts from nothing.
+(or now unreadable) leave the index, and `rebuild=True` starts from nothing. `hold`
+names files to leave as the index has them (`indexers.watch`: still being written).
 Safe: one writer at a time (filelock; a second run waits `wait` seconds, then
 refuses with IndexBusy), and every write goes to a new generation that becomes
 live only by an atomic rename (see `indexers.stores.local_layout`).
@@ -14,14 +15,14 @@ import errno
 import itertools
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from indexers import stores
+from indexers import ocr, stores
 from indexers.chunking import Chunk, embedding_text, iter_chunks
 from indexers.discovery import Skip, check_given, discover, one_line, open_regular
 from indexers.documents import LoadError
@@ -45,7 +46,8 @@ EMBED_BATCH = 64
 #: less padding): the most chunks a build holds before they reach the disk.
 EMBED_WINDOW = 8
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
-#: (phase, done, total); phases: read (files), embed (chunks; total 0: not known ahead), write
+#: (phase, done, total); phases: read (files), ocr (pages read by OCR; total 0: not known
+#: ahead), embed (chunks; total 0 too), write
 Progress = Callable[[str, int, int], None]
 
 
@@ -55,7 +57,9 @@ class BuildReport:
     index_dir: str
     files_seen: int = 0
     files_embedded: int = 0
+    files_added: int = 0  # of files_embedded: not in the index before
     files_unchanged: int = 0
+    files_held: int = 0  # changed, but left as they were (`hold`): for the next run
     files_removed: int = 0
     skipped: list[Skip] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -87,7 +91,9 @@ class BuildReport:
             "index_dir": self.index_dir,
             "files_read": self.files_embedded + self.files_unchanged,
             "files_embedded": self.files_embedded,
+            "files_added": self.files_added,
             "files_unchanged": self.files_unchanged,
+            "files_held": self.files_held,
             "files_removed": self.files_removed,
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "skip_reasons": self.skip_reasons(),
@@ -123,6 +129,20 @@ def _noop(phase: str, done: int, total: int) -> None:
     return None
 
 
+def pocketrag_data(settings: Settings, index_dir: Path) -> Callable[[Path], bool]:
+    """Whether a (resolved) path is pocketrag's own state, never indexed (nor watched): the
+    index's folder and RAG_HOME, but for the files uploaded to `rag serve`, the user's."""
+    home, uploads = settings.home.resolve(), settings.uploads_dir.resolve()
+    own = index_dir.resolve()
+
+    def ours(path: Path) -> bool:
+        return path.is_relative_to(own) or (
+            path.is_relative_to(home) and not path.is_relative_to(uploads)
+        )
+
+    return ours
+
+
 def build_index(
     paths: Sequence[str | Path],
     name: str,
@@ -134,9 +154,11 @@ def build_index(
     progress: Progress | None = None,
     approx_threshold: int = local_layout.APPROX_THRESHOLD,
     store_kind: str | None = None,
+    hold: Collection[str] = (),
 ) -> BuildReport:
     """Create or update index `name` from `paths` (empty: the roots of the last run), in the
-    store it records (a new index: `settings.store`)."""
+    store it records (a new index: `settings.store`). Files in `hold` (absolute paths as
+    discovery gives them) are neither read nor removed: what the index has of them stays."""
     started = time.perf_counter()
     progress = progress or _noop
     index = stores.open_store(name, settings, store_kind)
@@ -144,10 +166,11 @@ def build_index(
         check_given(p)
     roots = [expand_path(p).resolve() for p in paths]
     try:
-        with index.writing(roots, wait):
+        with index.writing(roots, wait), ocr.reporting(progress, settings.cache_dir / "ocr"):
             report = _build_locked(
-                paths, name, index, settings, rebuild, exclude, progress, approx_threshold
-            )
+                paths, name, index, settings, rebuild, exclude, progress, approx_threshold,
+                frozenset(hold),
+            )  # fmt: skip
     except BaseException as exc:
         if isinstance(exc, IndexCorrupt):
             raise damaged(name, exc, paths) from None
@@ -167,6 +190,7 @@ def _build_locked(
     exclude: Sequence[str],
     progress: Progress,
     approx_threshold: int,
+    hold: frozenset[str] = frozenset(),
 ) -> BuildReport:
     index_dir = index.index_dir
     report = BuildReport(name=name, index_dir=index.where())
@@ -201,8 +225,8 @@ def _build_locked(
             raise UsageError(f"Give at least one PATH to build index {name!r}.")
         roots = list(prev.params.get("roots", []))
     found = discover(roots, exclude)
-    own = (settings.home.resolve(), index_dir.resolve())  # never index pocketrag's own state
-    ours = [p for p in found.files if any(p.is_relative_to(d) for d in own)]
+    is_ours = pocketrag_data(settings, index_dir)
+    ours = [p for p in found.files if is_ours(p)]
     found.files = [p for p in found.files if p not in set(ours)]
     found.skipped += [Skip(str(p), "pocketrag data") for p in ours]
     report.skipped.extend(found.skipped)
@@ -211,6 +235,9 @@ def _build_locked(
 
     changed: list[_Changed] = []
     for path in found.files:
+        if str(path) in hold:  # still being written: as the index has it, till next time
+            report.files_held += 1
+            continue
         try:
             stat = path.stat()
             key = str(path)
@@ -258,6 +285,7 @@ def _build_locked(
             added = _add_file(item, run, report)
             if added:
                 report.files_embedded += 1
+                report.files_added += item.path_key not in old_files
                 report.count_format(item.path)
                 report.chunks_added += added
             elif item.path_key in old_files:

@@ -38,6 +38,7 @@ from indexers.documents import (
     section_after,
 )
 from indexers.formats.structured import Budget, record_document, value_documents
+from indexers.pdf_scans import PdfScans
 from rag.core.html_text import parse_html
 
 #: Text is read this many bytes at a time and handed on in parts of about this size.
@@ -252,12 +253,14 @@ def load_html(path: Path, warnings: list[str]) -> Iterator[Document]:
 
 
 def load_pdf(path: Path, warnings: list[str]) -> Iterator[Document]:
-    """PDF: one document per page with text, so a citation can name the page."""
+    """PDF: one document per page with text, so a citation can name the page; a page with
+    no text layer is read by OCR (`indexers.pdf_scans`)."""
     logging.getLogger("pypdf").setLevel(logging.CRITICAL)
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
     found = False
+    scans = PdfScans(path)  # pages with no text layer, read by OCR
     try:
         with open_regular(path) as handle:  # pypdf reads pages from it lazily
             reader = PdfReader(handle)
@@ -270,6 +273,8 @@ def load_pdf(path: Path, warnings: list[str]) -> Iterator[Document]:
             title = title or path.name
             for number, page in enumerate(reader.pages, start=1):
                 text = page.extract_text() or ""
+                if not text.strip():
+                    text = scans.text(number)
                 if text.strip():
                     found = True
                     yield Document(clean(text), title, anchor=f"page={number}")
@@ -277,8 +282,11 @@ def load_pdf(path: Path, warnings: list[str]) -> Iterator[Document]:
         raise
     except (PyPdfError, KeyError, TypeError, AttributeError, ValueError, OSError) as exc:
         raise LoadError(f"unreadable PDF ({type(exc).__name__}: {exc})") from None
+    finally:
+        scans.close()
+    scans.finish(found, warnings)
     if not found:
-        raise LoadError("PDF has no extractable text (scanned?)")
+        raise LoadError("PDF has no extractable text")
 
 
 def _lines(handle: IO[bytes]) -> Iterator[bytes | None]:

@@ -21,7 +21,8 @@ def test_index_summary_and_json(docs: Path, fake_embedder) -> None:
     assert result.exit_code == 0, result.output
     assert "Built index 'notes': 6 files read (6 embedded" in result.stdout
     assert (
-        "Skipped 5: 2 binary, 1 hidden folder, 1 likely secret, 1 unreadable PDF." in result.stdout
+        "Skipped 5: 1 hidden folder, 1 likely secret, 1 binary, 1 unreadable PDF, "
+        "1 unreadable image." in result.stdout
     )
     assert "broken.pdf" in result.stderr  # the warning for the bad file
     again = cli("index", str(docs), "--name", "notes", "--json")

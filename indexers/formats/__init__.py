@@ -29,6 +29,9 @@ _MODULES = (office, sheets, odf, ebook, rtf)
 from indexers.formats import feeds, mail, notebook, structured, tabular  # noqa: E402
 
 _MODULES += (mail, notebook, tabular, structured, feeds)  # mail, notebooks, tables, data, XML
+from indexers.formats import images  # noqa: E402
+
+_MODULES += (images,)  # scans and screenshots, read by OCR (indexers.ocr)
 #: suffix -> reader, from the format modules.
 READERS: dict[str, Reader] = {s: r for m in _MODULES for s, r in m.SUFFIXES.items()}
 #: Suffixes of formats that are binary on disk (zip, OLE...) but read here.
