@@ -266,9 +266,9 @@ def test_compare_with_closed_book_asks_without_sources(
     with running(indexes=(notes,)) as url:
         page = open_desk(browser, url)
         bodies: list[dict[str, Any]] = []
-        page.on(
+        page.on(  # the question (kept: in a conversation), then the comparison (not kept)
             "request",
-            lambda r: bodies.append(json.loads(r.post_data)) if r.url.endswith("/v1/ask") else None,
+            lambda r: bodies.append(json.loads(r.post_data)) if r.url.endswith("/ask") else None,
         )
         ask(page)
         page.click("#compare")
@@ -317,9 +317,10 @@ def test_a_hostile_document_renders_as_text(
             == 0
         )
         page.wait_for_timeout(300)  # anything an onerror would have loaded
-    # Only the page's own files (the icon may load late) and the question itself.
+    # Only the page's own files (the icon may load late), the question itself and the
+    # conversation it is kept in.
     paths = [urlsplit(u).path for u in requested]
-    assert [p for p in paths if p != "/v1/ask" and not p.startswith("/static/")] == []
+    assert [p for p in paths if not p.startswith(("/static/", "/v1/conversations"))] == []
     # (browser fixture: no dialog fired, no request beyond 127.0.0.1)
 
 
@@ -347,7 +348,7 @@ def test_the_marks_are_exactly_the_spans_the_model_read(
     build("mixed", doc)
     with running(indexes=("mixed",)) as url:
         page = open_desk(browser, url)
-        with page.expect_response(lambda r: r.url.endswith("/v1/ask")) as response:
+        with page.expect_response(lambda r: r.url.endswith("/ask")) as response:
             ask(page, "How often turn the compost heap?")
         answer = sse_answer(response.value.text())
         assert answer["sources"]

@@ -38,6 +38,12 @@ def serve(
         "address and localhost, e.g. a reverse proxy's (repeatable). Env: "
         "RAG_SERVE_ALLOWED_HOSTS, comma-separated.",
     ),
+    max_upload_mb: int = typer.Option(
+        100,
+        "--max-upload-mb",
+        help="Largest upload of files into an index (POST /v1/indexes/NAME/files), in MiB; "
+        "streamed to disk. Every other request body stays within 64 KB.",
+    ),
     runs: Path | None = typer.Option(
         None,
         "--runs",
@@ -49,6 +55,12 @@ def serve(
     ),
     open_page: bool = typer.Option(
         False, "--open", help="Open the research desk (the page at /) in a browser once serving."
+    ),
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        help="Keep each local index served in step with its folders, as `rag index --watch` "
+        "does; requests see each update without a restart.",
     ),
 ) -> None:
     """Serve questions over HTTP with the model and indexes kept loaded: /v1/ask,
@@ -65,8 +77,10 @@ def serve(
         model=model,
         token=token or "",
         max_in_flight=max_in_flight,
+        max_upload_bytes=max_upload_mb * 1024 * 1024,
         allowed_hosts=_names(allowed_host),
         runs_dir=runs,
+        watch=watch,
     )
     config.check()  # before loading anything
     settings = load_settings(model=model)
@@ -82,7 +96,37 @@ def serve(
     output.note(f"The research desk: {page_url(host, port)}")
     if open_page:
         open_when_serving(server, page_url(host, port))
+    if watch:
+        _serve_watching(server)
+        return
     server.run()
+
+
+def _serve_watching(server: Any) -> None:
+    """`--watch`: a watcher thread per local index (`rag.serve.watching`) while the server
+    runs. SIGINT and SIGTERM stop the server as uvicorn does, then each watcher where it is
+    safe (an update abandoned before its commit, or its commit finished): exit 0."""
+    import signal
+
+    from rag.serve.watching import Watchers
+
+    watchers = Watchers(server.warm, output.note)
+
+    def stop(*_: Any) -> None:  # also what uvicorn raises again once it has shut down
+        watchers.stop.set()
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        names = watchers.start()
+        if names:
+            output.note(f"Watching the folders of {', '.join(map(repr, names))} for changes.")
+        server.run()
+    finally:
+        watchers.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    output.note("Stopped serving and watching.")
 
 
 def page_url(host: str, port: int) -> str:

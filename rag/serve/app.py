@@ -5,9 +5,11 @@
 a link on another site may open only the page at `/`), so a hostile web page can neither
 rebind a name to 127.0.0.1 nor post to it nor send the browser to an API route; then the
 bearer token (when the server has one); then the body is read whole, bounded in size and
-time; only then does the request count against the cap on requests in flight. Endpoints
-are in `rag.serve.routes` (pocketrag's own) and `rag.serve.openai_compat` (OpenAI's); the
-connections under them (deadlines, a cap, the open-file limit) in `rag.serve.transport`.
+time (an upload's is streamed to disk by its endpoint instead, under its own cap and pace:
+`rag.serve.uploads`); only then does the request count against the cap on requests in
+flight. Endpoints are in `rag.serve.routes` (pocketrag's own) and `rag.serve.openai_compat`
+(OpenAI's); the connections under them (deadlines, a cap, the open-file limit) in
+`rag.serve.transport`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from rag.core import plugins
 from rag.core.config import Settings
 from rag.core.errors import RagError, UsageError
-from rag.serve import conversation_routes, openai_compat, page_routes, routes, session
+from rag.serve import (
+    conversation_routes,
+    index_routes,
+    openai_compat,
+    page_routes,
+    routes,
+    session,
+    uploads,
+)
 from rag.serve.config import ServeConfig
 from rag.serve.errors import (
     ForbiddenHost,
@@ -97,11 +107,16 @@ class Guard:
             ))  # fmt: skip
             return
         try:
-            body = await self._body(scope, receive)
+            if index_routes.is_upload(scope):  # streamed to disk by its endpoint, own cap
+                limit, deadline = self.config.max_upload_bytes, self.config.read_timeout_s
+                app_receive = uploads.bounded_receive(scope, receive, limit, deadline)
+            else:
+                body = await self._body(scope, receive)
+                if body is None:  # the client left before sending it all
+                    return
+                app_receive = _replay(body, receive)
         except (PayloadTooLarge, RequestTimeout) as exc:
             await _refuse(scope, receive, send, exc)
-            return
-        if body is None:  # the client left before sending it all
             return
         with self._lock:
             full = self.in_flight >= self.limit
@@ -113,7 +128,7 @@ class Guard:
             ))  # fmt: skip
             return
         try:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, app_receive, send)
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -272,6 +287,7 @@ def create_app(warm: Warm) -> Any:
             Route("/v1/chat/completions", openai_compat.chat_completions, methods=["POST"]),
             *page_routes.routes(),  # the research desk: /, /static/*, /v1/session
             *conversation_routes.routes(),  # the desk's /v1/conversations
+            *index_routes.routes(),  # the desk's index management and /v1/jobs
             *mounted,
         ],
         exception_handlers={HTTPException: _http_error},

@@ -15,6 +15,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 #: Largest request body read; a bigger one is refused with 413 before it is parsed.
 MAX_BODY_BYTES = 64 * 1024
+#: Largest upload (`POST /v1/indexes/NAME/files`), streamed to disk (`--max-upload-mb`).
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 #: Longest question (or last chat message) taken, in characters: about 4,000 tokens, the
 #: default context; a longer one could not fit the prompt anyway.
 MAX_QUESTION_CHARS = 16_000
@@ -52,6 +54,7 @@ class ServeConfig:
     #: When set, every request needs `Authorization: Bearer TOKEN`.
     token: str = ""
     max_body_bytes: int = MAX_BODY_BYTES
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_question_chars: int = MAX_QUESTION_CHARS
     max_in_flight: int = MAX_IN_FLIGHT
     #: Host names the server answers to besides its own address and loopback: the
@@ -65,6 +68,8 @@ class ServeConfig:
     #: A run folder of `rag eval run`, or a folder of them, that GET /v1/runs shows
     #: (`--runs DIR`); None: those routes say how to start the server with one.
     runs_dir: Path | None = None
+    #: Whether each local index served is kept in step with its folders (`--watch`).
+    watch: bool = False
 
     def check(self) -> None:
         """Refuse a configuration that would expose the server: a UsageError (exit 2)."""
@@ -79,6 +84,11 @@ class ServeConfig:
         if not 1 <= self.max_in_flight <= 1024:
             raise UsageError(
                 f"--max-in-flight must be between 1 and 1024, got {self.max_in_flight}."
+            )
+        if not 1 <= self.max_upload_bytes <= 1024**4:
+            raise UsageError(
+                "--max-upload-mb must be between 1 and 1048576 (1 TiB), "
+                f"got {self.max_upload_bytes / 1024**2:g}."
             )
         if self.token and (len(self.token) < 8 or not all(map(_visible, self.token))):
             raise UsageError(

@@ -1,6 +1,7 @@
 // The research desk's start: theme, sign-in when the server has a token, then each
 // view mounted in its own section. Views: js/views/*.js, each `mount(root, app)`,
-// returning a handle (or null when it has nothing to show on this server).
+// returning a handle (or null when it has nothing to show on this server), or a promise
+// of one (a view that must ask the server first, as Runs does).
 import { ApiError } from "./api.js";
 import { createApp } from "./app.js";
 import { h } from "./dom.js";
@@ -14,8 +15,10 @@ import * as runs from "./views/runs.js";
 const $ = (selector) => document.querySelector(selector);
 const PAGES = { ask, indexes, runs };
 
+const wantedView = () => (location.hash.match(/^#\/([a-z]+)/) || [])[1] || "ask";
+
 function route() {
-  const wanted = (location.hash.match(/^#\/([a-z]+)/) || [])[1] || "ask";
+  const wanted = wantedView();
   const name = app.views[wanted] ? wanted : "ask";
   for (const section of document.querySelectorAll("main > section[data-view]")) {
     section.hidden = section.dataset.view !== name;
@@ -33,12 +36,22 @@ async function signIn() {
   if (state.token_required && !state.signed_in) await askForToken($("#signin"), app);
 }
 
+function mounted(name, handle) {
+  if (handle) app.views[name] = handle;
+  const link = document.querySelector(`nav.views a[data-view="${name}"]`);
+  if (link) link.hidden = !handle;
+}
+
 function mountViews() {
   for (const [name, view] of Object.entries(PAGES)) {
     const handle = view.mount($(`#view-${name}`), app);
-    if (handle) app.views[name] = handle;
-    const link = document.querySelector(`nav.views a[data-view="${name}"]`);
-    if (link) link.hidden = !handle;
+    if (!(handle instanceof Promise)) mounted(name, handle);
+    else {
+      handle.then((late) => {
+        mounted(name, late);
+        if (late && wantedView() === name) route(); // #/runs/NAME on a reload
+      }, () => mounted(name, null));
+    }
   }
   const sidebar = $("#conversations");
   const side = conversations.mount(sidebar, app);

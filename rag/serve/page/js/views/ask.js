@@ -1,6 +1,7 @@
 // The Ask view: a question, the sources to draw on, the answer streaming in; Stop (or
 // Esc) ends the generation, and "Compare with closed-book" asks the same question with
-// no sources beside it. Everything goes through POST /v1/ask, as `rag ask` does.
+// no sources beside it. A question goes where app.askTarget says (the Conversations
+// sidebar: into a conversation, so it is kept), else to POST /v1/ask as `rag ask` does.
 import { ApiError } from "../api.js";
 import { h, replace } from "../dom.js";
 import { AnswerPanel } from "../panel.js";
@@ -8,7 +9,7 @@ import { AnswerPanel } from "../panel.js";
 export function mount(root, app) {
   const view = new AskView(root, app);
   app.on("indexes-changed", () => view.renderSources());
-  app.on("show-turns", ({ turns }) => view.showTurns(turns || []));
+  app.on("show-turns", ({ turns, keepAnswer }) => view.showTurns(turns || [], keepAnswer));
   return view;
 }
 
@@ -114,6 +115,11 @@ class AskView {
       return;
     }
     this.stop();
+    // Where it goes may take a request (a conversation started): a question asked
+    // meanwhile wins, this one gives up.
+    const ticket = (this.ticket = {});
+    const target = this.app.askTarget ? await this.app.askTarget(fields) : null;
+    if (this.ticket !== ticket) return;
     this.lastQuestion = fields.question;
     const closedBook = !fields.index.length && !fields.search;
     const names = [...fields.index, ...(fields.search ? ["web"] : [])];
@@ -122,7 +128,6 @@ class AskView {
     this.closed.root.hidden = true;
     this.results.classList.remove("compare");
     this.compareButton.disabled = closedBook;
-    const target = this.app.askTarget ? this.app.askTarget(fields) : null;
     await this.run(this.evidence, target?.path || "/v1/ask", target?.body || fields, closedBook);
   }
 
@@ -151,7 +156,7 @@ class AskView {
         onEvent: (name, data) => {
           if (!mine()) return;
           if (name === "text") panel.appendText(data.text);
-          else if (name === "query") panel.setQuery(data.search_query);
+          else if (name === "query") panel.setQuery(rewritten(data.search_query, body.question));
           else if (name === "answer") {
             panel.finish(data);
             this.app.emit("answer", { question: body.question, answer: data, closedBook });
@@ -184,16 +189,32 @@ class AskView {
     this.stopButton.disabled = !this.active.size;
   }
 
-  /** Stored turns (a conversation): each question with its finished answer. */
-  showTurns(turns) {
+  /**
+   * Stored turns (a conversation): each question with its finished answer. Without
+   * `keepAnswer` (another conversation opened) the answer on screen is not its own: it
+   * is stopped and put away.
+   */
+  showTurns(turns, keepAnswer) {
+    if (!keepAnswer) {
+      this.stop();
+      this.evidence.root.hidden = this.closed.root.hidden = true;
+      this.compareButton.disabled = true;
+      this.lastQuestion = "";
+    }
     replace(
       this.history,
       turns.map((turn) => {
         const panel = new AnswerPanel(String(turn.question ?? ""));
         panel.finish(turn.answer || {});
-        if (turn.search_query) panel.setQuery(turn.search_query);
+        panel.setQuery(rewritten(turn.search_query, turn.question));
         return panel.root;
       }),
     );
   }
+}
+
+/** The search query a follow-up was rewritten into; "" when it is the question itself. */
+function rewritten(query, question) {
+  const text = String(query ?? "");
+  return text.trim() === String(question ?? "").trim() ? "" : text;
 }
