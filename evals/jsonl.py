@@ -10,7 +10,11 @@ Why it is built this way:
   trace an interrupted write (a kill, a power cut) can leave. Only that line may be
   dropped, and only by a run about to append; any other bad line is damage;
 - a run's files are opened only if they are regular files (`open_regular`): one replaced
-  by a FIFO or a device would block the read or the append for ever, or never end.
+  by a FIFO or a device would block the read or the append for ever, or never end; a
+  symlink is not followed (`rag serve --runs` must not read a file outside its folder
+  through a link someone left in a run folder);
+- a file is read whole only up to `MAX_READ_BYTES`: a 3 GB predictions.jsonl took a
+  server serving the run to 9.7 GB of memory.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ _KINDS = {
     stat.S_IFCHR: "a device",
     stat.S_IFBLK: "a device",
 }
-_FLAGS = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_FLAGS = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+#: The most `read_regular` reads: 256 MiB, some 50,000 questions with their evidence.
+MAX_READ_BYTES = 256 * 1024 * 1024
 
 
 def open_regular(path: Path, flags: int, fix: str) -> int:
@@ -56,6 +62,9 @@ def open_regular(path: Path, flags: int, fix: str) -> int:
     try:
         fd = os.open(path, flags | _FLAGS, 0o666)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
+            message = f"{path} is a symlink, which pocketrag does not follow here. {fix}"
+            raise UsageError(message) from None
         if exc.errno not in (errno.ENXIO, errno.EISDIR):  # ENXIO: a FIFO nobody reads
             raise
         mode = os.stat(path).st_mode
@@ -73,10 +82,17 @@ def open_regular(path: Path, flags: int, fix: str) -> int:
     raise UsageError(f"{path} is {kind}, not a file pocketrag reads or writes. {fix}")
 
 
-def read_regular(path: Path, fix: str) -> bytes:
-    """The bytes of `path`, a regular file (`open_regular`)."""
+def read_regular(path: Path, fix: str, limit: int = MAX_READ_BYTES) -> bytes:
+    """The bytes of `path`, a regular file (`open_regular`) of at most `limit` bytes."""
     with os.fdopen(open_regular(path, os.O_RDONLY, fix), "rb") as handle:
-        return handle.read()
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(limit + 1)
+        if max(size, len(data)) > limit:
+            raise UsageError(
+                f"{path} is {max(size, len(data)) / 2**20:,.0f} MiB, more than the"
+                f" {limit / 2**20:,.0f} MiB pocketrag reads from one file. {fix}"
+            )
+        return data
 
 
 def bad_line(path: Path, number: int, reason: str, fix: str) -> UsageError:

@@ -41,7 +41,12 @@ def find_runs(root: Path) -> dict[str, Path]:
         children = sorted(root.iterdir())
     except OSError as exc:
         raise storage_error(root, exc, "read") from None
-    return {c.name: c for c in children if c.is_dir() and (c / MANIFEST).is_file()}
+    # A symlinked folder is not a run of ROOT's: following it would serve files from elsewhere.
+    return {
+        c.name: c
+        for c in children
+        if not c.is_symlink() and c.is_dir() and (c / MANIFEST).is_file()
+    }
 
 
 def summary(name: str, folder: Path) -> dict[str, Any]:

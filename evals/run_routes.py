@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from evals.jsonl import read_regular
 from evals.run_folders import PLOT, check_name, find_runs, run_detail, summary
 from rag.core.errors import RagError, UsageError
 from rag.core.files import storage_error
@@ -36,6 +37,9 @@ class DamagedRun(UsageError):
 #: The plot's name in the URL (the file in the folder is `PLOT`).
 PLOT_NAME = "plot.png"
 PNG_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+#: A report's plot is some 100 KB; a bigger file is not a plot `rag eval report` drew.
+MAX_PLOT_BYTES = 20 * 1024 * 1024
+FIX_PLOT = "Run `rag eval report` on the run folder to draw its plot again."
 #: What GET /v1/runs gives for a run whose manifest cannot be read, besides its name and error.
 EMPTY_SUMMARY = {"benchmark": None, "model": None, "conditions": None, "n": None, "created": None}
 
@@ -90,8 +94,10 @@ def routes(config: ServeConfig) -> list[Route]:
             raise NotFound(
                 f"The run {name!r} has no plot ({PLOT}); `rag eval report` on its folder draws one."
             )
-        try:
-            return path.read_bytes()
+        try:  # never through a symlink out of the run folder, never a huge file
+            return read_regular(path, FIX_PLOT, limit=MAX_PLOT_BYTES)
+        except UsageError as exc:
+            raise DamagedRun(str(exc)) from None
         except OSError as exc:
             raise storage_error(path, exc, "read") from None
 

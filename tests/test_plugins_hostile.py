@@ -247,3 +247,21 @@ def test_a_plugin_thread_writing_to_descriptor_1_later_cannot_corrupt_json(
     assert json.loads(done.stdout)["results"][0]["title"] == "A throwaway result"
     assert "THREADLEAK from a plugin's thread" in done.stderr
     assert "THREADPRINT from a plugin's thread" in done.stderr
+
+
+@pytest.mark.parametrize("made", ["None", "object()"])
+def test_a_store_factory_that_makes_no_store_is_one_line_naming_it(
+    rag_home: Path, tmp_path: Path, docs: Path, made: str
+) -> None:
+    """Before: an AttributeError traceback from deep inside `rag index` (no `writing`)."""
+    source = f"""
+def register(registry):
+    registry.register(registry.Part("store", "odd", lambda *args, **kwargs: {made}))
+"""
+    odd = plugin_package(tmp_path / "odd", "odd", source)
+    done = rag(rag_home, "index", str(docs), "--name", "n", "--store", "odd", path=(odd, TESTS))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    [error] = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert error.startswith("Error: Index store 'odd' from plugin 'odd'"), error
+    assert "not a store" in error and error.endswith(UNINSTALL), error

@@ -199,3 +199,44 @@ def test_serve_refuses_a_runs_folder_that_does_not_exist(tmp_path: Path) -> None
     result = cli("serve", "--runs", str(tmp_path / "missing"))
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "--runs" in result.output and "does not exist" in result.output
+
+
+def test_a_symlink_in_a_run_folder_never_serves_a_file_from_elsewhere(
+    runs: Path, tmp_path: Path
+) -> None:
+    """A plot, a manifest or a whole run folder that is a symlink to a file elsewhere is
+    refused, never read: before, GET .../plot.png served whatever the link named."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the password is hunter2")
+    (runs / "good" / "report.png").unlink()
+    (runs / "good" / "report.png").symlink_to(secret)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(runs / "good", elsewhere, symlinks=True)
+    (runs / "linked").symlink_to(elsewhere, target_is_directory=True)
+    shutil.copytree(runs / "good", runs / "linkedmanifest", symlinks=True)
+    (runs / "linkedmanifest" / "manifest.json").unlink()
+    (runs / "linkedmanifest" / "manifest.json").symlink_to(secret)
+    with running(runs_dir=runs) as url:
+        plot = httpx.get(f"{url}/v1/runs/good/plot.png", timeout=60)
+        listed = httpx.get(f"{url}/v1/runs", timeout=60).json()["runs"]
+        linked = httpx.get(f"{url}/v1/runs/linked", timeout=60)
+        manifest = httpx.get(f"{url}/v1/runs/linkedmanifest", timeout=60)
+    assert plot.status_code == 422 and "symlink" in plot.json()["error"]["message"]
+    assert "hunter2" not in plot.text
+    assert "linked" not in {run["name"] for run in listed}
+    assert linked.status_code == 404 and "hunter2" not in linked.text
+    assert manifest.status_code in (404, 422) and "hunter2" not in manifest.text
+
+
+def test_a_huge_predictions_file_is_one_line_not_the_server_s_memory(runs: Path) -> None:
+    """A 3 GB predictions.jsonl took the server to 9.7 GB; now it is refused by its size
+    (a sparse file here: nothing is written to disk)."""
+    predictions = runs / "good" / "predictions.jsonl"
+    with predictions.open("ab") as handle:
+        handle.truncate(300 * 1024 * 1024)
+    with running(runs_dir=runs) as url:
+        got = httpx.get(f"{url}/v1/runs/good", timeout=120)
+    assert got.status_code == 422, got.text
+    assert "MiB pocketrag reads from one file" in got.json()["error"]["message"]
+    report = cli("eval", "report", str(runs / "good"))
+    assert report.exit_code == 2 and "Traceback" not in report.output

@@ -34,6 +34,9 @@ ATTACHMENT_CHARS = 1 * MiB
 MAX_NAMED = 200
 #: A forwarded message inside a forwarded message... is read this deep.
 MAX_DEPTH = 3
+#: The most MIME parts one message may have: real mail has a few dozen, while 10,000 parts
+#: nested in each other took the standard library's parser 65 s (its cost grows with depth).
+MAX_PARTS = 500
 #: Lines are read at most this long (a longer one comes in pieces).
 LINE_BYTES = 64 * 1024
 _HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:[ \t]*(.*)$", re.DOTALL)
@@ -54,7 +57,13 @@ def load_mbox(path: Path, warnings: list[str]) -> Iterator[Document]:
     """A mailbox, one message at a time (`message=N`, its subject the section)."""
     with open_file(path) as handle:
         for number, lines in enumerate(_mbox_messages(_read_lines(handle)), start=1):
-            message = parse_message(lines)
+            try:
+                message = parse_message(lines)
+            except LoadError as exc:  # one bad message, not the mailbox
+                warnings.append(f"{path.name} message {number}: {exc}")
+                for _ in lines:  # past the rest of it, to the next message
+                    pass
+                continue
             subject = _header(message, "Subject") or f"Message {number}"
             builder = TextBuilder(
                 path.name,
@@ -106,6 +115,7 @@ class _Skipper:
         self.state = "headers"
         self.headers: list[bytes] = []
         self.dropped = 0
+        self.parts = 0
 
     def keep(self, line: bytes) -> bool:
         if self.state == "headers":
@@ -115,6 +125,9 @@ class _Skipper:
                 return True
             self.state = "skip" if self._binary() else "body"
             self.headers = []
+            self.parts += 1
+            if self.parts > MAX_PARTS:
+                raise LoadError(f"more than {MAX_PARTS} MIME parts in one message: not read")
             return True
         if line.startswith(b"--"):
             self.state = "headers"

@@ -23,7 +23,7 @@ from indexers.stores.base import (
 )
 from rag.core import plugins
 from rag.core.config import Settings
-from rag.core.errors import StoreUnavailable, UsageError
+from rag.core.errors import RagError, StoreUnavailable, UsageError
 from rag.core.files import read_small_text
 
 
@@ -107,9 +107,28 @@ def open_store(name: str, settings: Settings, kind: str | None = None) -> IndexS
             f"provides (known: {', '.join(sorted(plugins.parts('store')))}). Install the "
             "plugin that provides it."
         )
-    return plugins.create(
+    store = plugins.create(
         "store", chosen, settings, name, index_dir, hint=" (--store or the `store` setting)"
     )
+    return checked_store(chosen, store)
+
+
+#: What every store has (IndexStore's methods): a factory that made anything else made no store.
+STORE_METHODS = tuple(
+    sorted(m for m, v in vars(IndexStore).items() if callable(v) and not m.startswith("_"))
+)
+
+
+def checked_store(kind: str, store: object) -> IndexStore:
+    """`store`, if it has IndexStore's methods: a plugin factory that returns None or some
+    other object is one line naming the plugin, not an AttributeError deep in a build."""
+    missing = [m for m in STORE_METHODS if not callable(getattr(store, m, None))]
+    if not missing:
+        return store  # type: ignore[return-value]
+    what = f"its factory made {type(store).__name__}, not a store (no {', '.join(missing[:3])})"
+    if plugins.plugin_of("store", kind) is not None:
+        raise plugins.plugin_failure("store", kind, what)
+    raise RagError(f"Index store {kind!r}: {what}.")
 
 
 __all__ = [
