@@ -37,6 +37,7 @@ from indexers.documents import (
     reads_as_title,
     section_after,
 )
+from indexers.formats.containers import read_whole
 from indexers.formats.structured import Budget, record_document, value_documents
 from indexers.pdf_scans import PdfScans
 from rag.core.html_text import parse_html
@@ -122,18 +123,8 @@ def _open(path: Path) -> Iterator[IO[bytes]]:
 
 
 def _read_whole(path: Path) -> bytes:
-    """A file that must be parsed at once, refused when it is too large for that."""
-    size = path.stat().st_size
-    if size > WHOLE_FILE_LIMIT:
-        raise LoadError(
-            f"too large to parse whole ({size // (1024 * 1024)} MiB; the limit for this "
-            f"format is {WHOLE_FILE_LIMIT // (1024 * 1024)} MiB)"
-        )
-    with _open(path) as handle:
-        data = handle.read(WHOLE_FILE_LIMIT + 1)
-    if len(data) > WHOLE_FILE_LIMIT:
-        raise LoadError("too large to parse whole once decompressed")
-    return data
+    """A file that must be parsed at once (`.gz` decompressed), refused above the limit."""
+    return read_whole(path, WHOLE_FILE_LIMIT, opener=_open)
 
 
 def text_encoding(path: Path) -> str:

@@ -73,6 +73,27 @@ def open_file(path: Path) -> BinaryIO:
         raise
 
 
+def read_whole(
+    path: Path,
+    limit: int,
+    what: str = "this format",
+    opener: Callable[[Path], contextlib.AbstractContextManager[BinaryIO]] | None = None,
+) -> bytes:
+    """A file that must be parsed at once (JSON, YAML, a notebook, HTML), refused with a
+    reason above `limit` bytes, on disk or once decompressed, rather than exhaust memory."""
+    size = path.stat().st_size
+    if size > limit:
+        raise LoadError(
+            f"too large to parse whole ({size // MiB} MiB; the limit for {what} is "
+            f"{limit // MiB} MiB)"
+        )
+    with (opener or open_file)(path) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise LoadError("too large to parse whole once decompressed")
+    return data
+
+
 def magic(handle: BinaryIO) -> bytes:
     """The first 8 bytes of an open file, its position left at the start."""
     head = handle.read(8)

@@ -29,7 +29,7 @@ from indexers.documents import (
     decode,
     section_after,
 )
-from indexers.formats.containers import MiB, open_file
+from indexers.formats.containers import MiB, read_whole
 from indexers.formats.feeds import html_text
 from indexers.formats.tables import one_line
 
@@ -72,14 +72,7 @@ def load_ipynb(path: Path, warnings: list[str]) -> Iterator[Document]:
 
 
 def _parse(path: Path) -> dict[str, Any]:
-    size = path.stat().st_size
-    if size > MAX_NOTEBOOK:
-        raise LoadError(
-            f"too large to parse whole ({size // MiB} MiB; the limit for notebooks is "
-            f"{MAX_NOTEBOOK // MiB} MiB)"
-        )
-    with open_file(path) as handle:
-        data = handle.read(MAX_NOTEBOOK + 1)
+    data = read_whole(path, MAX_NOTEBOOK, "notebooks")
     try:
         notebook = json.loads(decode(data))
     except json.JSONDecodeError as exc:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from indexers.documents import Document, LoadError, clean, decode
-from indexers.formats.containers import MiB, open_file
+from indexers.formats.containers import MiB, read_whole
 from indexers.formats.tables import TextBuilder, one_line
 
 TEXT_FIELDS = ("text", "contents", "content", "body")
@@ -47,7 +47,7 @@ def load_yaml(path: Path, warnings: list[str]) -> Iterator[Document]:
     """A YAML file, one document per `---` document when it holds several (`doc=N`)."""
     import yaml
 
-    text = decode(_read_whole(path))
+    text = decode(read_whole(path, WHOLE_LIMIT))
     try:
         values = list(yaml.load_all(text, Loader=_counting_loader()))
     except RecursionError:
@@ -207,18 +207,6 @@ def _scalar(value: Any) -> str | None:
         text = clean(value).strip()
         return text or None
     return str(value)
-
-
-def _read_whole(path: Path) -> bytes:
-    """The file, refused above WHOLE_LIMIT (it is parsed whole)."""
-    size = path.stat().st_size
-    if size > WHOLE_LIMIT:
-        raise LoadError(
-            f"too large to parse whole ({size // MiB} MiB; the limit for this format is "
-            f"{WHOLE_LIMIT // MiB} MiB)"
-        )
-    with open_file(path) as handle:
-        return handle.read(WHOLE_LIMIT + 1)
 
 
 def _counting_loader() -> type:
