@@ -2,22 +2,32 @@
 API's, how much it loads, and whether a long answer ever blocks the page.
 
 1. First character. `rag serve --model smollm2-135m --index leads` (Wikipedia leads from
-   ../shared/data, the default embedder) runs as its own process. For each question the
-   page (system Chromium through Playwright) gets the question typed and Enter pressed;
-   in the page, performance.now() at the Enter keydown and at the first mutation that
-   puts text into the answer give its time. The API side is the same request
-   (POST /v1/ask, stream, same sources) over http.client, timed to its first `text`
-   event. Page and API alternate, never one right after the other on the same question
-   (the model's prefix cache would favour the second); medians print, and the ratio.
+   ../shared/data, the default embedder) runs as its own process. The page keeps every
+   question in a conversation: with none open, Enter makes one (POST /v1/conversations)
+   and asks in it (POST /v1/conversations/ID/ask, stream). So both sides take that same
+   server path, each question the first turn of a new conversation (no history, no
+   rewritten query; a follow-up would cost a model call first, on either side):
+   - page: "New conversation" clicked (nothing is sent), the question typed, Enter; in
+     the page, performance.now() at the Enter keydown and at the first mutation that puts
+     text into the answer;
+   - API: the same two requests over http.client (one connection, as the page's fetch
+     keeps one), timed from sending the first to the first `text` event of the second.
+     The conversation's creation is printed apart too.
+   Page and API alternate, never one right after the other on the same question (the
+   model's prefix cache would favour the second); medians print, and the ratio.
    Goal: page <= 1.10 x API + 50 ms.
 2. Page weight: the bytes of every file the first load fetched (fresh profile, no
    cache). Goal: <= 150 KB.
-3. Long tasks: a 2,000-token answer (a fake model streaming fast, with a citation in
-   every sentence) into the page with a PerformanceObserver on 'longtask'; the longest
-   prints. Goal: none over 200 ms. (With 100 conversations in the sidebar once the
-   Conversations view exists.)
-4. Screenshots (README): light at 1280 px and dark at 375 px, after a real answer, into
-   tests/screenshots/ (`--screenshots ''` skips them).
+3. Long tasks (benchmarks/page_long.py): with 100 conversations in the sidebar (made
+   through POST /v1/conversations before the page loads), a 2,000-token answer (a fake
+   model streaming fast, with a citation in every sentence) into the page with a
+   PerformanceObserver on 'longtask'; the longest prints, with when it started.
+   Goal: none over 200 ms.
+4. Screenshots (README), into tests/screenshots/ (`--screenshots ''` skips them), after
+   real answers, with a few conversations kept first (asked through the API):
+   desk-light-desktop.png (1280 px, an answer with a citation's card opened, the
+   sidebar), desk-dark-phone.png (375 px, the whole page) and desk-indexes.png (the
+   Indexes view, 1280 px).
 
     python benchmarks/page.py [--rounds 5] [--docs 200] [--max-tokens 24]
 
@@ -34,13 +44,11 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from page_long import DONE, long_tasks
 from serve_load import Servers, build_leads_index, clean_env, free_port, rag_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +71,7 @@ QUESTIONS = [
 
 #: Records, in the page, when Enter is pressed and when the answer first shows text.
 MEASURE = """() => {
-    const answer = document.querySelector('.result .answer');
+    const answer = document.querySelector('.results > .result .answer');
     window.bench = {t0: null, first: null};
     document.addEventListener('keydown', (e) => {
         if (e.key === 'Enter' && !e.shiftKey) window.bench = {t0: performance.now(), first: null};
@@ -74,30 +82,33 @@ MEASURE = """() => {
             && answer.classList.contains('streaming')) b.first = performance.now();
     }).observe(answer, {characterData: true, childList: true, subtree: true});
 }"""
-DONE = """() => {
-    const answer = document.querySelector('.result .answer');
-    return answer.getAttribute('aria-busy') === 'false' && !answer.classList.contains('streaming')
-        && answer.closest('.result').querySelector('.meta').textContent !== '';
-}"""
-LONGTASKS = """() => {
-    window.longtasks = [];
-    new PerformanceObserver((list) => {
-        for (const entry of list.getEntries()) window.longtasks.push(entry.duration);
-    }).observe({type: 'longtask', buffered: true});
-}"""
 
 
-def api_first_text(port: int, body: dict[str, Any]) -> float:
-    """Seconds from sending the request to its first non-empty `text` event; the stream
-    is read to its end, so the model is idle before the next request."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    started = time.perf_counter()
+def post(connection: http.client.HTTPConnection, path: str, body: dict[str, Any]) -> Any:
+    """POST `body` as JSON; the response, its status checked (a stream is left unread)."""
     connection.request(
-        "POST", "/v1/ask", body=json.dumps(body), headers={"Content-Type": "application/json"}
+        "POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"}
     )
     response = connection.getresponse()
-    if response.status != 200:
-        sys.exit(f"POST /v1/ask -> {response.status}: {response.read()[:500]!r}")
+    if response.status not in (200, 201):
+        sys.exit(f"POST {path} -> {response.status}: {response.read()[:500]!r}")
+    return response
+
+
+def new_conversation(connection: http.client.HTTPConnection) -> int:
+    return int(json.loads(post(connection, "/v1/conversations", {}).read())["id"])
+
+
+def api_first_text(port: int, body: dict[str, Any]) -> tuple[float, float]:
+    """What the page does for a question, through http.client: POST /v1/conversations,
+    then POST /v1/conversations/ID/ask (stream). Seconds from sending the first request
+    to the first non-empty `text` event, and to the conversation made. The stream is read
+    to its end, so the model is idle before the next request."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    started = time.perf_counter()
+    ident = new_conversation(connection)
+    made = time.perf_counter() - started
+    response = post(connection, f"/v1/conversations/{ident}/ask", body)
     first, event = None, ""
     while True:
         line = response.readline()
@@ -114,19 +125,38 @@ def api_first_text(port: int, body: dict[str, Any]) -> float:
     connection.close()
     if first is None:
         sys.exit("the API streamed no text")
-    return first
+    return first, made
 
 
-def page_first_text(page: Any, question: str) -> float:
-    """Seconds from Enter to the first streamed text, measured in the page. The wait for
-    the end polls every 250 ms (not every frame), so it takes no CPU from the model."""
+def ask_in_page(page: Any, question: str, *, new: bool = True) -> None:
+    """A new conversation (nothing is sent until the question; a page just loaded has
+    none open), the question, Enter, and the wait for the answer's end, polled every
+    250 ms (not every frame: no CPU taken from the model)."""
+    if new:
+        page.click("#conv-new")
     page.fill("#question", question)
     page.press("#question", "Enter")
     page.wait_for_function(DONE, polling=250, timeout=300_000)
+
+
+def page_first_text(page: Any, question: str) -> float:
+    """Seconds from Enter to the first streamed text, measured in the page."""
+    ask_in_page(page, question)
     bench = page.evaluate("window.bench")
     if bench["first"] is None:
         sys.exit(f"the page showed no streamed text for {question!r}")
     return (bench["first"] - bench["t0"]) / 1000
+
+
+def open_desk(page: Any, base: str, index: str, hash_: str = "") -> None:
+    """The desk loaded, `index` checked, the conversations listed."""
+    page.goto(f"{base}/{hash_}")
+    box = f"fieldset.sources input[value={index}]"
+    page.wait_for_selector(box)
+    if not page.is_checked(box):
+        page.check(box)
+    listed = "#conv-list li, .conv-status:has-text('None yet')"  # folded away on a phone
+    page.wait_for_selector(listed, state="attached")
 
 
 def first_character(browser: Browser, base: str, port: int, rounds: int, index: str) -> None:
@@ -134,11 +164,7 @@ def first_character(browser: Browser, base: str, port: int, rounds: int, index: 
     follows one for the same question, so neither side gets the other's prompt from the
     model's prefix cache; each side asks both, and goes first once."""
     page = browser.page()
-    page.goto(f"{base}/")
-    box = f"fieldset.sources input[value={index}]"
-    page.wait_for_selector(box)
-    if not page.is_checked(box):
-        page.check(box)
+    open_desk(page, base, index)
     page.evaluate(MEASURE)
 
     def body(question: str) -> dict[str, Any]:
@@ -148,20 +174,26 @@ def first_character(browser: Browser, base: str, port: int, rounds: int, index: 
     page_first_text(page, QUESTIONS[-1])
     api_first_text(port, body(QUESTIONS[-2]))
     times: dict[str, list[float]] = {"page": [], "api": []}
+    made: list[float] = []
     for i in range(rounds):
         a, b = QUESTIONS[(2 * i) % 8], QUESTIONS[(2 * i + 1) % 8]
         for side, question in (("page", a), ("api", b), ("api", a), ("page", b)):
-            took = (
-                page_first_text(page, question)
-                if side == "page"
-                else api_first_text(port, body(question))
-            )
+            if side == "page":
+                took = page_first_text(page, question)
+            else:
+                took, making = api_first_text(port, body(question))
+                made.append(making)
             times[side].append(took)
             print(f"  {side:4}  {question[:46]:46}  {took * 1000:7.0f} ms")
     page_s, api_s = statistics.median(times["page"]), statistics.median(times["api"])
     goal = 1.10 * api_s + 0.050
+    print(
+        "first character, both sides POST /v1/conversations then "
+        "POST /v1/conversations/ID/ask (stream), a new conversation each question:"
+    )
     print(f"first character, median of {2 * rounds}: page {page_s * 1000:.0f} ms, "
-          f"API {api_s * 1000:.0f} ms, ratio {page_s / api_s:.3f}x "
+          f"API {api_s * 1000:.0f} ms (of which the conversation made: median "
+          f"{statistics.median(made) * 1000:.0f} ms), ratio {page_s / api_s:.3f}x "
           f"(goal <= 1.10x + 50 ms = {goal * 1000:.0f} ms: "
           f"{'met' if page_s <= goal else 'NOT met'})")  # fmt: skip
     page.close()
@@ -187,103 +219,67 @@ def page_weight(browser: Browser, base: str) -> None:
     page.close()
 
 
-def screenshots(browser_light: Browser, base: str, folder: Path, index: str) -> None:
+def keep_conversations(port: int, questions: list[str], index: str) -> None:
+    """Conversations for the sidebar to show: each question asked in a new one through
+    the API, as another client (or an earlier visit) would have."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    for question in questions:
+        ident = new_conversation(connection)
+        fields = {"question": question, "index": [index], "search": False}
+        post(connection, f"/v1/conversations/{ident}/ask", fields).read()
+    connection.close()
+
+
+def shot(page: Any, path: Path, *, full_page: bool = False) -> None:
+    page.screenshot(path=str(path), full_page=full_page)
+    print(f"screenshot: {path} ({path.stat().st_size / 1000:.0f} KB)")
+
+
+def screenshots(browser: Browser, base: str, port: int, folder: Path, index: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    question = QUESTIONS[0]
-    for name, width, height, theme in (("desk-light-desktop.png", 1280, 900, "light"),
-                                       ("desk-dark-phone.png", 375, 812, "dark")):  # fmt: skip
-        page = browser_light.page(width, height)
-        page.emulate_media(color_scheme=theme)
-        page.goto(f"{base}/")
-        page.wait_for_selector(f"fieldset.sources input[value={index}]")
-        page.fill("#question", question)
-        page.press("#question", "Enter")
-        page.wait_for_function(DONE, polling=250, timeout=300_000)
-        if width > 600:
-            page.click("#compare")
-            closed_done = """() => {
-                const closed = document.querySelectorAll('.result')[1];
-                return closed.querySelector('.meta').textContent !== ''
-                    && !closed.querySelector('.answer').classList.contains('streaming');
-            }"""
-            page.wait_for_function(closed_done, polling=250, timeout=300_000)
+    keep_conversations(port, [QUESTIONS[0], QUESTIONS[3], QUESTIONS[9]], index)
+
+    page = browser.page(1280, 900)
+    page.emulate_media(color_scheme="light")
+    open_desk(page, base, index)
+    # The small model does not cite in every answer: the question first that it did
+    # cite in (smollm2-135m, 200 leads), then others, each in a new conversation (so in
+    # the sidebar too), until one answer cites.
+    for question in (QUESTIONS[5], QUESTIONS[7], QUESTIONS[6]):
+        ask_in_page(page, question)
+        if page.locator(".results > .result a.cite").count():
+            break
+    cite = page.locator(".results > .result a.cite")
+    if cite.count():
+        cite.first.focus()
+        page.keyboard.press("Enter")  # the card opened as a reader opens it
+        page.wait_for_timeout(400)  # scrolled to, focused, still highlighted
+    else:
+        print("  (no answer cited a source: the screenshot shows no card opened)")
         page.evaluate("() => document.activeElement.blur()")
-        page.screenshot(path=str(folder / name), full_page=width < 600)
-        print(f"screenshot: {folder / name}")
-        page.close()
+    shot(page, folder / "desk-light-desktop.png")
+    page.close()
+
+    page = browser.page(375, 812)
+    page.emulate_media(color_scheme="dark")
+    open_desk(page, base, index)
+    ask_in_page(page, QUESTIONS[4], new=False)  # the sidebar is folded away on a phone
+    page.evaluate("() => document.activeElement.blur()")
+    shot(page, folder / "desk-dark-phone.png", full_page=True)
+    page.close()
+
+    page = browser.page(1280, 900)
+    page.emulate_media(color_scheme="light")
+    page.goto(f"{base}/#/indexes")
+    page.wait_for_selector(f"#index-table tbody tr:has-text('{index}')")
+    page.wait_for_selector("#conv-list li")
+    shot(page, folder / "desk-indexes.png")
+    page.close()
 
 
-# --- the long answer: a fake fast model in a server in this process -----------------------
-
-
-def long_answer_generator(tokens: int, delay_s: float) -> Any:
-    from rag.core.types import Timings
-    from rag.generators.base import Generation, TimedStream
-
-    class Fast:
-        model_name = "fake-fast"
-        context_size = 8192
-
-        def count_tokens(self, text: str) -> int:
-            return len(text.split())
-
-        def count_prompt_tokens(self, messages: Any) -> int:
-            return sum(len(m.content.split()) + 4 for m in messages)
-
-        def generate(self, messages: Any, *, max_tokens: int, temperature: float = 0.0) -> Any:
-            def pieces() -> Iterator[tuple[str, int]]:
-                for i in range(tokens):
-                    if delay_s:
-                        time.sleep(delay_s)
-                    yield (f" word{i}" + (f" [{1 + i % 3}]." if i % 12 == 11 else "")), 1
-
-            timings = Timings(prompt_tokens=self.count_prompt_tokens(messages))
-            return Generation(TimedStream(timings).wrap(pieces()), timings)
-
-    return Fast()
-
-
-@contextmanager
-def fake_server(tokens: int, delay_s: float) -> Iterator[str]:
-    from rag.core import plugins
-    from rag.core.config import load_settings
-    from rag.serve import ServeConfig
-    from rag.serve.app import build_server
-
-    generator = long_answer_generator(tokens, delay_s)
-    plugins.register(plugins.Part("generator", "fake", lambda *a, **k: generator, argument="ANY"))
-    config = ServeConfig(port=free_port(), model="fake:")
-    server = build_server(config, load_settings(model="fake:", max_tokens=tokens + 10))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
-
-def long_tasks(browser: Browser, tokens: int, delay_s: float) -> None:
-    with fake_server(tokens, delay_s) as base:
-        page = browser.page()
-        page.goto(f"{base}/")
-        page.wait_for_selector("#question")
-        page.evaluate(LONGTASKS)
-        page.fill("#question", "Write at length.")
-        page.press("#question", "Enter")
-        page.wait_for_function(DONE, polling=250, timeout=300_000)
-        page.wait_for_timeout(300)
-        durations = page.evaluate("window.longtasks")
-        words = page.evaluate(
-            "document.querySelector('.result .answer').textContent.split(' ').length"
-        )
-        page.close()
-    longest = max(durations, default=0.0)
-    print(f"long tasks during a {tokens}-token answer ({words} words shown): {len(durations)}, "
-          f"longest {longest:.0f} ms (goal: none over 200 ms: "
-          f"{'met' if longest <= 200 else 'NOT met'})")  # fmt: skip
+def serve(servers: Servers, name: str, model: str, index: str, port: int, env: dict) -> None:
+    command = [*rag_command(), "serve", "--model", model, "--index", index, "--port", str(port)]
+    servers.start(name, command, env, f"http://127.0.0.1:{port}/healthz")
 
 
 def main() -> None:
@@ -312,43 +308,19 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         with Servers(work) as servers, chromium() as browser:
-            servers.start(
-                "rag-serve",
-                [
-                    *rag_command(),
-                    "serve",
-                    "--model",
-                    args.model,
-                    "--index",
-                    index,
-                    "--port",
-                    str(port),
-                ],  # fmt: skip
-                env,
-                f"{base}/healthz",
-            )
+            serve(servers, "rag-serve", args.model, index, port, env)
             page_weight(browser, base)
             first_character(browser, base, port, max(1, args.rounds), index)
-            long_tasks(browser, args.long_tokens, args.long_delay_ms / 1000)
+            long_tasks(browser, work / "long-home", args.long_tokens, args.long_delay_ms / 1000)
             if args.screenshots:
-                servers.stop_all()  # answers long enough to show: the server's default length
+                # Answers long enough to show (the server's default length), and a
+                # sidebar of the few conversations asked for the screenshots only.
+                servers.stop_all()
+                for stale in home.glob("conversations.sqlite*"):
+                    stale.unlink()
                 env["RAG_MAX_TOKENS"] = "96"
-                servers.start(
-                    "rag-serve-long",
-                    [
-                        *rag_command(),
-                        "serve",
-                        "--model",
-                        args.model,
-                        "--index",
-                        index,
-                        "--port",
-                        str(port),
-                    ],  # fmt: skip
-                    env,
-                    f"{base}/healthz",
-                )
-                screenshots(browser, base, Path(args.screenshots), index)
+                serve(servers, "rag-serve-long", args.model, index, port, env)
+                screenshots(browser, base, port, Path(args.screenshots), index)
             if browser.refused or browser.dialogs:
                 sys.exit(f"refused requests: {browser.refused}; dialogs: {browser.dialogs}")
             print("no request left 127.0.0.1")
