@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import html
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-Reply = tuple[int, dict[str, str], bytes]
+from web_servers import Reply, send_reply, serving
 
 _BASE: dict[str, str] = {}
 
@@ -113,31 +112,16 @@ def fake_internet(hosts: dict[str, Callable[[Hit], Reply]]) -> Iterator[FakeInte
             state.hits.append(hit)
             route = state.hosts.get(host)
             status, headers, payload = route(hit) if route else (404, {}, b"no such host here")
-            try:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (its timeout): that is the point
+            send_reply(self, (status, headers, payload))
 
         do_POST = do_GET  # noqa: N815
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(Handler) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def status(code: int, text: str = "") -> Callable[[Hit], Reply]:

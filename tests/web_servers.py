@@ -71,28 +71,42 @@ def local_server(routes: dict[str, Callable[[Request], Reply]]) -> Iterator[Loca
                 status, headers, body = 404, {"Content-Type": "text/plain"}, b"not found"
             else:
                 status, headers, body = route(request)
-            try:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client stopped reading (size cap, timeout): that is the point
+            send_reply(self, (status, headers, body))
 
         do_POST = do_GET  # noqa: N815 - a route reads `request.method` and `request.body`
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with serving(Handler) as url:
+        state.url = url
+        yield state
+
+
+def send_reply(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+    """Write `reply` (status, headers, body) with its length; a client that stopped
+    reading (a size cap, a timeout) is what some tests are about, never an error."""
+    status, headers, body = reply
+    try:
+        handler.send_response(status)
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        yield state
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
