@@ -291,6 +291,32 @@ def test_nesting_too_deep_is_a_skip_reason_and_deep_but_readable_json_is_read(
     assert any("bottom-most pearl" in text for _, _, text in chunks())
 
 
+@pytest.mark.parametrize("parser", ["libyaml", "python"])
+def test_yaml_nesting_is_capped_by_us_on_every_libyaml_and_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parser: str
+) -> None:
+    """libyaml 0.2.5 (PyYAML 6.0.3's wheels) has no nesting cap of its own: a
+    100,000-deep `[[[` recursed in C until CI died with SIGSEGV. Our own cap refuses 300
+    levels under either parser, and 200 levels are still read."""
+    import yaml
+
+    if parser == "python":
+        monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    elif not getattr(yaml, "__with_libyaml__", False):
+        pytest.skip("PyYAML is installed without libyaml")
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 300 + "]" * 300)
+    with pytest.raises(LoadError, match="nested more than 256 levels deep"):
+        load_file(deep)
+    block = tmp_path / "block.yaml"
+    block.write_text("".join("  " * i + "k:\n" for i in range(300)) + "  " * 300 + "x: 1\n")
+    with pytest.raises(LoadError, match="nested more than 256 levels deep"):
+        load_file(block)
+    fine = tmp_path / "fine.yaml"
+    fine.write_text("[" * 200 + "pearl" + "]" * 200)
+    assert any("pearl" in d.text for d in load_file(fine).documents)
+
+
 def test_a_line_of_megabytes_in_a_csv_is_skipped_without_being_held(
     tmp_path: Path, fake_embedder
 ) -> None:

@@ -34,6 +34,11 @@ TITLE_FIELDS = ("title", "name")
 WHOLE_LIMIT = 32 * MiB
 #: The most aliases (and merged keys) one YAML file may use: real files use tens.
 MAX_ALIASES = 10_000
+#: YAML nested deeper than this is refused while it is composed. libyaml 0.2.6 caps
+#: nesting at 1,000 itself, but 0.2.5 (in PyYAML 6.0.3 wheels) recurses in C until the
+#: process dies (a 100,000-deep `[[[...` killed the CI run with SIGSEGV); PyYAML's own
+#: Python parser would hit the recursion limit a little past 300 levels.
+MAX_YAML_DEPTH = 256
 #: The text made from a document may be at most this many times its size (plus 1 MiB).
 MAX_GROWTH = 16
 #: A key path longer than this keeps its last components (`….deep.key`).
@@ -210,8 +215,10 @@ def _scalar(value: Any) -> str | None:
 
 
 def _counting_loader() -> type:
-    """PyYAML's safe loader (libyaml's parser when installed: it also caps nesting at
-    1,000 levels) that refuses a file using more than MAX_ALIASES aliases or merged keys.
+    """PyYAML's safe loader (libyaml's parser when installed) that refuses a file nested
+    deeper than MAX_YAML_DEPTH (counted in the resolver hooks both parsers call once per
+    node entered and left, before any deeper node is composed) or using more than
+    MAX_ALIASES aliases or merged keys.
     An alias is one object however often it is named (`flat_text` names it again rather
     than expanding it), but a merge key (`<<: *a`) copies the mapping it names into each
     that merges it, so nested merges grow exponentially before any code of ours sees the
@@ -222,6 +229,17 @@ def _counting_loader() -> type:
 
     class CountingLoader(base):  # type: ignore[misc, valid-type]
         uses = 0
+        depth = 0
+
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            self.depth += 1
+            if self.depth > MAX_YAML_DEPTH:
+                raise LoadError(f"YAML nested more than {MAX_YAML_DEPTH} levels deep")
+            super().descend_resolver(current_node, current_index)
+
+        def ascend_resolver(self) -> None:
+            self.depth -= 1
+            super().ascend_resolver()
 
         def count(self, n: int = 1) -> None:
             self.uses += n
