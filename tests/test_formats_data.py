@@ -101,6 +101,18 @@ def test_a_late_non_utf8_byte_switches_the_encoding_from_there(tmp_path: Path) -
     assert "| x | Crème brûlée |" in docs[-1].text
 
 
+def test_a_cp1252_table_dense_with_accents_and_symbols_is_read_not_called_binary() -> None:
+    """A cp1252 CSV (CRLF, `;`, a name with an en dash and a euro sign on every row) that
+    charset-normalizer finds "too chaotic" in every encoding at its default threshold.
+    Before: skipped as "binary data, not a table (no text encoding reads it)"."""
+    path = Path(__file__).parent / "fixtures" / "formats" / "names-cp1252.csv"
+    docs = load_file(path).documents
+    text = "\n".join(d.text for d in docs)
+    assert "| José Muñoz – €0 | City 0 | 0.00 | Abd |" in text
+    assert "Jürgen Groß – €3" in text and "Ørjan Dæhli – €7" in text
+    assert "\ufffd" not in text
+
+
 def test_json_and_yaml_without_a_text_field_are_read_with_their_keys(tmp_path: Path) -> None:
     """Before: a plain JSON object was skipped ("no text field"), YAML read as raw text."""
     config = {
