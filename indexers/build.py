@@ -149,7 +149,7 @@ def build_index(
     settings: Settings,
     *,
     rebuild: bool = False,
-    exclude: Sequence[str] = (),
+    exclude: Sequence[str] | None = None,
     wait: float = 0.0,
     progress: Progress | None = None,
     approx_threshold: int = local_layout.APPROX_THRESHOLD,
@@ -158,7 +158,10 @@ def build_index(
 ) -> BuildReport:
     """Create or update index `name` from `paths` (empty: the roots of the last run), in the
     store it records (a new index: `settings.store`). Files in `hold` (absolute paths as
-    discovery gives them) are neither read nor removed: what the index has of them stays."""
+    discovery gives them) are neither read nor removed: what the index has of them stays.
+    `exclude` None keeps the patterns the index records (none for a new index, or for a
+    rebuild from new paths); a list replaces them. They are recorded with the roots, so a
+    later update and `--watch` skip the same files."""
     started = time.perf_counter()
     progress = progress or _noop
     index = stores.open_store(name, settings, store_kind)
@@ -187,13 +190,14 @@ def _build_locked(
     index: stores.IndexStore,
     settings: Settings,
     rebuild: bool,
-    exclude: Sequence[str],
+    exclude: Sequence[str] | None,
     progress: Progress,
     approx_threshold: int,
     hold: frozenset[str] = frozenset(),
 ) -> BuildReport:
     index_dir = index.index_dir
     report = BuildReport(name=name, index_dir=index.where())
+    fresh = rebuild and bool(paths)  # a new definition: nothing recorded is kept
     # A rebuild reads nothing of the old index, unless it needs the recorded roots.
     try:
         live = index.state(allow_outdated=True)
@@ -219,6 +223,9 @@ def _build_locked(
     wanted = canonical_name(settings.embedder)
     if prev is not None:
         check_embedder(name, prev.params, wanted, building=True)
+    recorded = list(live.params.get("exclude", [])) if live is not None and not fresh else []
+    exclude = recorded if exclude is None else list(exclude)
+    new_exclude = prev is not None and exclude != recorded
     roots = [str(expand_path(p).resolve()) for p in paths]
     if not roots:
         if prev is None:
@@ -268,7 +275,7 @@ def _build_locked(
             + (f" ({_reasons(report)})" if report.skipped else " (empty)")
             + ". Point `rag index` at documents (txt, md, rst, html, pdf, json/jsonl, code)."
         )
-    if prev is not None and not changed and not removed:
+    if prev is not None and not changed and not removed and not new_exclude:
         report.chunks_total = int(prev.params["chunks"])
         report.generation = prev.generation
         return report
@@ -278,7 +285,7 @@ def _build_locked(
         if prev is not None
         else runtime_for_new_index(settings.embedder_runtime)
     )
-    run = _Run(index, prev, name, wanted, runtime, roots, approx_threshold, progress)
+    run = _Run(index, prev, name, wanted, runtime, roots, exclude, approx_threshold, progress)
     try:
         for i, item in enumerate(changed):
             progress("read", i, len(changed))
@@ -294,7 +301,7 @@ def _build_locked(
         progress("read", len(changed), len(changed))
         changed_keys = {c.path_key for c in changed}
         report.files_removed = len(removed - changed_keys)
-        if prev is not None and not report.files_embedded and not removed:
+        if prev is not None and not report.files_embedded and not removed and not new_exclude:
             run.abort()  # only files that still fail to load: nothing changes
             report.chunks_total = int(prev.params["chunks"])
             report.generation = prev.generation
@@ -335,6 +342,7 @@ class _Run:
     embedder_name: str
     runtime: str  # which runtimes may embed: the index's own kind of vectors
     roots: list[str]
+    exclude: list[str]
     approx_threshold: int
     progress: Progress
     _embedder: Embedder | None = None
@@ -351,7 +359,7 @@ class _Run:
     def writer(self) -> stores.IndexWriter:
         if self._writer is None:
             if self.prev is not None:
-                params = dict(self.prev.params, roots=self.roots)
+                params = dict(self.prev.params, roots=self.roots, exclude=self.exclude)
             else:
                 embedder = self.embedder()
                 params = local_layout.new_params(
@@ -361,6 +369,7 @@ class _Run:
                     getattr(embedder, "runtime", "torch"),
                     embedder.dim,
                     self.roots,
+                    self.exclude,
                 )
             self._writer = self.index.writer(params, self.prev, self.approx_threshold)
         return self._writer

@@ -111,7 +111,7 @@ class IndexWatcher:
         settings: Settings,
         *,
         paths: Sequence[str | Path] = (),
-        exclude: Sequence[str] = (),
+        exclude: Sequence[str] | None = None,
         stop: threading.Event | None = None,
         store_kind: str | None = None,
         quiet: float = QUIET_S,
@@ -120,7 +120,7 @@ class IndexWatcher:
         self.name = name
         self.settings = settings
         self.paths = list(paths)
-        self.exclude = list(exclude)
+        self.exclude = None if exclude is None else list(exclude)  # None: as recorded
         self.stop = stop or threading.Event()
         self.store_kind = store_kind
         self.quiet = quiet
@@ -171,8 +171,16 @@ class IndexWatcher:
         """The folders and files watched: `paths`, or those the index records."""
         if self.paths:
             return [expand_path(p).resolve() for p in self.paths]
+        return [Path(r) for r in self._recorded("roots")]
+
+    def patterns(self) -> list[str]:
+        """The `--exclude` globs changes are filtered by: given, or those the index records
+        (the update just made recorded them, so they are read again after each)."""
+        return self.exclude if self.exclude is not None else self._recorded("exclude")
+
+    def _recorded(self, key: str) -> list[str]:
         state = stores.open_store(self.name, self.settings, self.store_kind).state()
-        return [Path(r) for r in (state.params.get("roots", []) if state else [])]
+        return list(state.params.get(key, [])) if state else []
 
     def run(
         self, on_update: Callable[[Update], None], on_ready: Callable[[], None] | None = None
@@ -191,12 +199,13 @@ class IndexWatcher:
         retry_at: float | None = None
         last_error: str | None = None
         ready = False
+        exclude = self.patterns()
 
         def relevant(path: Path) -> bool:
             if ours(path):
                 return False
             root = next((r for r in folders if path.is_relative_to(r)), None)
-            return root is not None and not skipped_by_name(path, root, self.exclude)
+            return root is not None and not skipped_by_name(path, root, exclude)
 
         for changed in self._events(folders):
             now = time.monotonic()
@@ -233,6 +242,7 @@ class IndexWatcher:
             pending = {p: pending[p] for p in waiting}
             first, retry_at, last_error = (now if pending else None), None, None
             if update.changed:
+                exclude = self.patterns()
                 on_update(update)
 
     def _events(self, folders: list[Path]) -> Iterator[set[Path]]:

@@ -53,6 +53,25 @@ def test_exclude_option(docs: Path, fake_embedder) -> None:
     assert data["skip_reasons"]["excluded"] == 3
 
 
+def test_exclude_is_recorded_kept_by_later_updates_and_replaced_when_given(
+    docs: Path, fake_embedder
+) -> None:
+    """Before: `rag index --name n` (the recorded folders) forgot `-x` and indexed what it
+    had skipped; `rag serve --watch` had no way to know the patterns at all."""
+    first = json.loads(cli("index", str(docs), "--name", "n", "-x", "*.pdf", "--json").stdout)
+    assert first["skip_reasons"]["excluded"] == 2
+    (docs / "late.pdf").write_bytes((docs / "voyager.pdf").read_bytes())
+    again = json.loads(cli("index", "--name", "n", "--json").stdout)
+    assert again["skip_reasons"]["excluded"] == 3 and not again["changed"], again
+    info = json.loads(cli("indexes", "info", "n", "--json").stdout)
+    assert info["exclude"] == ["*.pdf"]
+    replaced = json.loads(cli("index", "--name", "n", "-x", "sub", "--json").stdout)
+    assert replaced["changed"] and replaced["formats"].get(".pdf", 0) >= 2, replaced
+    assert json.loads(cli("indexes", "info", "n", "--json").stdout)["exclude"] == ["sub"]
+    kept = json.loads(cli("index", "--name", "n", "--json").stdout)
+    assert kept["skip_reasons"]["excluded"] == 1 and not kept["changed"], kept
+
+
 def test_search_index_json(docs: Path, fake_embedder) -> None:
     cli("index", str(docs), "--name", "notes")
     result = cli("search", "deepest lake Siberia", "--index", "notes", "--k", "2", "--json")

@@ -307,7 +307,8 @@ def test_sigint_during_an_update_exits_0_and_the_index_answers(
 
 @pytest.fixture
 def served(tmp_path: Path, docs: Path, fake_embedder: FakeEmbedder) -> Iterator[tuple[str, Child]]:  # noqa: F811
-    assert cli("index", str(docs), "--name", "n").exit_code == 0
+    """`rag serve --index n --watch` over DOCS, indexed with `-x '*.log'`."""
+    assert cli("index", str(docs), "--name", "n", "-x", "*.log").exit_code == 0
     port = free_port()
     env = child_env(tmp_path, RAG_EMBEDDER="fake", RAG_RERANKER="none")
     args = ["serve", "-m", "fixed:x", "--index", "n", "--watch", "--port", str(port)]
@@ -341,6 +342,8 @@ def test_serve_watch_finds_a_new_file_without_a_restart(
     before = get(url, "/healthz")["watching"]["n"]
     generation = get(url, "/v1/indexes")["indexes"][0]["generation"]
     new = docs / "bees.md"
+    # Excluded when the index was built: the watch skips it too (before: indexed).
+    (docs / "debug.log").write_text("zanzibarite noise from a debug log, not a document.\n")
     new.write_text("The beehive swarmed in May; zanzibarite honey was harvested.\n")
     query = "/v1/search?" + urllib.parse.urlencode({"q": "zanzibarite", "index": "n"})
 
@@ -352,6 +355,7 @@ def test_serve_watch_finds_a_new_file_without_a_restart(
     eventually(found, "/v1/search finding the new file")
     row = get(url, "/v1/indexes")["indexes"][0]
     assert row["generation"] > generation and row["files"] == 3
+    assert not any("debug.log" in r["location"] for r in get(url, query)["results"])
 
     def health_updated() -> dict[str, Any] | None:
         watched = get(url, "/healthz")["watching"]["n"]

@@ -67,7 +67,8 @@ def row(index: IndexStore, state: IndexState) -> dict[str, Any]:
     return {
         "name": index.label, "path": str(index.index_dir), "chunks": p["chunks"],
         "files": p.get("files", 0), "embedder": p["embedder"], "dim": p["dim"],
-        "faiss": p.get("faiss"), "roots": p.get("roots", []), "generation": state.generation,
+        "faiss": p.get("faiss"), "roots": p.get("roots", []), "exclude": p.get("exclude", []),
+        "generation": state.generation,
         "format_version": p.get("format_version"), "updated_at": p.get("updated_at"),
         "store": stats["store"], "where": stats["where"], "bytes": stats["bytes"],
     }  # fmt: skip

@@ -186,6 +186,8 @@ def check_params(path: Path, params: dict[str, Any]) -> None:
         "segments": "segments" not in params or isinstance(params["segments"], list),
         "roots": isinstance(params.get("roots", []), list)
         and all(isinstance(r, str) for r in params.get("roots", [])),
+        "exclude": isinstance(params.get("exclude", []), list)
+        and all(isinstance(r, str) for r in params.get("exclude", [])),
         **{
             key: key not in params or _whole(params[key])
             for key in ("files", "next_chunk_id", "next_segment")

@@ -366,7 +366,13 @@ def commit_generation(index_dir: Path, tmp_dir: Path) -> Path:
 
 
 def new_params(
-    name: str, embedder_name: str, embedder_id: str, runtime: str, dim: int, roots: list[str]
+    name: str,
+    embedder_name: str,
+    embedder_id: str,
+    runtime: str,
+    dim: int,
+    roots: list[str],
+    exclude: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "segments": [],
@@ -381,6 +387,7 @@ def new_params(
         "chunks": 0,
         "files": 0,
         "roots": roots,
+        "exclude": exclude or [],  # --exclude globs: later updates and --watch skip the same
         "created_at": time.time(),
         "updated_at": time.time(),
         "approx_threshold": APPROX_THRESHOLD,

@@ -47,7 +47,12 @@ def index(
     ] = False,
     exclude: Annotated[
         Optional[list[str]],  # noqa: UP007, UP045
-        typer.Option("--exclude", "-x", help="Skip files/folders matching this glob (repeatable)."),
+        typer.Option(
+            "--exclude",
+            "-x",
+            help="Skip files/folders matching this glob (repeatable). Recorded with the "
+            "index: later updates and --watch skip the same; giving it again replaces them.",
+        ),  # fmt: skip
     ] = None,
     wait: Annotated[
         str,
@@ -87,7 +92,7 @@ def index(
         check_given(path)
     settings = load_settings(embedder=embedder)
     if watch:
-        _watch(list(paths or []), name, settings, rebuild, exclude or [], seconds, store,
+        _watch(list(paths or []), name, settings, rebuild, exclude or None, seconds, store,
                json_output)  # fmt: skip
         return
     with _Progress() as progress:
@@ -96,7 +101,7 @@ def index(
             name,
             settings,
             rebuild=rebuild,
-            exclude=exclude or [],
+            exclude=exclude or None,
             wait=seconds,
             progress=progress.update,
             store_kind=store,
@@ -128,7 +133,7 @@ def _print_report(name: str, report: Any, json_output: bool) -> None:
 
 
 def _watch(
-    paths: list[str], name: str, settings: Any, rebuild: bool, exclude: list[str],
+    paths: list[str], name: str, settings: Any, rebuild: bool, exclude: list[str] | None,
     wait: float, store: str | None, json_output: bool,
 ) -> None:  # fmt: skip
     """`rag index --watch`: the update `rag index` makes, then one more whenever the files

@@ -119,8 +119,9 @@ def _not_found(name: str) -> IndexNotFound:
     return IndexNotFound(f"No index named {name!r}. See GET /v1/indexes.")
 
 
-def _recorded(settings: Settings, name: str) -> tuple[list[str], str | None] | None:
-    """The folders and embedder index `name` records, or None when there is no index."""
+def _recorded(settings: Settings, name: str) -> tuple[list[str], str | None, list[str]] | None:
+    """The folders, embedder and exclude patterns index `name` records, or None when there
+    is no index."""
     from indexers import stores
 
     if not _exists(settings, name):
@@ -128,24 +129,32 @@ def _recorded(settings: Settings, name: str) -> tuple[list[str], str | None] | N
     state = stores.open_store(name, settings).state(allow_outdated=True)
     if state is None:
         return None
-    return [str(r) for r in state.params.get("roots", [])], state.params.get("embedder")
+    p = state.params
+    return [str(r) for r in p.get("roots", [])], p.get("embedder"), list(p.get("exclude", []))
 
 
 def build(
     settings: Settings, name: str, add: Path | None, rebuild: bool, progress: Progress
 ) -> dict[str, Any]:
     """`rag index` for a job: the index's recorded folders plus `add` (when given), with
-    the embedder it was built with (a new index: the server's)."""
+    the embedder and the exclude patterns it was built with (a new index: the server's,
+    and none)."""
     from indexers.build import build_index
 
     recorded = _recorded(settings, name)
-    roots, embedder = recorded if recorded is not None else ([], None)
+    roots, embedder, exclude = recorded if recorded is not None else ([], None, [])
     if add is not None and str(add.resolve()) not in roots:
         roots.append(str(add.resolve()))
     if embedder:
         settings = settings.with_overrides(embedder=embedder)
     report = build_index(
-        roots, name, settings, rebuild=rebuild, wait=WRITER_WAIT_S, progress=progress
+        roots,
+        name,
+        settings,
+        rebuild=rebuild,
+        exclude=exclude,
+        wait=WRITER_WAIT_S,
+        progress=progress,
     )
     return report.as_dict()
 
