@@ -6,12 +6,13 @@ peak RSS comes from the kernel (`wait4`'s ru_maxrss), not from sampling.
 
 The text is real prose: the Wikipedia vital-article leads from ../shared/data, repeated
 until the file has the wanted size. By default the vectors come from a hashing embedder
-(`hashing_embedder` below): MiniLM's own tokenizer sizes the chunks exactly as in a real
-run, but a vector is a signed bag of its word-piece ids instead of a transformer's
-output. That keeps the 200 MB run to minutes (MiniLM embeds about 30 chunks/s here, so
-the ~240,000 chunks of 200 MB would take over two hours) while measuring everything that
-grows with the input: reading, chunking, the SQLite/FTS5 store and the FAISS segments.
-The model's own memory is a constant on top (`--embedder all-MiniLM-L6-v2` measures it).
+(`HashingEmbedder` below, `--embedder hashing` through benchmarks/plugins): MiniLM's own
+tokenizer sizes the chunks exactly as in a real run, but a vector is a signed bag of its
+word-piece ids instead of a transformer's output. That keeps the 200 MB run to minutes
+(MiniLM embeds about 30 chunks/s here, so the ~240,000 chunks of 200 MB would take over
+two hours) while measuring everything that grows with the input: reading, chunking, the
+SQLite/FTS5 store and the FAISS segments. The model's own memory is a constant on top
+(`--embedder all-MiniLM-L6-v2` measures it).
 
     python benchmarks/index_memory.py [--sizes 20,200] [--embedder hashing|all-MiniLM-L6-v2]
 """
@@ -33,7 +34,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "wiki-vital-en.jsonl.gz"
-HASHING = "benchmarks.index_memory:hashing_embedder"
+#: The hashing embedder below, registered for `rag` processes by benchmarks/plugins.
+HASHING = "hashing"
+PLUGIN_PATH = os.pathsep.join([str(ROOT), str(ROOT / "benchmarks" / "plugins")])
 
 
 class HashingEmbedder:
@@ -69,10 +72,6 @@ class HashingEmbedder:
         return out
 
 
-def hashing_embedder(_name: str) -> HashingEmbedder:
-    return HashingEmbedder()
-
-
 def write_text(path: Path, megabytes: int) -> None:
     """Real prose, paragraphs of the vital-article leads, repeated up to the size."""
     with gzip.open(DATA, "rt", encoding="utf-8") as handle:
@@ -105,7 +104,7 @@ def main() -> None:
         if not text.exists() or text.stat().st_size < size * 1_000_000:
             write_text(text, size)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-        env.update(RAG_HOME=str(work / f"home-{size}"), PYTHONPATH=str(ROOT))
+        env.update(RAG_HOME=str(work / f"home-{size}"), PYTHONPATH=PLUGIN_PATH)
         code = (
             "import os, resource, subprocess, sys, json\n"
             "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"

@@ -70,7 +70,7 @@ JP_CITY = ["東京都", "大阪府", "京都府", "北海道", "福岡県", "愛
 JP_ITEM = ["緑茶", "味噌", "醤油", "抹茶", "煎餅", "梅干し"]
 JP_NOTE = ["納期は来週です", "在庫を確認中", "請求書を送付済み", "至急対応してください"]
 FAKE = "fake"
-HASHING = "benchmarks.index_memory:hashing_embedder"
+HASHING = "hashing"  # benchmarks/plugins: MiniLM's tokenizer, hashed vectors
 
 
 class Prose:
@@ -447,7 +447,8 @@ def index(target: Path, embedder: str, home: Path) -> dict:
     parent, so RUSAGE_CHILDREN is that process alone), into an empty RAG_HOME."""
     shutil.rmtree(home, ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    path = [REPO] if embedder != FAKE else [REPO, TESTS, TESTS / "plugins"]
+    path = [REPO, REPO / "benchmarks" / "plugins"]
+    path += [TESTS, TESTS / "plugins"] if embedder == FAKE else []
     env.update(RAG_HOME=str(home), PYTHONPATH=os.pathsep.join(map(str, path)),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")  # fmt: skip
     command = [sys.executable, "-m", "rag.cli.app", "index", str(target), "--name", "mixed",
