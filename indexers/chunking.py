@@ -18,6 +18,11 @@ from rag.core.types import SECTION_MARK
 
 MAX_TOKENS = 230  # leaves room for the title line and [CLS]/[SEP] within MiniLM's 256
 OVERLAP_TOKENS = 40
+#: Anchors whose chunk count is remembered, so that a document whose anchor came before
+#: continues its numbering: the latest this many (anchors are places in a file, met in
+#: order, so an older one does not come back), never one per document of a file: a
+#: 4-million-row sheet's counts would grow `rag index` by hundreds of MB.
+ANCHORS_KEPT = 4096
 #: A document is chunked this many characters at a time, cut at a paragraph (else line,
 #: else word) boundary: the tokenizer never sees more at once, so memory and time per
 #: piece are bounded however long the document (one 5 MB line included).
@@ -177,7 +182,7 @@ def iter_chunks(
     """Chunks of every document of one file, as they are made; `location` is
     `path#[anchor:]chunkN` (`paper.pdf#page=12:chunk0`), numbered per anchor across the
     pieces of a long document; `title` the document's title and section path."""
-    numbers: dict[str, int] = {}
+    numbers: dict[str, int] = {"": 0}  # "" and the latest anchors' counts, oldest first
     for whole in docs:
         for doc in pieces(whole):
             (n,) = count([doc.text])
@@ -186,9 +191,11 @@ def iter_chunks(
             else:
                 spans = _pack(_units(doc.text, count, max_tokens), max_tokens, overlap)
             prefix = f"{path}#{doc.anchor + ':' if doc.anchor else ''}chunk"
-            for a, b, tokens in spans:
-                i = numbers.get(doc.anchor, 0)
-                numbers[doc.anchor] = i + 1
+            first = numbers.pop(doc.anchor, 0)
+            numbers[doc.anchor] = first + len(spans)  # now the most recent
+            if len(numbers) > ANCHORS_KEPT:  # the oldest anchor goes, never the file's own ""
+                del numbers[next(a for a in numbers if a)]
+            for i, (a, b, tokens) in enumerate(spans, start=first):
                 yield Chunk(doc.text[a:b], _title_at(doc, a), f"{prefix}{i}",
                             doc.offset + a, doc.offset + b, tokens)  # fmt: skip
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import tracemalloc
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +208,30 @@ def test_loaders_still_read_whole_small_files() -> None:
     from index_fixtures import FIXTURE_DOCS
 
     assert load_file(FIXTURE_DOCS / "notes.md").documents[0].title
+
+
+def test_chunk_numbers_per_anchor_are_bounded_and_stay_unique() -> None:
+    """Before: one count per anchor for the whole file, so a sheet of 100,000 row groups
+    held 100,000 of them (12 MB) until its last chunk; now the latest 4,096. A
+    document whose anchor comes again continues its numbering, as does the file's own ""."""
+    from indexers.documents import Document
+
+    def count(texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+    def many() -> Iterator[Document]:
+        for i in range(100_000):
+            yield Document(f"row {i} of the sheet", "t", anchor=f"sheet=Q3&row={i * 3 + 2}")
+
+    tracemalloc.start()
+    try:
+        n = sum(1 for _ in chunking.iter_chunks(many(), "/d/big.xlsx", count))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n == 100_000 and peak < 4_000_000, peak
+    docs = [Document("a", "t"), Document("b", "t", anchor="page=1"), Document("c", "t"),
+            Document("d", "t", anchor="page=1")]  # fmt: skip
+    locations = [c.location for c in chunking.iter_chunks(docs, "/d/f.pdf", count)]
+    assert locations == ["/d/f.pdf#chunk0", "/d/f.pdf#page=1:chunk0", "/d/f.pdf#chunk1",
+                         "/d/f.pdf#page=1:chunk1"]  # fmt: skip
