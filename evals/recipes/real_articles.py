@@ -173,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare", default="", help="options of a second index condition, e.g. 'k=3' ('': none)"
     )
+    parser.add_argument(
+        "--also",
+        default="",
+        help="more conditions for the same run, e.g. 'index:OLD' to pair an older index ('': none)",
+    )
     parser.add_argument("--skip-index", action="store_true", help="reuse the existing index")
     parser.add_argument("--skip-eval", action="store_true", help="measure retrieval only")
     args = parser.parse_args(argv)
@@ -210,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             "oracle",
             index,
             *([f"{index}[{args.compare}]"] if args.compare else []),
+            *([args.also] if args.also else []),
         ]
         rag("eval", "run", "--benchmark", str(benchmark), "--conditions", ",".join(conditions),
             "--n", str(args.n), "--seed", str(args.seed), "--model", args.model,
