@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         retriever.close()
     recalls = recall_rows(questions, ranked, articles, answerable, {q.id for q in sample})
+    print_summary(recalls, None, query_s)  # before the model's long run
     results = None
     if not args.skip_eval:
         run_dir = args.out / "run"
@@ -231,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    print_summary(recalls, results, query_s)
+    if results:
+        print_summary(recalls, results, query_s)
     return 0
 
 
