@@ -5,6 +5,7 @@ both build on it without importing each other."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rag.core.safe_text import replace_surrogates
 
@@ -74,34 +75,59 @@ def clean(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
 
 
-#: Plain text whose first line may be its title (source code is named by its file).
+#: Plain text whose first line may be its title (source code is named by its file). A
+#: name with `.txt` before another suffix (`a1.txt.clean`, `notes.txt.bak`) is plain text too.
 PROSE_SUFFIXES = frozenset({"", ".txt", ".text"})
 #: A first line longer than this, or with more words, is a sentence, not a title.
 TITLE_MAX_CHARS = 100
 TITLE_MAX_WORDS = 12
+_CODE_MARKS = ("{", "}", "=", "(", ")", "<", ">", "#!", "//", "\t")
+
+
+def is_prose(name: str) -> bool:
+    """Whether a file of this name is plain prose, whose first line may be its title."""
+    suffixes = [s.lower() for s in Path(name).suffixes]
+    return not suffixes or any(s in PROSE_SUFFIXES for s in suffixes)
+
+
+def _title_shaped(line: str) -> bool:
+    """Short, with a letter, starting with a letter or digit, not ending like a sentence
+    (., ;, :, ,), not code or markup."""
+    return not (
+        len(line) > TITLE_MAX_CHARS
+        or len(line.split()) > TITLE_MAX_WORDS
+        or not any(ch.isalpha() for ch in line)
+        or not line[0].isalnum()
+        or line[-1] in ".;:,"
+        or any(mark in line for mark in _CODE_MARKS)
+    )
 
 
 def reads_as_title(text: str) -> str:
-    """The first non-blank line of `text` when it reads as a title: short, with a letter,
-    not ending like a sentence (., ;, :, ,) nor starting like one continued (lower case,
-    punctuation), not code or markup; else "". A title that says what a file is about
-    gives every chunk its subject ("Amedeo Avogadro" for a chunk that says "he")."""
-    for line in text.splitlines()[:5]:
-        line = line.strip()
-        if not line:
-            continue
-        words = line.split()
-        if (
-            len(line) > TITLE_MAX_CHARS
-            or len(words) > TITLE_MAX_WORDS
-            or not any(ch.isalpha() for ch in line)
-            or line[-1] in ".;:,"
-            or not (line[0].isupper() or line[0].isdigit())
-            or any(mark in line for mark in ("{", "}", "=", "(", ")", "<", ">", "#!", "//"))
-        ):
+    """The first non-blank line of `text` when it reads as a title, else "". A title is
+    short and shaped like one (`_title_shaped`), and is followed by its body: a blank line
+    and more text (then it may be all lower case, as `kangaroo`), or at once by a line at
+    least twice as long that does not start in lower case (a paragraph, not the next line
+    of a wrapped sentence, a list, a table or a log, whose lines are alike). A wiki slug
+    (`John_Adams`) reads with spaces. A title that says what a file is about gives every
+    chunk its subject ("Amedeo Avogadro" for a chunk that says "he")."""
+    lines = text[:16384].splitlines()
+    first = next((i for i, line in enumerate(lines[:5]) if line.strip()), None)
+    if first is None:
+        return ""
+    line = lines[first].strip()
+    rest = [r.strip() for r in lines[first + 1 : first + 40]]
+    body = next((r for r in rest if r), "")
+    if not _title_shaped(line) or not body:
+        return ""
+    if rest[0]:  # no blank line: the body must start at once, and look like one
+        if not (line[0].isupper() or line[0].isdigit()):
             return ""
-        return line
-    return ""
+        if body[0].islower() or len(body) < 2 * len(line):
+            return ""
+    if " " not in line and "_" in line.strip("_"):
+        line = " ".join(line.replace("_", " ").split())
+    return line
 
 
 def section_after(section: Section, headings: list[Heading]) -> Section:

@@ -27,13 +27,13 @@ from typing import IO, Any
 
 from indexers.discovery import MAX_FILE_BYTES, open_regular
 from indexers.documents import (
-    PROSE_SUFFIXES,
     Document,
     Heading,
     LoadError,
     Section,
     clean,
     decode,
+    is_prose,
     reads_as_title,
     section_after,
 )
@@ -177,7 +177,7 @@ def stream_text(path: Path) -> Iterator[tuple[int, str]]:
 def load_text(path: Path, warnings: list[str]) -> Iterator[Document]:
     """Plain text and source code, read as-is; titled by a first line that reads as a
     title (an article's name), else the file name."""
-    prose = path.suffix.lower() in PROSE_SUFFIXES
+    prose = is_prose(path.name)
     title = ""
     for offset, text in stream_text(path):
         title = title or (reads_as_title(text) if prose else "") or path.name
