@@ -348,6 +348,39 @@ def test_a_plugin_that_prints_cannot_corrupt_the_mcp_protocol(
     assert "chatty: os.write at import" in server.stderr()
 
 
+def test_a_local_model_is_made_without_scanning_the_installed_packages(
+    rag_home: Path, tmp_path: Path
+) -> None:
+    """Before: the generator's options looked its part up again, which loaded every entry
+    point (about 30 ms of importlib.metadata on each closed-book `rag ask`). A config
+    section naming a plugin's part still finds it: only that scans."""
+    code = (
+        "import sys\n"
+        "from rag.core import plugin_loading, plugins\n"
+        "from rag.core.config import load_settings\n"
+        "try:\n"
+        "    plugins.create('generator', sys.argv[1], load_settings())\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, file=sys.stderr)\n"
+        "print(plugin_loading._stage)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_HOME=str(rag_home), PYTHONPATH=os.pathsep.join(map(str, (PLUGINS, REPO))))
+    missing = str(tmp_path / "none.gguf")
+
+    def stage() -> str:
+        done = subprocess.run([sys.executable, "-c", code, missing], capture_output=True,
+                              text=True, env=env, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert stage() == "1"  # the built-ins only
+    (rag_home / "config.toml").write_text('[engines.hello]\ngreeting = "hi"\n')
+    assert stage() == "1"  # another kind's section is not looked at
+    (rag_home / "config.toml").write_text("[generators.echo]\n")
+    assert stage() == "2"  # a section naming the plugin's generator: found by the scan
+
+
 # --- the registry in this process -------------------------------------------------------
 
 

@@ -163,7 +163,7 @@ def create(kind: str, spec: str, settings: Settings | None, *extra: Any, hint: s
     """The part `spec` names, made: `factory(argument, settings, *extra, options=...)`.
     `hint` goes into the error for an unknown name (see `get_part`)."""
     part, argument = resolve(kind, spec, hint)
-    options = part_options(kind, part.name, settings)
+    options = _options(kind, part, settings)
     return call_plugin(kind, part.name, part.factory, argument, settings, *extra, options=options)
 
 
@@ -211,7 +211,12 @@ def env_name(kind: str, part_name: str, option: str) -> str:
 def part_options(kind: str, name: str, settings: Settings | None = None) -> dict[str, Any]:
     """The options of part `name`, each from the environment > its config-file section >
     its default, checked; the config file's `[<kind>s.*]` sections are checked whole."""
-    part = get_part(kind, name)
+    return _options(kind, get_part(kind, name), settings)
+
+
+def _options(kind: str, part: Part, settings: Settings | None) -> dict[str, Any]:
+    """`part_options` for a part already found: a built-in found without the entry points
+    (a local GGUF) stays so, unless a config section names a part they may hold."""
     path = (settings.home if settings is not None else rag_home()) / CONFIG_FILE
     section = _sections(kind, path).get(part.name, {})
     values: dict[str, Any] = {}
@@ -234,6 +239,9 @@ def _sections(kind: str, path: Path) -> dict[str, dict[str, Any]]:
     checked: dict[str, dict[str, Any]] = {}
     for section_name, section in sections.items():
         part = known.get(section_name)
+        if part is None:  # a plugin's, maybe: only now are the entry points worth a scan
+            ensure_loaded()
+            part = known.get(section_name)
         if part is None:
             if FAILED:
                 continue  # maybe the failed plugin's: its warning said so already
