@@ -79,6 +79,35 @@ def summary(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def evidence_only(
+    questions: Path, conditions: str, args: argparse.Namespace, run_dir: Path, env: dict
+) -> None:
+    """The eval runner in this process, its model answering nothing (EvidenceOnly)."""
+    from evals.conditions import parse_conditions
+    from evals.recipes.evidence_only import EvidenceOnly
+    from evals.runner import EvalConfig, run_eval
+    from rag.core.config import load_settings
+    from rag.generators import load_generator
+
+    os.environ.update({k: v for k, v in env.items() if k.startswith("RAG_")})
+    os.environ.pop("RAG_ALLOW_PRIVATE_FETCH", None)
+    settings = load_settings(model=args.model, max_tokens=32)
+    config = EvalConfig(
+        benchmark=str(questions),
+        conditions=parse_conditions(conditions),
+        out_dir=run_dir,
+        n=args.n,
+        seed=args.seed,
+    )
+
+    def progress(done: int, total: int, _: str) -> None:
+        if done % 50 == 0 or done == total:
+            print(f"evidence: {done}/{total}", file=sys.stderr, flush=True)
+
+    generator = EvidenceOnly(load_generator(settings))
+    run_eval(config, settings, generator=generator, progress=progress, warn=print)
+
+
 def main(argv: list[str] | None = None, *, run: Callable[..., None] = rag) -> int:
     """`run(*args, env=...)` runs one `rag` command (tests run the CLI in process)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -103,6 +132,12 @@ def main(argv: list[str] | None = None, *, run: Callable[..., None] = rag) -> in
         "server's and the network's time); default %(default)s",
     )
     parser.add_argument("--skip-index", action="store_true", help="reuse the existing index")
+    parser.add_argument(
+        "--evidence-only",
+        action="store_true",
+        help="no answers: the model's tokenizer and context only, for hit@k of what it would "
+        "read, prompt tokens and retrieval seconds of many questions fast (into OUT/evidence)",
+    )
     args = parser.parse_args(argv)
     for path in (args.nq_dev, args.oracle, args.wiki):
         if not path.is_file():
@@ -123,19 +158,22 @@ def main(argv: list[str] | None = None, *, run: Callable[..., None] = rag) -> in
     pages = read_pages(corpus)
     index = SearchIndex(pages)
     print(f"web: {len(pages)} pages", file=sys.stderr)
-    run_dir = args.out / "run"
+    run_dir = args.out / ("evidence" if args.evidence_only else "run")
     with serve_web(index, delay=(low, high)) as (url, state):
         print(f"web: serving {url} (SearxNG JSON at {url}/search)", file=sys.stderr)
-        run(
-            "eval", "run",
-            "--benchmark", str(questions),
-            "--conditions", conditions,
-            "--n", str(args.n),
-            "--seed", str(args.seed),
-            "--model", args.model,
-            "--out", str(run_dir),
-            env=web_env(url),
-        )  # fmt: skip
+        if args.evidence_only:
+            evidence_only(questions, conditions, args, run_dir, web_env(url))
+        else:
+            run(
+                "eval", "run",
+                "--benchmark", str(questions),
+                "--conditions", conditions,
+                "--n", str(args.n),
+                "--seed", str(args.seed),
+                "--model", args.model,
+                "--out", str(run_dir),
+                env=web_env(url),
+            )  # fmt: skip
         print(f"web: {state.searches} searches, {state.page_requests} pages", file=sys.stderr)
     print(summary(run_dir))
     return 0
