@@ -184,3 +184,16 @@ def test_recipe_runs_the_cli_keeps_chrome_out_and_reports_unread_pages(
     assert any(r["hit"] for r in fetched)  # the pages that were read reached the model
     table = capsys.readouterr().out
     assert "| web[fetch=3] | 2 |" in table and "pages unread" in table
+
+
+def test_evidence_only_counts_the_prompt_and_answers_nothing(fake_generator: FakeGenerator) -> None:
+    from evals.recipes.evidence_only import EvidenceOnly
+    from rag.core.types import Message
+
+    generator = EvidenceOnly(fake_generator)
+    messages = [Message("user", "one two three")]
+    generation = generator.generate(messages, max_tokens=8)
+    assert generation.text == ""
+    assert generation.timings.prompt_tokens == fake_generator.count_prompt_tokens(messages)
+    assert generator.context_size == fake_generator.context_size
+    assert generator.model_name == "fake (evidence only)"
