@@ -197,6 +197,16 @@ def _page(state: WebState, handler: BaseHTTPRequestHandler, slug: str) -> None:
     _reply(handler, 200, "text/html; charset=utf-8", markup.encode("utf-8"))
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hung up (the fetch budget shuts its sockets) is no error to print."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def serve_web(
     index: SearchIndex, *, delay: tuple[float, float] = (0.0, 0.0), port: int = 0
@@ -222,7 +232,7 @@ def serve_web(
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = _QuietServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     thread = Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
