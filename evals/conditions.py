@@ -40,6 +40,7 @@ OPTIONS: dict[str, str] = {
     "tokens": "evidence_tokens",
     "cut": "relevance_cut",
     "order": "evidence_order",
+    "fetch": "fetch",  # web pages read per search (web[fetch=3]); a web source's own
 }
 
 
@@ -85,7 +86,7 @@ def _valid_source(spec: str) -> bool:
 _OPTIONS = re.compile(r"^(?P<body>[^\[\]]+)\[(?P<options>[^\[\]]*)\]$")
 #: A comma between conditions, not one between a condition's options in brackets.
 _TOP_LEVEL_COMMA = re.compile(r",(?![^\[\]]*\])")
-_EXAMPLE = "index:wiki[k=1,rerank=none,tokens=300,cut=1.5,order=best-last]"
+_EXAMPLE = "index:wiki[k=1,rerank=none,tokens=300,cut=1.5,order=best-last] or web[fetch=3]"
 
 
 def _options(name: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -252,6 +253,20 @@ def append_snapshot(path: Path, condition: str, question: str, k: int, got: Retr
     append_line(path, row)
 
 
+def _with_options(retriever: Retriever, condition: Condition) -> Retriever:
+    """`retriever` as the condition's options want it: `fetch=N` gives a web source a twin
+    reading N pages (same engines and cache), so `web` and `web[fetch=3]` share one run."""
+    fetch = dict(condition.options).get("fetch")
+    if fetch is None:
+        return retriever
+    if "web" not in condition.sources:
+        raise UsageError(
+            f"Condition {condition.name!r}: fetch= applies to web sources only (web[fetch=3])."
+        )
+    twin = getattr(retriever, "with_fetch", None)
+    return retriever if twin is None else twin(fetch)  # an index beside the web: as it is
+
+
 class EvidenceSource:
     """Retrieves a condition's passages: live, or from a replayed snapshot (never both)."""
 
@@ -283,7 +298,9 @@ class EvidenceSource:
                 for spec in condition.sources:
                     if spec not in built:
                         built[spec] = build(spec)
-                self._retrievers[condition.name] = [built[s] for s in condition.sources]
+                self._retrievers[condition.name] = [
+                    _with_options(built[s], condition) for s in condition.sources
+                ]
 
     def warm_up(self, query: str, specs: Collection[str]) -> float:
         """Query each local index among `specs` once, unrecorded, and return the seconds it

@@ -73,6 +73,8 @@ class Settings:
     timelimit: str = ""
     fetch: int = 0
     allow_private_fetch: bool = False
+    # only these IP:port pairs, comma-separated, besides public pages (rag.web.fetch)
+    private_fetch_hosts: str = ""
     search_cache_ttl: int = 86400
     site: str = ""  # only results from these domains, comma-separated (rag.core.domains)
     exclude_domains: str = ""  # never results from these domains (nor their subdomains)

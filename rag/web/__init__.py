@@ -15,6 +15,7 @@ engine that found it in `meta["engine"]`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -61,12 +62,14 @@ class WebRetriever:
         allow_private_fetch: bool = False,
         fetcher: Callable[..., Any] | None = None,
         rules: SiteRules | None = None,
+        private_hosts: frozenset[tuple[str, int]] = frozenset(),
     ) -> None:
         self.engines = list(engine) if isinstance(engine, list | tuple) else [engine]
         self.cache = cache
         self.rules = rules or SiteRules()
         self.fetch = max(0, fetch)
         self.allow_private_fetch = allow_private_fetch
+        self.private_hosts = private_hosts
         self._fetcher = fetcher
         self._chain = EngineChain(self.engines, cache=cache, rules=self.rules)
 
@@ -74,6 +77,13 @@ class WebRetriever:
     def engine(self) -> SearchEngine:
         """The first engine of the chain (the only one, unless a chain was configured)."""
         return self.engines[0]
+
+    def with_fetch(self, fetch: int) -> WebRetriever:
+        """The same engines, cache and rules, reading `fetch` pages per search: what an
+        eval condition `web[fetch=N]` asks (evals.conditions)."""
+        twin = copy.copy(self)
+        twin.fetch = max(0, fetch)
+        return twin
 
     def search_chain(self, query: str, k: int) -> ChainAnswer:
         """The first engine's results for `query` that has any, from the cache when fresh."""
@@ -121,6 +131,7 @@ class WebRetriever:
             [passages[i].location for i in missing],
             allow_private=self.allow_private_fetch,
             fetcher=self._fetcher,
+            private_hosts=self.private_hosts,
         )
         for i, outcome in zip(missing, fetched, strict=True):
             pages[i] = outcome
@@ -149,10 +160,15 @@ class WebRetriever:
 def build_web_retriever(settings: Settings) -> WebRetriever:
     """The configured engines behind the cache, under the site rules, reading
     `settings.fetch` pages per search."""
+    from rag.web.fetch import parse_private_hosts
+
     return WebRetriever(
         build_engines(settings),
         cache=SearchCache(settings.cache_dir / CACHE_FILE, settings.search_cache_ttl),
         fetch=settings.fetch,
         allow_private_fetch=settings.allow_private_fetch,
         rules=SiteRules.from_settings(settings),
+        private_hosts=parse_private_hosts(
+            settings.private_fetch_hosts, "private_fetch_hosts (RAG_PRIVATE_FETCH_HOSTS)"
+        ),
     )

@@ -5,7 +5,9 @@ redirect from one) can point at `http://127.0.0.1:8080/admin` or a cloud metadat
 address. So a page is fetched only when its scheme is http/https and every
 address its host resolves to is public, re-checked on every redirect hop; bodies
 are capped in size and time; only HTML and plain text are read. Loopback and
-private addresses are allowed only with `allow_private_fetch` (tests, intranets).
+private addresses are allowed only with `allow_private_fetch` (tests, intranets), or
+for exactly the `host:port` pairs of `private_fetch_hosts` (IP literals only: the offline
+web of evals/recipes/offline_web.py lets its own server be read and nothing else there).
 The host is resolved once per hop, and the request goes to an address that check
 saw (the URL names the address; the Host header, TLS SNI and the certificate
 check keep the name): a DNS-rebinding host that answers a public address for the
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from rag.core.errors import UsageError
 from rag.packing import html_to_text
 from rag.web.fetch_limits import Deadline, FetchError, decode_text, read_body, shown_url
 
@@ -61,12 +64,43 @@ class FetchedPage:
     text: str
 
 
+PrivateHosts = frozenset[tuple[str, int]]
+
+
+def parse_private_hosts(text: str, origin: str = "private_fetch_hosts") -> PrivateHosts:
+    """`127.0.0.1:8123, [::1]:8123` -> {("127.0.0.1", 8123), ("::1", 8123)}. Only IP
+    literals with a port: a name would be resolved again, and could then point anywhere."""
+    found: set[tuple[str, int]] = set()
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            address = ipaddress.ip_address(host)
+            number = int(port) if sep else -1
+        except ValueError:
+            number, address = -1, None
+        if address is None or not 0 < number < 65536:
+            raise UsageError(
+                f"{origin}: {item!r} is not an IP address and port (127.0.0.1:8123, "
+                "[::1]:8123); only exact addresses may be fetched from privately."
+            )
+        found.add((str(address), number))
+    return frozenset(found)
+
+
 def check_url(
-    url: str, *, allow_private: bool, resolver: Resolver = socket.getaddrinfo
+    url: str,
+    *,
+    allow_private: bool,
+    resolver: Resolver = socket.getaddrinfo,
+    private_hosts: PrivateHosts = frozenset(),
 ) -> tuple[str, ...]:
     """Raise `FetchError` unless `url` is http(s) and its host resolves only to public
     addresses; return those addresses, for the request to go to one of them and nowhere
-    else (none with `allow_private`: nothing is checked, so the client resolves)."""
+    else (none with `allow_private`: nothing is checked, so the client resolves). A URL
+    naming one of `private_hosts` (IP literal and port) goes to that address alone."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"}:
         raise FetchError(f"refused {url!r}: only http and https pages are fetched")
@@ -79,6 +113,13 @@ def check_url(
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise FetchError(f"refused {url!r}: bad port") from None
+    if private_hosts:
+        try:
+            literal = str(ipaddress.ip_address(host))
+        except ValueError:
+            literal = ""
+        if (literal, port) in private_hosts:
+            return (literal,)
     try:
         infos = resolver(host, port, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as exc:
@@ -110,6 +151,7 @@ def fetch_page(
     max_bytes: int = MAX_BYTES,
     client: Any = None,
     resolver: Resolver = socket.getaddrinfo,
+    private_hosts: PrivateHosts = frozenset(),
 ) -> FetchedPage:
     """Download one page (following checked redirects) within `timeout_s` in all, and
     extract its main text. Every failure, of whatever kind, is a `FetchError`."""
@@ -133,7 +175,9 @@ def fetch_page(
     try:
         for _ in range(MAX_REDIRECTS + 1):
             deadline.check(current)
-            addresses = check_url(current, allow_private=allow_private, resolver=resolver)
+            addresses = check_url(
+                current, allow_private=allow_private, resolver=resolver, private_hosts=private_hosts
+            )
             with _open(client, current, addresses, deadline) as response:
                 if response.is_redirect and "location" in response.headers:
                     current = urljoin(current, response.headers["location"])
@@ -257,10 +301,14 @@ def fetch_pages(
     allow_private: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     fetcher: Callable[..., FetchedPage] | None = None,
+    private_hosts: PrivateHosts = frozenset(),
+    parallel: int = MAX_PARALLEL,
 ) -> list[FetchedPage | FetchError]:
-    """Fetch the pages at once, all within `timeout_s` (and `EXTRACT_GRACE_S` for their
-    text); each slot holds the page or why it could not be read. Never raises for a page."""
+    """Fetch the pages at once (`parallel` at a time), all within `timeout_s` (and
+    `EXTRACT_GRACE_S` for their text); each slot holds the page or why it could not be
+    read. Never raises for a page."""
     fetch = fetcher or fetch_page
+    extra = {"private_hosts": private_hosts} if private_hosts else {}
     if not urls:
         return []
     end = time.monotonic() + timeout_s
@@ -270,13 +318,13 @@ def fetch_pages(
         if left <= 0:
             return _late(url, timeout_s)
         try:
-            return fetch(url, allow_private=allow_private, timeout_s=left)
+            return fetch(url, allow_private=allow_private, timeout_s=left, **extra)
         except FetchError as exc:
             return exc
         except Exception as exc:  # a fetcher other than `fetch_page`: the same rule
             return FetchError(f"cannot read {shown_url(url)}: {type(exc).__name__}: {exc}")
 
-    pool = ThreadPoolExecutor(max_workers=min(len(urls), MAX_PARALLEL))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(urls), parallel, MAX_PARALLEL)))
     futures = [pool.submit(one, url) for url in urls]
     wait(futures, timeout=timeout_s + EXTRACT_GRACE_S)
     pool.shutdown(wait=False, cancel_futures=True)  # a page still at work is given up
