@@ -283,3 +283,14 @@ def test_an_explicit_setting_keeps_the_model_on_it(
     )
     assert generator.generate([Message("user", "Hi")], max_tokens=2).text is not None
     assert generator.threads == llama_cpp.llama_n_threads(generator.llama.ctx) == 2
+
+
+def test_sizing_torch_asks_the_meter_without_deadlock(fake_machine: FakeMachine) -> None:
+    """Sizing a pool holds the pools' lock and asks for the meter, which has its own."""
+    pytest.importorskip("torch")
+    threads._sized.cache_clear()
+    threads.set_meter(None)  # the meter is made while the pools' lock is held
+    worker = threading.Thread(target=threads.configure_torch, daemon=True)
+    worker.start()
+    worker.join(120)  # a hang guard, not a timing
+    assert not worker.is_alive()

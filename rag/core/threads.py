@@ -29,7 +29,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # held while a pool is sized
+_METER_LOCK = threading.Lock()  # held while the meter is made (sizing a pool asks for it)
 
 #: A thread is worth starting on a CPU at least this much free: a pool whose threads meet at
 #: every operation runs at the pace of its slowest, so a half-free CPU is not worth a thread.
@@ -313,7 +314,7 @@ _METER: LoadMeter | None = None
 def meter() -> LoadMeter:
     """The process's meter (its first reading is taken when it is first asked for)."""
     global _METER
-    with _LOCK:
+    with _METER_LOCK:
         if _METER is None:
             _METER = LoadMeter()
         return _METER
@@ -322,7 +323,7 @@ def meter() -> LoadMeter:
 def set_meter(replacement: LoadMeter | None) -> None:
     """Use another meter (tests inject readings this way)."""
     global _METER
-    with _LOCK:
+    with _METER_LOCK:
         _METER = replacement
 
 
