@@ -294,3 +294,15 @@ def test_sizing_torch_asks_the_meter_without_deadlock(fake_machine: FakeMachine)
     worker.start()
     worker.join(120)  # a hang guard, not a timing
     assert not worker.is_alive()
+
+
+def test_an_onnx_session_gets_a_pool_per_core_whatever_the_load(
+    fake_machine: FakeMachine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its pool is fixed at load and does not spin: the load at that moment must not keep
+    a long-running server on one thread."""
+    fake_machine.run(1.0, others=2.0)
+    assert threads.pool_size() == 1
+    assert threads.session_pool_size() == threads.thread_count(0)
+    monkeypatch.setenv("RAG_THREADS", "1")
+    assert threads.session_pool_size() == 1

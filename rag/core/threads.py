@@ -343,6 +343,18 @@ def pool_size() -> int:
 spinning_allowed = "0"
 
 
+def session_pool_size() -> int:
+    """Threads for an ONNX Runtime session: one per physical core whatever the load now
+    (`setting` when set). Its pool cannot be re-sized, and a pool that does not spin loses
+    little beside a busy neighbour (the scheduler shares the cores by thread) while a
+    server that started under load would otherwise keep one thread for good: warm
+    searches were 1.27x slower idle with the pool sized by the load at start, and 2
+    blocking threads embedded faster than 1 beside a spinning neighbour."""
+    allowed = allowed_cpus()
+    cores = physical_cores(allowed=allowed) if allowed else None
+    return thread_count(setting(), cpus=len(allowed) if allowed else None, cores=cores)
+
+
 @functools.cache
 def _sized(library: str) -> None:
     if library == "torch":
