@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from indexers.onnx_export import ExportedModel, graph_positions
+from rag.core.threads import spinning_allowed
 
 
 class _OnnxGraph:
@@ -46,6 +47,9 @@ class _OnnxGraph:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # The pool is sized once per session: idle, its threads block rather than spin, so
+        # a core another process takes later is not fought over between runs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning_allowed)
         options.log_severity_level = 3  # warnings about unused initialisers are not the user's
         self._session = onnxruntime.InferenceSession(
             str(exported.graph(int8)), options, providers=["CPUExecutionProvider"]

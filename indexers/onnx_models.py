@@ -63,10 +63,10 @@ def load_onnx(
 
 def onnx_session(kind: Callable[..., Any], name: str, exported: Any, int8: bool) -> Any:
     """`kind(name, exported, ...)` (an ONNX graph class), its load failure as one line."""
-    from rag.core.threads import pool_size
+    from rag.core.threads import session_pool_size
 
     try:
-        return kind(name, exported, int8=int8, threads=pool_size())
+        return kind(name, exported, int8=int8, threads=session_pool_size())
     except Exception as exc:  # a truncated graph file, an op this ONNX Runtime lacks
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         if not _tokenizer_loads(exported.tokenizer):  # the damage is there, not the graph's

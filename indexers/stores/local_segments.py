@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rag.core.errors import IndexCorrupt
-from rag.core.threads import load_faiss
+from rag.core.threads import faiss_threads, load_faiss
 
 #: Vectors per segment: 16384 x 384 float32 = 24 MB for MiniLM, the most a build keeps.
 SEGMENT_SIZE = 16_384
@@ -89,7 +89,7 @@ def segment_file(number: int) -> str:
 def make_index(ids: np.ndarray, vectors: np.ndarray, dim: int, kind: str) -> Any:
     """An IndexIDMap2 (FAISS ids = chunk ids) over an exact or an HNSW inner-product index."""
     faiss = load_faiss()
-
+    faiss_threads(faiss)  # HNSW insertion runs on OpenMP threads
     if kind == "hnsw":
         inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
@@ -166,6 +166,7 @@ def search(indexes: Iterable[Any], vector: np.ndarray, n: int) -> list[tuple[int
     """Top-n (chunk id, inner product) over all segments, best first."""
     hits: list[tuple[int, float]] = []
     query = vector.reshape(1, -1)
+    faiss_threads()  # per query, on the searching thread: the load may have changed
     for index in indexes:
         if index.ntotal == 0:
             continue

@@ -21,8 +21,8 @@ from inspect import GEN_SUSPENDED, getgeneratorstate
 from pathlib import Path
 from typing import Any
 
+from rag.core import threads as pools
 from rag.core.errors import GenerationError, ModelUnavailable
-from rag.core.threads import thread_count
 from rag.core.types import Message, Timings
 from rag.generators.base import Generation, TimedStream, check_fits
 from rag.generators.gguf_meta import GGUFError, training_context
@@ -135,7 +135,7 @@ class LlamaGenerator:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         started = time.perf_counter()
-        n_threads = thread_count(threads)
+        n_threads = pools.meter().threads(threads)
         try:
             trained = training_context(model_path)
         except (OSError, GGUFError) as exc:
@@ -176,6 +176,8 @@ class LlamaGenerator:
         self.model_name = model_name
         self.model_path = Path(model_path)
         self.seed = seed
+        #: the `threads` setting (0: follow the free cores, re-decided per generation)
+        self.threads_setting = threads
         self.threads = n_threads
         # llama.cpp rounds n_ctx up to a multiple of 256, but llama-cpp-python's token buffer
         # keeps the size asked for: the smallest of the three is what really fits.
@@ -276,6 +278,16 @@ class LlamaGenerator:
         pieces = self._open = self._decode(tokens, stops, max_tokens, temperature, timings)
         return Generation(TimedStream(timings).wrap(pieces), timings)
 
+    def _fit_threads(self) -> None:
+        """Re-size llama.cpp's threads to the cores free now (it starts its workers per
+        decode, so a new count takes effect at the next one)."""
+        import llama_cpp
+
+        wanted = pools.meter().threads(self.threads_setting)
+        if wanted != self.threads:
+            llama_cpp.llama_set_n_threads(self._llm.ctx, wanted, wanted)
+            self.threads = wanted
+
     def _decode(
         self,
         tokens: list[int],
@@ -287,6 +299,7 @@ class LlamaGenerator:
         """Yield (text, 1) per generated token, holding back text that may start a stop string."""
         llm = self._llm
         with self._lock:
+            self._fit_threads()
             timings.cached_prompt_tokens = _common_prefix(llm._input_ids[: llm.n_tokens], tokens)
             llm.set_seed(self.seed)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -87,6 +87,10 @@ class Warm:
     """The process's warm state; safe to use from many request threads."""
 
     def __init__(self, config: ServeConfig, settings: Settings) -> None:
+        from rag.core.threads import meter
+
+        # Readings every second keep the thread decision's window short between requests.
+        meter().keep_sampling()
         self.config = config
         self.settings = settings
         self.queue = ModelQueue()
