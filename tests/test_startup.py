@@ -10,3 +10,33 @@ def test_help_imports_no_heavy_library() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.heavy_modules_loaded_by_help() == []
+
+
+def test_a_cold_search_imports_no_reader_of_files(tmp_path: Path) -> None:
+    """Before: opening a local index imported the index-target checks, hence the walk and
+    every format's reader (about 60 ms of a cold `rag search`), which only writing needs."""
+    import os
+    import subprocess
+    import sys
+
+    tests = Path(__file__).resolve().parent
+    repo = tests.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_HOME=str(tmp_path / "home"), RAG_EMBEDDER="fake",
+               PYTHONPATH=os.pathsep.join(map(str, (repo, tests, tests / "plugins"))))  # fmt: skip
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "lake.md").write_text("Lake Baikal is the deepest lake in the world.\n")
+    run = [sys.executable, "-m", "rag.cli.app"]
+    subprocess.run([*run, "index", str(docs), "--name", "n"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    probe = (
+        "import sys; from rag.cli.app import main; sys.argv = ['rag', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED:' + ','.join(sorted(m for m in sys.modules if m.startswith("
+        "('indexers.formats', 'indexers.discovery', 'indexers.ocr')))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, "search", "deepest lake", "--index",
+                           "n"], env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    assert "Lake Baikal" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "LOADED:", done.stdout

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from indexers.hybrid import bm25_search
-from indexers.stores import local_layout, local_segments, ownership, target
+from indexers.stores import local_layout, local_segments, ownership
 from indexers.stores.base import ChunkRow, FileTable, IndexState, OldFormat, damaged, iter_rows
 from indexers.stores.local_writer import GenerationWriter
 from rag.core.config import Settings
@@ -75,6 +75,10 @@ class LocalStore:
     @contextlib.contextmanager
     def writing(self, roots: Sequence[Path], wait: float) -> Iterator[None]:
         from filelock import FileLock, Timeout
+
+        # Writing only: its checks import the walk and every format's reader (about 60 ms),
+        # which a cold `rag search` never needs.
+        from indexers.stores import target
 
         index_dir, name = self.index_dir, self.label
         if is_path_name(name):
