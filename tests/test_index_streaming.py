@@ -11,6 +11,7 @@ mechanisms down: parts of bounded size, batches of bounded size, segments on dis
 from __future__ import annotations
 
 import random
+import tempfile
 import tracemalloc
 import zlib
 from collections.abc import Iterator, Sequence
@@ -235,3 +236,29 @@ def test_chunk_numbers_per_anchor_are_bounded_and_stay_unique() -> None:
     locations = [c.location for c in chunking.iter_chunks(docs, "/d/f.pdf", count)]
     assert locations == ["/d/f.pdf#chunk0", "/d/f.pdf#page=1:chunk0", "/d/f.pdf#chunk1",
                          "/d/f.pdf#page=1:chunk1"]  # fmt: skip
+
+
+def test_a_long_pdf_is_read_without_keeping_every_page() -> None:
+    """Before: pypdf kept every object it had read, each page's decoded text included, so
+    2,000 pages held 9 MB more RSS than 200; now what
+    pages share is read again after every 64 pages, and the text of every page is still
+    there. 900 pages: a peak of 7.7 MB before, 4.4 MB now."""
+    from scan_files import text_pdf
+
+    from indexers.loaders import iter_documents
+
+    folder = Path(tempfile.mkdtemp())
+    lines = "Page {p} line {n}: the harbour ledger records cargo number {c}."
+    pages = [[lines.format(p=p, n=n, c=p * 100 + n) for n in range(40)] for p in range(900)]
+    (folder / "one.pdf").write_bytes(text_pdf(pages[:1]))
+    list(iter_documents(folder / "one.pdf", []))  # pypdf's own imports are not measured
+    pdf = folder / "ledger.pdf"
+    pdf.write_bytes(text_pdf(pages))
+    tracemalloc.start()
+    try:
+        docs = [(d.anchor, d.text.count("harbour ledger")) for d in iter_documents(pdf, [])]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert docs == [(f"page={p}", 40) for p in range(1, 901)]
+    assert peak < 6_000_000, peak
