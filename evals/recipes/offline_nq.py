@@ -107,15 +107,20 @@ def rag(*args: str) -> None:
     subprocess.run(command, check=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_data_arguments(parser: argparse.ArgumentParser, out: str) -> None:
+    """The NQ files, the run folder, the index and the sample: the offline recipes' own."""
     parser.add_argument("--nq-dev", type=Path, default=DEFAULT_DATA / "nq-open-dev.jsonl")
     parser.add_argument("--oracle", type=Path, default=DEFAULT_DATA / "nq-open-oracle.jsonl.gz")
     parser.add_argument("--wiki", type=Path, default=DEFAULT_DATA / "wiki-vital-en.jsonl.gz")
-    parser.add_argument("--out", type=Path, default=Path("runs/nq-offline"))
+    parser.add_argument("--out", type=Path, default=Path(out))
     parser.add_argument("--index-name", default="nq-wiki")
     parser.add_argument("--n", type=int, default=300, help="questions to sample")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_arguments(parser, "runs/nq-offline")
     parser.add_argument(
         "--k", type=int, default=None, help="most sources in the prompt (default: the setting)"
     )

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from evals.recipes.local_web import SearchIndex, read_pages
-from evals.recipes.offline_nq import DEFAULT_DATA, build_corpus, write_questions
+from evals.recipes.offline_nq import add_data_arguments, build_corpus, write_questions
 from evals.recipes.web_pages import serve_web
 
 CONDITIONS = ("closed", "web", "web[fetch=1]", "web[fetch=3]")
@@ -111,13 +111,7 @@ def evidence_only(
 def main(argv: list[str] | None = None, *, run: Callable[..., None] = rag) -> int:
     """`run(*args, env=...)` runs one `rag` command (tests run the CLI in process)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nq-dev", type=Path, default=DEFAULT_DATA / "nq-open-dev.jsonl")
-    parser.add_argument("--oracle", type=Path, default=DEFAULT_DATA / "nq-open-oracle.jsonl.gz")
-    parser.add_argument("--wiki", type=Path, default=DEFAULT_DATA / "wiki-vital-en.jsonl.gz")
-    parser.add_argument("--out", type=Path, default=Path("runs/nq-offline-web"))
-    parser.add_argument("--index-name", default="nq-wiki")
-    parser.add_argument("--n", type=int, default=300, help="questions to sample")
-    parser.add_argument("--seed", type=int, default=0)
+    add_data_arguments(parser, "runs/nq-offline-web")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--wiki-limit", type=int, default=None, help="use only the first N leads")
     parser.add_argument(
