@@ -9,12 +9,10 @@ control character in a file name, or refuse to send a lying length)."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,8 @@ import pytest
 from conftest import FakeGenerator, returning
 from index_fixtures import FakeEmbedder, docs, fake_embedder  # noqa: F401 - fixtures
 from test_serve import fake, running  # noqa: F401 - fixtures
+from test_serve_guard import Reply, port_of
+from test_serve_guard import send as send_exactly
 
 GARDEN = b"# Garden\n\nThe quince tree by the shed fruits in late October every year.\n"
 BEES = b"# Bees\n\nThe beehive sits behind the greenhouse, facing south-east.\n"
@@ -30,35 +30,9 @@ BOUNDARY = "pocketrag-test-boundary"
 TOKEN = "s3cret-token-for-uploads"
 
 
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def error(self) -> dict[str, Any]:
-        return self.json["error"]
-
-
-def port_of(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
-
-
 def send(url: str, method: str, path: str, body: bytes | None = None, **headers: str) -> Reply:
     """One request with exactly these headers (http.client adds Host and the length)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=60)
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        found = {name.lower(): value for name, value in response.getheaders()}
-        return Reply(response.status, response.read(), found)
-    finally:
-        connection.close()
+    return send_exactly(url, method, path, body, headers)
 
 
 def multipart(*files: tuple[bytes, bytes], field: bytes = b"files") -> bytes:

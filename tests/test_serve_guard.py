@@ -55,8 +55,12 @@ class Reply:
     headers: dict[str, str]
 
     @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
     def error(self) -> dict[str, Any]:
-        return json.loads(self.body)["error"]
+        return self.json["error"]
 
 
 def port_of(url: str) -> int:
