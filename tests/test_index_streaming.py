@@ -262,3 +262,31 @@ def test_a_long_pdf_is_read_without_keeping_every_page() -> None:
         tracemalloc.stop()
     assert docs == [(f"page={p}", 40) for p in range(1, 901)]
     assert peak < 6_000_000, peak
+
+
+def test_a_run_past_the_hnsw_threshold_writes_its_later_segments_as_hnsw_at_once(
+    tmp_path: Path, counting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, a first build decided the segments' kind from the chunks it started with
+    (none: flat) and rebuilt every segment as HNSW at commit, reading each back: at 1M
+    chunks, 62 segments written twice. Now only the flat ones written before the run
+    passed the threshold are rebuilt."""
+    monkeypatch.setattr(local_segments, "SEGMENT_SIZE", 64)
+    written: list[str] = []
+    real = local_segments.write_segment
+
+    def recording(folder, number, ids, vectors, kind):  # noqa: ANN001, ANN202
+        written.append(kind)
+        return real(folder, number, ids, vectors, kind)
+
+    monkeypatch.setattr(local_segments, "write_segment", recording)
+    text = tmp_path / "long.txt"
+    text.write_text(_prose(300_000, seed=9))
+    build_index([text], "past", settings(), approx_threshold=100)
+    gen = local_layout.open_current(resolve_index_dir("past", settings()), "past")
+    assert gen.params["chunks"] > 600 and {s.kind for s in gen.segments} == {"hnsw"}
+    full = -(-gen.params["chunks"] // 64)
+    assert len(written) <= full + 3, written  # the flat ones before 100 chunks, once more
+    ids = np.concatenate([local_segments.contents(ix)[0] for ix in gen.load_segments()])
+    rows = [r for (r,) in gen.connect().execute("SELECT id FROM chunks")]
+    assert sorted(ids.tolist()) == sorted(rows)

@@ -177,7 +177,13 @@ def search(indexes: Iterable[Any], vector: np.ndarray, n: int) -> list[tuple[int
 
 
 class SegmentBuffer:
-    """Vectors waiting for a segment: `add` flushes a full segment to `folder` at once."""
+    """Vectors waiting for a segment: `add` flushes a full segment to `folder` at once.
+
+    One array of a segment's size, filled in place and reused after every flush: a list of
+    blocks joined at flush time held each vector twice (24 MB more for MiniLM at the peak
+    of every segment write). `np.empty` only reserves the pages, so a small index never
+    touches the whole array. `kind` may change between flushes (a run that passes the
+    HNSW threshold writes its later segments as HNSW at once)."""
 
     def __init__(self, folder: Path, dim: int, kind: str, first_number: int, size: int) -> None:
         self.folder = folder
@@ -186,38 +192,46 @@ class SegmentBuffer:
         self.size = size
         self.next_number = first_number
         self.written: list[Segment] = []
-        self._ids: list[np.ndarray] = []
-        self._vectors: list[np.ndarray] = []
+        self._ids: np.ndarray | None = None
+        self._vectors: np.ndarray | None = None
         self._count = 0
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if self._ids is None or self._vectors is None:
+            self._ids = np.empty(self.size, dtype=np.int64)
+            self._vectors = np.empty((self.size, self.dim), dtype=np.float32)
         start = 0
         while start < len(ids):
             take = min(self.size - self._count, len(ids) - start)
-            self._ids.append(ids[start : start + take])
-            self._vectors.append(vectors[start : start + take])
-            self._count += take
+            end = self._count + take
+            self._ids[self._count : end] = ids[start : start + take]
+            self._vectors[self._count : end] = vectors[start : start + take]
+            self._count = end
             start += take
             if self._count >= self.size:
                 self.flush()
 
     def discard(self, ids: range) -> set[int]:
         """Drop `ids` still in the buffer; return those already written (the caller's job)."""
-        held: set[int] = set()
-        for i, block in enumerate(self._ids):
-            gone = (block >= ids.start) & (block < ids.stop)
-            held |= {int(x) for x in block[gone]}
-            self._ids[i], self._vectors[i] = block[~gone], self._vectors[i][~gone]
-        self._count = sum(len(b) for b in self._ids)
-        return set(ids) - held
+        if self._ids is None or self._vectors is None or not self._count:
+            return set(ids)
+        held = self._ids[: self._count]
+        gone = (held >= ids.start) & (held < ids.stop)
+        kept = int((~gone).sum())
+        found = {int(x) for x in held[gone]}
+        self._ids[:kept] = held[~gone]
+        self._vectors[:kept] = self._vectors[: self._count][~gone]
+        self._count = kept
+        return set(ids) - found
 
     def flush(self) -> None:
-        if not self._count:
+        if not self._count or self._ids is None or self._vectors is None:
             return
-        ids = np.concatenate(self._ids)
-        vectors = np.concatenate(self._vectors)
-        self._ids, self._vectors, self._count = [], [], 0
-        self.written.append(write_segment(self.folder, self.next_number, ids, vectors, self.kind))
+        count, self._count = self._count, 0
+        segment = write_segment(
+            self.folder, self.next_number, self._ids[:count], self._vectors[:count], self.kind
+        )
+        self.written.append(segment)
         self.next_number += 1
 
 
