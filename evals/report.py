@@ -247,15 +247,17 @@ HEADERS = [
 
 def rich_table(results: dict[str, Any]):  # noqa: ANN201 - rich.table.Table, imported lazily
     from rich.table import Table
+    from rich.text import Text
 
+    # Text, not markup: a condition such as `web[fetch=1]` would be read as a style tag.
     table = Table(
         padding=(0, 1),
-        title=f"{results['benchmark']} · {results['model']} · {results['n']} questions",
+        title=Text(f"{results['benchmark']} · {results['model']} · {results['n']} questions"),
     )
     for header in HEADERS:
         table.add_column(header, justify="left" if header in ("condition", "vs base") else "right")
     for row in _rows(results):
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 

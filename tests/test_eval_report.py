@@ -134,3 +134,23 @@ def test_eval_prompts_share_one_instruction_prefix_that_distrusts_sources() -> N
     assert "{" not in with_sources["system"]  # nothing per-question before the user turn
     rendered = prompts.load("eval_with_sources").render(question="Q?", sources="<source>")
     assert rendered[0].role == "system" and rendered[-1].content.startswith("Sources:")
+
+
+def test_the_terminal_table_shows_bracketed_condition_names(tmp_path: Path) -> None:
+    """`web[fetch=1]` was read as rich markup (a style tag) and printed as `web`."""
+    from rich.console import Console
+
+    from evals.report import rich_table
+
+    rows = [
+        _line("q0", "closed", "Paris", ["Paris"]),
+        _line("q0", "web[fetch=1]", "Paris", ["Paris"], n_sources=1, sources=[_source("Paris")]),
+    ]
+    run = tmp_path / "run"
+    _write_run(run, rows, ["closed", "web[fetch=1]"])
+    results = write_reports(run)
+    results["benchmark"] = "nq[dev]"
+    console = Console(width=200, record=True, color_system=None)
+    console.print(rich_table(results))
+    text = console.export_text()
+    assert "web[fetch=1]" in text and "nq[dev]" in text
