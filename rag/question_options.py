@@ -62,7 +62,7 @@ QUESTION_OPTIONS: tuple[QuestionOption, ...] = (
         "Web search engine: ddgs, searxng or a plugin's; several, tried in order: "
         "ddgs,searxng. Env: RAG_ENGINE.",
     ),
-    QuestionOption("fetch", int, "Read the top N result pages, not only snippets."),
+    QuestionOption("fetch", int, "Read the top N result pages (default 3; 0: snippets only)."),
     QuestionOption(
         "region",
         str,

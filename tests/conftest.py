@@ -29,6 +29,9 @@ def rag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx_cache: Path) 
             monkeypatch.delenv(name)
     monkeypatch.setenv("RAG_HOME", str(home))
     monkeypatch.setenv("RAG_ONNX_CACHE", str(onnx_cache))
+    # Snippets only unless a test asks for pages: a fake engine's results name hosts
+    # (example.org) that reading them would have to resolve. Tests of reading pages set it.
+    monkeypatch.setenv("RAG_FETCH", "0")
     return home
 
 

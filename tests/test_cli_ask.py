@@ -48,7 +48,7 @@ def test_search_needs_a_source() -> None:
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
     env["RAG_HOME"] = str(tmp_path / "home")
     return env
 

@@ -54,7 +54,7 @@ def plugin(tmp_path: Path) -> Path:
 def rag(home: Path, plugin: Path, *args: str) -> subprocess.CompletedProcess:
     """`rag ARGS` in a child process, with the `fixed:` generator plugin. A hang fails on
     the timeout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
     env.update(RAG_HOME=str(home), PYTHONPATH=os.pathsep.join(map(str, (plugin, REPO))))
     done = subprocess.run(
         [sys.executable, "-m", "rag.cli.launch", *args],

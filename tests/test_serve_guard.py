@@ -512,7 +512,7 @@ def test_rag_chat_keeps_a_long_turn_within_a_quarter_of_the_context(
 
 
 def rag_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
     env["RAG_HOME"] = str(tmp_path / "home")
     return env
 

@@ -21,7 +21,7 @@ def test_a_cold_search_imports_no_reader_of_files(tmp_path: Path) -> None:
 
     tests = Path(__file__).resolve().parent
     repo = tests.parent
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
     env.update(RAG_HOME=str(tmp_path / "home"), RAG_EMBEDDER="fake",
                PYTHONPATH=os.pathsep.join(map(str, (repo, tests, tests / "plugins"))))  # fmt: skip
     docs = tmp_path / "docs"

@@ -52,24 +52,30 @@ class Run:
     maxrss_mib: float
 
 
-def search(hostile_url: str, reply: Reply) -> tuple[Run, list[bytes]]:
+def search(
+    hostile_url: str, reply: Reply, fetch: tuple[str, ...] = ("--fetch", "2")
+) -> tuple[Run, list[bytes]]:
     """`rag search compost --web --fetch 2`, whose results are `hostile_url` (served by
     `reply`, as the public address HOSTILE) and then the good page; the run and the
-    requests the hostile server got."""
+    requests the hostile server got. `fetch=()`: no option and no RAG_FETCH, the default."""
     with raw_server(reply) as bad, raw_server(sends(html(ARTICLE))) as good:
         results = [("Hostile", hostile_url, "snippet about compost 0"), ("Good", GOOD_URL, "s")]
         with local_server({"/search": lambda r: json_reply(searxng_results(*results))}) as engine:
             dns = {"public.example": [HOSTILE], "article.example": [GOOD]}
             dns |= {"xn--a.example": [HOSTILE], "rebind.example": [HOSTILE]}
             env = {
-                **{k: v for k, v in os.environ.items() if k != "RAG_ALLOW_PRIVATE_FETCH"},
+                **{
+                    k: v
+                    for k, v in os.environ.items()
+                    if k != "RAG_ALLOW_PRIVATE_FETCH" and (fetch or k != "RAG_FETCH")
+                },
                 "RAG_ENGINE": "searxng",
                 "RAG_ENGINE_SEARXNG_URL": engine.url,
                 "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)]),
                 **environment(dns, {HOSTILE: bad.port, GOOD: good.port}),
             }
             # --no-rerank: the results in the engine's order, their whole texts; no model
-            args = ["search", "compost", "--web", "--fetch", "2", "-k", "2", "--no-rerank"]
+            args = ["search", "compost", "--web", *fetch, "-k", "2", "--no-rerank"]
             done = subprocess.run(
                 [sys.executable, "-c", CHILD, *args],
                 capture_output=True,
@@ -164,3 +170,11 @@ def test_a_page_in_a_charset_python_cannot_read_is_read() -> None:
     assert "snippet about compost 0" not in run.out, run.out  # the page replaced it
     assert run.out.split("\n\n")[0].count(GOOD_TEXT) > 1, run.out
     assert not [line for line in run.err if line.startswith("Warning")], run.err
+
+
+def test_pages_are_read_by_default() -> None:
+    """No --fetch, no RAG_FETCH: the top pages are read (3 measured best, README), so the
+    good page's own text is in the results, not only its snippet."""
+    run, requests = search("http://public.example/page", sends(html(ARTICLE)), fetch=())
+    assert run.code == 0 and GOOD_TEXT in run.out, run
+    assert len(requests) == 1  # the first result's page was asked for too

@@ -126,7 +126,7 @@ def test_registry_builds_the_configured_engine(rag_home: Path) -> None:
 def test_registered_engine_is_used_and_cached_under_rag_home(rag_home: Path, register_part) -> None:
     engine = FakeEngine(RESULTS)
     register_part("engine", "fake", returning(engine))
-    settings = Settings(home=rag_home, engine="fake")
+    settings = Settings(home=rag_home, engine="fake", fetch=0)  # snippets: no page to read
     build_web_retriever(settings).retrieve("q", 3)
     build_web_retriever(settings).retrieve("q", 3)
     assert len(engine.calls) == 1

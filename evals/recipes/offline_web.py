@@ -7,9 +7,9 @@ Runs on a machine with no network, on the data of evals.recipes.offline_nq:
 3. serves it on 127.0.0.1 as a small web (evals.recipes.local_web, web_pages): SearxNG's
    JSON API over the pages (one per article, BM25-ranked, engine-length snippets), and each
    page as HTML with site chrome; one page in 40 fails (404, too slow, PDF, too big);
-4. `rag eval run --conditions closed,web,web[fetch=1],web[fetch=3],index:NAME` through the
-   real CLI with the real searxng engine pointed at it, the real fetcher and selection,
-   every question under every condition in turn (interleaved), no search cache (so the
+4. `rag eval run --conditions closed,web[fetch=0],web[fetch=1],web[fetch=3],index:NAME`
+   through the real CLI with the real searxng engine pointed at it, the real fetcher and
+   selection, every question under every condition in turn (interleaved), no search cache (so the
    seconds are a search's, not the cache's); the fetcher may read this server alone
    (RAG_PRIVATE_FETCH_HOSTS=127.0.0.1:PORT), no other private address;
 5. prints, per condition: accuracy with its 95% CI, hit@k of what the model read, prompt
@@ -34,7 +34,7 @@ from evals.recipes.local_web import SearchIndex, read_pages
 from evals.recipes.offline_nq import add_data_arguments, build_corpus, write_questions
 from evals.recipes.web_pages import serve_web
 
-CONDITIONS = ("closed", "web", "web[fetch=1]", "web[fetch=3]")
+CONDITIONS = ("closed", "web[fetch=0]", "web[fetch=1]", "web[fetch=3]")
 
 
 def rag(*args: str, env: dict[str, str] | None = None) -> None:

@@ -71,7 +71,7 @@ class Settings:
     region: str = ""  # country-language, e.g. us-en; "" (or the old "wt-wt"): none
     safesearch: str = "moderate"
     timelimit: str = ""
-    fetch: int = 0
+    fetch: int = 3  # result pages read per search; 3 measured best (README: Reading pages)
     allow_private_fetch: bool = False
     # only these IP:port pairs, comma-separated, besides public pages (rag.web.fetch)
     private_fetch_hosts: str = ""
