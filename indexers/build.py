@@ -152,7 +152,7 @@ def build_index(
     exclude: Sequence[str] | None = None,
     wait: float = 0.0,
     progress: Progress | None = None,
-    approx_threshold: int = local_layout.APPROX_THRESHOLD,
+    approx_threshold: int | None = None,  # None: the store's own (local 100k, pgvector 10k)
     store_kind: str | None = None,
     hold: Collection[str] = (),
 ) -> BuildReport:
@@ -192,7 +192,7 @@ def _build_locked(
     rebuild: bool,
     exclude: Sequence[str] | None,
     progress: Progress,
-    approx_threshold: int,
+    approx_threshold: int | None,
     hold: frozenset[str] = frozenset(),
 ) -> BuildReport:
     index_dir = index.index_dir
@@ -322,7 +322,24 @@ def _build_locked(
     report.chunks_total = int(gen.params["chunks"])
     report.generation = gen.generation
     report.changed = True
+    before = int(prev.params["chunks"]) if prev is not None else 0
+    if index.kind == "local" and before < local_layout.PGVECTOR_ABOVE <= report.chunks_total:
+        report.warnings.append(
+            pgvector_suggestion(name, report.chunks_total, int(gen.params["dim"]))
+        )
     return report
+
+
+def pgvector_suggestion(name: str, chunks: int, dim: int) -> str:
+    """Said once, by the run that takes a local index past `PGVECTOR_ABOVE` chunks."""
+    gigabytes = chunks * (dim * 4 + local_layout.GRAPH_BYTES_PER_CHUNK) / 1e9
+    return (
+        f"index {name!r} now holds {chunks:,} chunks: every process that searches it loads "
+        f"about {gigabytes:.1f} GB of vectors first (`benchmarks/scale.py`). Past "
+        f"{local_layout.PGVECTOR_ABOVE:,} chunks a PostgreSQL server with pgvector keeps "
+        f"them in one place for every search: `rag index PATH --name {name}-pg --store "
+        "pgvector` (README: Stores)."
+    )
 
 
 @dataclass
@@ -343,7 +360,7 @@ class _Run:
     runtime: str  # which runtimes may embed: the index's own kind of vectors
     roots: list[str]
     exclude: list[str]
-    approx_threshold: int
+    approx_threshold: int | None
     progress: Progress
     _embedder: Embedder | None = None
     _writer: stores.IndexWriter | None = None

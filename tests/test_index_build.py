@@ -183,6 +183,21 @@ def test_approximate_index_above_threshold(docs: Path, fake_embedder: FakeEmbedd
     assert all("records.jsonl" not in h.location for h in top("big", "lake Siberia", 10))
 
 
+def test_the_run_that_takes_a_local_index_past_the_limit_suggests_pgvector(
+    docs: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_layout, "PGVECTOR_ABOVE", 4)
+    report = build_index([docs], "grows", settings())
+    assert report.chunks_total >= 4
+    [said] = [w for w in report.warnings if "pgvector" in w]
+    assert f"{report.chunks_total:,} chunks" in said and "--store pgvector" in said
+    (docs / "more.txt").write_text("One more note about a quiet mountain lake.")
+    again = build_index([docs], "grows", settings())  # already past it: said once
+    assert again.changed and not [w for w in again.warnings if "pgvector" in w]
+    monkeypatch.setattr(local_layout, "PGVECTOR_ABOVE", 10**9)
+    assert not [w for w in build_index([docs], "small", settings()).warnings if "pgvector" in w]
+
+
 def test_index_at_a_path_and_unknown_index(
     tmp_path: Path, docs: Path, fake_embedder: FakeEmbedder
 ) -> None:

@@ -104,9 +104,10 @@ class IndexStore(Protocol):
         ...
 
     def writer(
-        self, params: dict[str, Any], base: IndexState | None, approx_threshold: int
+        self, params: dict[str, Any], base: IndexState | None, approx_threshold: int | None
     ) -> IndexWriter:
-        """A writer starting from `base` (None: from nothing, as for --rebuild)."""
+        """A writer starting from `base` (None: from nothing, as for --rebuild); exact
+        search up to `approx_threshold` chunks, approximate above (None: the store's own)."""
         ...
 
     def reader(self) -> IndexReader: ...

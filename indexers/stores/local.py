@@ -120,9 +120,11 @@ class LocalStore:
             lock.release()
 
     def writer(
-        self, params: dict[str, Any], base: IndexState | None, approx_threshold: int
+        self, params: dict[str, Any], base: IndexState | None, approx_threshold: int | None
     ) -> LocalWriter:
         prev = base.handle if base is not None else None
+        if approx_threshold is None:
+            approx_threshold = local_layout.APPROX_THRESHOLD
         return LocalWriter(self.index_dir, prev, params, approx_threshold=approx_threshold)
 
     def _live(self) -> local_layout.Generation:

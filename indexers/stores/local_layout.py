@@ -41,6 +41,11 @@ FORMAT_VERSION = 2
 # chunks, recall ~0.98); below it exact inner-product search is fast enough (< 20 ms).
 APPROX_THRESHOLD = 100_000
 KEEP_GENERATIONS = 2
+#: Past this many chunks `rag index` suggests pgvector (benchmarks/scale.py, README: Stores).
+PGVECTOR_ABOVE = 1_000_000
+#: What a query process holds per chunk besides its float32 vector: the HNSW graph's
+#: links (M=32: ~260 bytes) and the id map (8 bytes).
+GRAPH_BYTES_PER_CHUNK = 268
 
 GENERATION = re.compile(r"gen-\d{6}")
 #: What a generation folder holds (committed, or `.tmp` while written): nothing else.
