@@ -477,7 +477,7 @@ def show(label: str, runs: list[dict]) -> dict:
     return {**run, "wall_s": wall, "peak_mb": rss}
 
 
-def big(work: Path, pages: int, rows: int, fast: str) -> None:
+def big(work: Path, pages: int, rows: int, fast: str, kinds: str = "pdf,xlsx") -> None:
     """Peak RSS on a long PDF and a huge sheet, each against a small file of its kind."""
     from big_sheets import make_xlsx
     from pdf_pages import make_pdf
@@ -487,6 +487,8 @@ def big(work: Path, pages: int, rows: int, fast: str) -> None:
     pairs = []
     sheet = lambda p, n: make_xlsx(p, n, unique=True)  # noqa: E731
     for kind, large, make in (("pdf", pages, make_pdf), ("xlsx", rows, sheet)):
+        if kind not in kinds.split(","):
+            continue
         made = []
         for n in (large // 10, large):  # 10x: the small one big enough for steady state
             path = folder / f"big-{n}.{kind}"
@@ -508,22 +510,8 @@ def big(work: Path, pages: int, rows: int, fast: str) -> None:
               f"ratio {peaks[1] / peaks[0]:.2f} (goal <= 1.2)")  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=1000)
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mixed-bench")
-    parser.add_argument("--rounds", type=int, default=1, help="runs of each embedder")
-    parser.add_argument("--ocr", action="store_true", help="add scanned pages (slow)")
-    parser.add_argument("--no-real", action="store_true", help="only the fake embedder")
-    parser.add_argument("--fast", choices=["fake", "hashing"], default="fake",
-                        help="fake: the tests' (80-word chunks); hashing: MiniLM's tokenizer, "
-                             "MiniLM's chunks (benchmarks/index_memory.py)")  # fmt: skip
-    parser.add_argument("--big", action="store_true", help="the memory guarantee, see above")
-    parser.add_argument("--big-pages", type=int, default=2000)
-    parser.add_argument("--big-rows", type=int, default=3_850_000, help="~200 MB of .xlsx")
-    args = parser.parse_args()
-    fast = FAKE if args.fast == "fake" else HASHING
-    args.work.mkdir(parents=True, exist_ok=True)
+def mixed(args: argparse.Namespace, fast: str) -> None:
+    """The mixed folder of `args.files` files end to end: files/s and peak RSS."""
     started = time.perf_counter()
     folder = build(args.work, args.files, args.ocr)
     files = [p for p in folder.rglob("*") if p.is_file()]
@@ -543,8 +531,29 @@ def main() -> None:
         real = show("all-MiniLM-L6-v2 (end to end)", runs[""])
         print(f"ratio wall fake/MiniLM: {quick['wall_s'] / real['wall_s']:.2f}; "
               f"peak RSS MiniLM/fake: {real['peak_mb'] / quick['peak_mb']:.2f}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mixed-bench")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each embedder")
+    parser.add_argument("--ocr", action="store_true", help="add scanned pages (slow)")
+    parser.add_argument("--no-real", action="store_true", help="only the fake embedder")
+    parser.add_argument("--fast", choices=["fake", "hashing"], default="fake",
+                        help="fake: the tests' (80-word chunks); hashing: MiniLM's tokenizer, "
+                             "MiniLM's chunks (benchmarks/index_memory.py)")  # fmt: skip
+    parser.add_argument("--big", action="store_true", help="the memory guarantee, see above")
+    parser.add_argument("--big-pages", type=int, default=2000)
+    parser.add_argument("--big-rows", type=int, default=3_850_000, help="~200 MB of .xlsx")
+    parser.add_argument("--big-kinds", default="pdf,xlsx", help="which of the big files")
+    args = parser.parse_args()
+    fast = FAKE if args.fast == "fake" else HASHING
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.files:  # --files 0: the big files only
+        mixed(args, fast)
     if args.big:
-        big(args.work, args.big_pages, args.big_rows, fast)
+        big(args.work, args.big_pages, args.big_rows, fast, args.big_kinds)
 
 
 if __name__ == "__main__":
