@@ -297,3 +297,17 @@ def test_a_run_past_the_hnsw_threshold_writes_its_later_segments_as_hnsw_at_once
     ids = np.concatenate([local_segments.contents(ix)[0] for ix in gen.load_segments()])
     rows = [r for (r,) in gen.connect().execute("SELECT id FROM chunks")]
     assert sorted(ids.tolist()) == sorted(rows)
+
+
+def test_a_segment_folder_removed_under_the_run_is_not_called_a_full_disk(tmp_path: Path) -> None:
+    """FAISS reports any failed write as a RuntimeError, which was always restated as a
+    full disk ("Free some disk space"), also when the run's folder had been deleted."""
+    import errno
+
+    from rag.core.files import storage_error
+
+    gone = tmp_path / "gen-000001.tmp"
+    with pytest.raises(OSError) as caught:
+        local_segments.write_segment(gone, 1, np.arange(2), np.ones((2, 4), np.float32), "flat")
+    assert caught.value.errno == errno.ENOENT and "removed" in str(caught.value)
+    assert "disk space" not in str(storage_error(gone, caught.value))

@@ -13,6 +13,7 @@ segments that is the exact top-k of the whole index.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -111,7 +112,9 @@ def write_segment(
     try:
         faiss.write_index(index, str(folder / name))
     except RuntimeError as exc:  # FAISS reports a failed fwrite (disk full) this way
-        raise OSError(28, f"FAISS could not write {name}: {first_line(exc)}") from None
+        if not folder.is_dir():  # removed under the run: not a full disk
+            raise OSError(errno.ENOENT, f"{folder} was removed while it was written") from None
+        raise OSError(errno.ENOSPC, f"FAISS could not write {name}: {first_line(exc)}") from None
     low, high = (int(ids.min()), int(ids.max())) if len(ids) else (0, -1)
     return Segment(name, len(ids), kind, low, high)
 
