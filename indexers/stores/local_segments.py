@@ -227,6 +227,11 @@ class SegmentBuffer:
         self._count = kept
         return set(ids) - found
 
+    def release(self) -> None:
+        """Write what is left and give the array back (a commit's rewrite needs its own)."""
+        self.flush()
+        self._ids = self._vectors = None
+
     def flush(self) -> None:
         if not self._count or self._ids is None or self._vectors is None:
             return

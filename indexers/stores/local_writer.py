@@ -151,7 +151,7 @@ class GenerationWriter:
 
     def commit(self) -> local_layout.Generation:
         """Finish the segments and the database, then make the generation live."""
-        self.buffer.flush()
+        self.buffer.release()
         kind = self._kind(self.chunks)
         half = self.segment_size // 2
         candidates = self._old + [(self.tmp, s) for s in self.buffer.written]
