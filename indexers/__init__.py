@@ -7,3 +7,12 @@ only what it made), `build` (incremental, locked, atomic), `hybrid` (BM25 + RRF)
 `retriever` (`IndexRetriever`, the Retriever seam). Nothing heavy is imported here,
 so `rag --help` stays fast.
 """
+
+import os
+
+# ONNX Runtime's native library sends usage telemetry to Microsoft (seen here as lookups of
+# mobile.events.data.microsoft.com while quantising an export; its Python switch,
+# disable_telemetry_events, does not stop that one). pocketrag sends nothing it is not
+# asked to: the library reads this variable when it starts, so it is set before any import.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+

@@ -332,7 +332,7 @@ def test_a_plugin_that_prints_cannot_corrupt_the_mcp_protocol(
     assert built.returncode == 0, built.stderr
     chatty = plugin_package(tmp_path / "chatty", "chatty", CHATTY)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
-    env.update(fake, RAG_HOME=str(rag_home))
+    env.update(fake, RAG_HOME=str(rag_home), RAG_ENGINE="chatty")  # never the real ddgs
     env["PYTHONPATH"] = os.pathsep.join(map(str, (chatty, TESTS, PLUGINS, REPO)))
     server = RawServer(tmp_path, "--index", "notes", env=env)
     try:

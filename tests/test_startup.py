@@ -40,3 +40,23 @@ def test_a_cold_search_imports_no_reader_of_files(tmp_path: Path) -> None:
                            "n"], env=env, capture_output=True, text=True, check=True)  # fmt: skip
     assert "Lake Baikal" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "LOADED:", done.stdout
+
+
+def test_onnx_runtime_is_told_to_send_no_telemetry_before_it_is_imported() -> None:
+    """ONNX Runtime's native library looked up mobile.events.data.microsoft.com while
+    quantising an export (found by logging the DNS queries of a test run)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    code = (
+        "import os, sys, indexers.onnx_embedder; "
+        "assert 'onnxruntime' not in sys.modules or os.environ['ORT_DISABLE_TELEMETRY']; "
+        "import onnxruntime; print(os.environ.get('ORT_DISABLE_TELEMETRY'))"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=repo
+    )
+    assert done.stdout.strip() == "1", done.stderr
