@@ -320,8 +320,14 @@ def test_ctrl_c_stops_a_concurrent_run_at_once(server, tmp_path) -> None:
     out = tmp_path / "run"
     model = f"openai:{server.url}#fake"
     args = ["eval", "run", "-b", NQ, "-m", model, "--concurrency", "4", "--out", str(out)]
+    # Ctrl-C's own handler, whatever was inherited: a shell starts a background job with
+    # SIGINT ignored, and then Python never raises KeyboardInterrupt (the run went on).
+    launch = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['rag', *sys.argv[1:]]; runpy.run_module('rag.cli.app', run_name='__main__')"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli.app", *args],
+        [sys.executable, "-c", launch, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
