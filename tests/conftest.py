@@ -35,6 +35,17 @@ def rag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx_cache: Path) 
     return home
 
 
+#: RAG_* settings a child process keeps from the test's environment: rag_home's defaults
+#: that a child must have too (RAG_FETCH=0: no fake engine's host is ever resolved).
+CHILD_KEEPS = frozenset({"RAG_FETCH"})
+
+
+def child_environ() -> dict[str, str]:
+    """The environment for a `rag` child process: this one's, without its RAG_* settings
+    (the child gets its own RAG_HOME and options), except `CHILD_KEEPS`."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k in CHILD_KEEPS}
+
+
 _NETWORK_WANTED = pytest.StashKey[bool]()
 
 

@@ -1,11 +1,10 @@
 """`rag ask` and friends through the CLI: JSON shape, exit codes, no tracebacks."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from conftest import FakeGenerator
+from conftest import FakeGenerator, child_environ
 from native import run_rag
 from typer.testing import CliRunner
 
@@ -48,7 +47,7 @@ def test_search_needs_a_source() -> None:
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
+    env = child_environ()
     env["RAG_HOME"] = str(tmp_path / "home")
     return env
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import child_environ
 from throwaway_plugins import plugin_package
 
 from rag.conversations import (
@@ -231,7 +232,7 @@ def test_the_store_survives_a_new_process(store: ConversationStore, rag_home: Pa
 
 
 def child_env(home: Path, **more: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
+    env = child_environ()
     env.update(RAG_HOME=str(home), PYTHONPATH=str(REPO), **more)
     return env
 

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import child_environ
 from native import fail_if_crashed
 from throwaway_plugins import GENERATOR, plugin_package
 
@@ -54,7 +55,7 @@ def plugin(tmp_path: Path) -> Path:
 def rag(home: Path, plugin: Path, *args: str) -> subprocess.CompletedProcess:
     """`rag ARGS` in a child process, with the `fixed:` generator plugin. A hang fails on
     the timeout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
+    env = child_environ()
     env.update(RAG_HOME=str(home), PYTHONPATH=os.pathsep.join(map(str, (plugin, REPO))))
     done = subprocess.run(
         [sys.executable, "-m", "rag.cli.launch", *args],

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import child_environ
 from mcp_raw import RawServer, call
 from native import fail_if_crashed
 from throwaway_plugins import plugin_package
@@ -37,7 +38,7 @@ def rag(
 ) -> subprocess.CompletedProcess:
     """`rag ARGS` through the installed entry point's function, plugins on PYTHONPATH."""
     code = "import sys; from rag.cli.launch import main; sys.argv = ['rag', *sys.argv[1:]]; main()"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
+    env = child_environ()
     env.update(RAG_HOME=str(home), PYTHONPATH=os.pathsep.join(map(str, (*path, REPO))))
     env.update(variables)
     done = subprocess.run(
@@ -331,7 +332,7 @@ def test_a_plugin_that_prints_cannot_corrupt_the_mcp_protocol(
     built = rag(rag_home, "index", str(docs), "--name", "notes", path=(TESTS, PLUGINS), **fake)
     assert built.returncode == 0, built.stderr
     chatty = plugin_package(tmp_path / "chatty", "chatty", CHATTY)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
+    env = child_environ()
     env.update(fake, RAG_HOME=str(rag_home), RAG_ENGINE="chatty")  # never the real ddgs
     env["PYTHONPATH"] = os.pathsep.join(map(str, (chatty, TESTS, PLUGINS, REPO)))
     server = RawServer(tmp_path, "--index", "notes", env=env)
@@ -364,7 +365,7 @@ def test_a_local_model_is_made_without_scanning_the_installed_packages(
         "    print(type(exc).__name__, file=sys.stderr)\n"
         "print(plugin_loading._stage)\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
+    env = child_environ()
     env.update(RAG_HOME=str(rag_home), PYTHONPATH=os.pathsep.join(map(str, (PLUGINS, REPO))))
     missing = str(tmp_path / "none.gguf")
 

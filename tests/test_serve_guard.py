@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeGenerator
+from conftest import FakeGenerator, child_environ
 from index_fixtures import docs, fake_embedder  # noqa: F401 - fixtures
 from native import fail_if_crashed, run_rag
 from test_serve import fake, notes, running  # noqa: F401 - fixtures
@@ -512,7 +511,7 @@ def test_rag_chat_keeps_a_long_turn_within_a_quarter_of_the_context(
 
 
 def rag_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
+    env = child_environ()
     env["RAG_HOME"] = str(tmp_path / "home")
     return env
 

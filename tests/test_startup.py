@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+from conftest import child_environ
+
 
 def test_help_imports_no_heavy_library() -> None:
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "startup.py"
@@ -21,7 +23,7 @@ def test_a_cold_search_imports_no_reader_of_files(tmp_path: Path) -> None:
 
     tests = Path(__file__).resolve().parent
     repo = tests.parent
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_FETCH"}
+    env = child_environ()
     env.update(RAG_HOME=str(tmp_path / "home"), RAG_EMBEDDER="fake",
                PYTHONPATH=os.pathsep.join(map(str, (repo, tests, tests / "plugins"))))  # fmt: skip
     docs = tmp_path / "docs"
