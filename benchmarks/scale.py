@@ -45,7 +45,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+from retrieval import percentile  # noqa: E402 - a sibling script
 
 DIM = 384
 CENTRES = 2_000
@@ -88,7 +90,7 @@ def vectors(block: int, seed: int, count: int = BLOCK) -> np.ndarray:
     out = real[rng.integers(0, len(real), count)]
     out += rng.standard_normal((count, DIM), dtype=np.float32) @ shape.T
     out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out.astype(np.float32)
+    return out  # float32 throughout: centres, noise and shape are
 
 
 def texts(block: int, count: int) -> list[str]:
@@ -201,11 +203,6 @@ def query(kind: str, name: str, n: int, truth_file: str) -> dict:
         hits += len({i for i, _ in found} & set(exact.tolist()))
     reader.close()
     return {"dense": dense, "bm25": bm25, "recall": hits / truth.size, "open_s": opened}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def measure(kind: str, size: int, n: int, work: Path, pg_url: str | None) -> dict:
