@@ -15,4 +15,3 @@ import os
 # disable_telemetry_events, does not stop that one). pocketrag sends nothing it is not
 # asked to: the library reads this variable when it starts, so it is set before any import.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-
